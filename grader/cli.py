@@ -1,0 +1,103 @@
+"""The `grader` command: a few lines per command over the library.
+
+Errors in the user's input print as one line on stderr with exit status 2; Ctrl-C exits 130 and
+leaves `--out` as it was.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from grader.errors import GraderError
+
+app = typer.Typer(
+    help="Grade short-answer exams offline: exact MCQs, rubric points matched by sentence embeddings.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+errors = Console(stderr=True)
+
+RubricArg = Annotated[Path, typer.Argument(help="Rubric YAML file (see rubrics/dl-midsem.yaml).", show_default=False)]
+
+
+@app.command()
+def validate(rubric: RubricArg) -> None:
+    """Check a rubric file and list its questions; exit 2 with the problem if it is invalid."""
+    from grader.rubric import McqQuestion, load_rubric
+
+    loaded = load_rubric(rubric)
+    table = Table(title=f"{loaded.exam}: {loaded.title}".rstrip(": "), title_justify="left")
+    for column in ("question", "type", "marks", "key / points"):
+        table.add_column(column)
+    for q in loaded.questions:
+        if isinstance(q, McqQuestion):
+            detail = "void (everyone scores)" if q.void else ", ".join(q.keys)
+        else:
+            detail = ", ".join(f"{p.id} ({p.marks:g})" for p in q.points)
+        table.add_row(q.id, q.type, f"{q.marks:g}", detail)
+    console.print(table)
+    console.print(f"[green]valid[/]: {len(loaded.questions)} questions, {loaded.max_total:g} marks, fingerprint {loaded.fingerprint}")
+
+
+@app.command()
+def grade(
+    rubric: RubricArg,
+    answers: Annotated[Path, typer.Argument(help="Answers CSV: wide (student_id + one column per question) or long (student_id,question_id,answer).", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for marks.csv, totals.csv, evidence.jsonl and run.json.")] = Path("results"),
+    model: Annotated[Path | None, typer.Option(help="Local sentence-transformers model directory [default: the packaged all-MiniLM-L6-v2].")] = None,
+    device: Annotated[str, typer.Option(help="auto (CUDA if available), cpu or cuda.")] = "auto",
+    batch_size: Annotated[int, typer.Option(help="Texts per model batch.")] = 64,
+) -> None:
+    """Grade every answer and write the marks with their evidence into --out."""
+    from grader.embed import Encoder
+    from grader.grade import grade as grade_run
+    from grader.results import summarise, write_results
+    from grader.rubric import load_rubric
+    from grader.submissions import read_submissions
+
+    loaded = load_rubric(rubric)
+    submissions = read_submissions(answers, loaded.question_ids)
+    with console.status("Loading the embedding model..."):
+        encoder = Encoder.load(model, device=device, batch_size=batch_size)
+    with Progress(
+        TextColumn("Encoding answers"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True
+    ) as bar:
+        task = bar.add_task("encode", total=None)
+        grades = grade_run(loaded, submissions, encoder, progress=lambda done, total: bar.update(task, completed=done, total=total))
+    write_results(out, grades, loaded, submissions)
+    _print_summary(summarise(grades, loaded), grades, loaded)
+    console.print(f"Wrote marks.csv, totals.csv, evidence.jsonl, run.json to [bold]{out}[/] ({encoder.name} on {encoder.device}).")
+
+
+def _print_summary(rows, grades, rubric) -> None:
+    table = Table(title=f"{rubric.exam}: {len(grades.students)} students", title_justify="left")
+    for column in ("question", "type", "max", "mean", "full", "partial", "zero", "flagged"):
+        table.add_column(column, justify="left" if column in ("question", "type") else "right")
+    for r in rows:
+        table.add_row(r.question_id, r.kind, f"{r.max_mark:g}", f"{r.mean:.2f}", str(r.full), str(r.partial), str(r.zero), str(r.flagged) if r.flagged else "")
+    console.print(table)
+
+
+def main() -> None:
+    """Entry point: run the app, turning user errors into one line and a non-zero exit."""
+    try:
+        app()
+    except GraderError as exc:
+        errors.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        errors.print("interrupted: no output was written")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,29 @@
+"""Shared fixtures. The real model is loaded once per test session (it costs seconds)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+ROOT = Path(__file__).resolve().parent.parent
+RUBRIC = ROOT / "rubrics" / "dl-midsem.yaml"
+SAMPLE = ROOT / "submissions" / "dl-midsem-sample.csv"
+SAMPLE_MARKS = ROOT / "submissions" / "dl-midsem-sample-marks.csv"
+
+
+@pytest.fixture(scope="session")
+def encoder():
+    from grader.embed import Encoder
+
+    return Encoder.load(device="cpu")
+
+
+@pytest.fixture(scope="session")
+def rubric():
+    from grader.rubric import load_rubric
+
+    return load_rubric(RUBRIC)

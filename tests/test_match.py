@@ -1,0 +1,83 @@
+"""Matching on the real model: these are the behaviours a TA would notice."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from grader.match import DEFAULT_CURVE, CreditCurve, QuestionVectors, best_similarities, find_pattern, point_matches, round_to_step
+from grader.segment import segments
+
+
+def _match(rubric, encoder, question_id: str, answer: str):
+    question = rubric.question(question_id)
+    segs = segments(answer)
+    texts = [t for p in question.points for t in p.phrasings]
+    vectors = dict(zip(texts + segs, encoder.encode(texts + segs)))
+    best, argbest = best_similarities(np.stack([vectors[s] for s in segs]), [len(segs)], QuestionVectors.build(question, vectors.__getitem__))
+    return {m.point_id: m for m in point_matches(question, answer, segs, best[0], argbest[0], DEFAULT_CURVE)}
+
+
+def test_a_paraphrase_with_other_words_outscores_an_off_topic_answer(rubric, encoder):
+    paraphrase = "Sines and cosines cannot follow a sudden jump in a function, but a net with a squashing nonlinearity can fit it."
+    off_topic = "Dropout randomly switches off neurons during training to reduce overfitting."
+    good = _match(rubric, encoder, "I4", paraphrase)["any-function"]
+    bad = _match(rubric, encoder, "I4", off_topic)["any-function"]
+    assert good.similarity > bad.similarity + 0.15
+    assert good.credit > bad.credit
+
+
+def test_evidence_is_the_segment_that_made_the_point(rubric, encoder):
+    answer = (
+        "Grad-CAM++ is a visualisation method used a lot in practice. If the activation were a polynomial, "
+        "hmm no. Negative values mean that lowering the activation would raise the class score, "
+        "and ReLU keeps only the positive contributions in the heatmap."
+    )
+    found = _match(rubric, encoder, "A1a", answer)
+    assert "ReLU keeps only the positive" in found["keep-positive"].evidence
+    assert "Negative values" in found["negative-meaning"].evidence
+    assert found["keep-positive"].credit == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    "formula",
+    [
+        "W ~ U(-sqrt(6/(n_in+n_out)), sqrt(6/(n_in+n_out)))",
+        "uniform in [-√(6/(nin + nout)), +√(6/(nin + nout))]",
+        "limit = sqrt(6)/sqrt(fan_in + fan_out)",
+        "W ~ N(0, 2/(n_in+n_out))",
+        "for relu he init: std = sqrt(2/n_in)",
+    ],
+)
+def test_a_pattern_catches_the_formula_in_its_spellings(rubric, encoder, formula):
+    found = _match(rubric, encoder, "I3", formula)["formula"]
+    assert found.pattern is not None and found.credit == 1.0
+    assert found.evidence == found.pattern and found.pattern in formula
+
+
+def test_wrong_formulas_are_not_caught_by_patterns(rubric):
+    patterns = rubric.question("I3").points[0].patterns
+    for wrong in ["W ~ U(-sqrt(1/n), sqrt(1/n))", "6/(n_in*n_out)", "sqrt(6/(n_in - n_out))"]:
+        assert find_pattern(patterns, wrong) is None, wrong
+
+
+def test_credit_curve_and_rounding():
+    curve = CreditCurve(0.4, 0.6)
+    assert curve.credit(np.array([0.3, 0.5, 0.9])).tolist() == pytest.approx([0.0, 0.5, 1.0])
+    with pytest.raises(ValueError):
+        CreditCurve(0.6, 0.4)
+    assert round_to_step(0.74, 0.5, 1) == 0.5
+    assert round_to_step(0.75, 0.5, 1) == 1.0
+    assert round_to_step(0.3, 0.25, 1) == 0.25
+    assert round_to_step(1.3, 0.5, 1) == 1.0
+
+
+def test_best_similarities_is_matrix_work_over_many_answers():
+    rng = np.random.default_rng(0)
+    segs = rng.normal(size=(7, 4)).astype(np.float32)
+    phr = QuestionVectors(rng.normal(size=(3, 4)).astype(np.float32), np.array([0, 2]))
+    best, arg = best_similarities(segs, [3, 4], phr)
+    sims = segs @ phr.rows.T
+    per_point = np.stack([sims[:, :2].max(1), sims[:, 2]], axis=1)
+    assert best == pytest.approx(np.stack([per_point[:3].max(0), per_point[3:].max(0)]))
+    assert arg[1].tolist() == per_point[3:].argmax(0).tolist()

@@ -1,0 +1,36 @@
+from grader.segment import clauses, segments, sentences
+
+
+def test_blank_answer_has_no_segments():
+    assert segments("   \n ") == []
+
+
+def test_sentences_keep_abbreviations_and_decimals():
+    text = "Use e.g. sigmoid with step 0.5 here. Then it works! Does it?"
+    assert sentences(text) == ["Use e.g. sigmoid with step 0.5 here.", "Then it works!", "Does it?"]
+
+
+def test_bullets_and_lines_are_sentences():
+    assert sentences("No.\n- second order grads are noisy\n2) so it fails") == [
+        "No.",
+        "second order grads are noisy",
+        "so it fails",
+    ]
+
+
+def test_a_point_made_in_half_a_sentence_gets_its_own_segment():
+    answer = "Negative values are ignored, because ReLU keeps only the positive evidence for the class."
+    assert "because ReLU keeps only the positive evidence for the class." in segments(answer)
+
+
+def test_formulas_in_brackets_are_not_cut():
+    answer = "W ~ U(-sqrt(6/(n_in+n_out)), sqrt(6/(n_in+n_out))), which keeps the variance, so it trains."
+    assert clauses(answer)[0] == "W ~ U(-sqrt(6/(n_in+n_out)), sqrt(6/(n_in+n_out)))"
+
+
+def test_segments_are_unique_and_ordered():
+    answer = "It collapses. It collapses. The UAT fails, so polynomials are not dense."
+    found = segments(answer)
+    assert len(found) == len(set(found))
+    assert found[0] == answer  # short answers are also compared whole
+    assert found == segments(answer)
