@@ -15,7 +15,7 @@ from grader.agreement import agreement, read_human_marks  # noqa: E402
 from grader.embed import Encoder  # noqa: E402
 from grader.grade import Grades, grade  # noqa: E402
 from grader.rubric import Rubric, ShortQuestion, load_rubric  # noqa: E402
-from grader.submissions import read_submissions  # noqa: E402
+from grader.submissions import Submissions, read_submissions  # noqa: E402
 
 RUBRIC = ROOT / "rubrics" / "dl-midsem.yaml"
 SAMPLE = ROOT / "submissions" / "dl-midsem-sample.csv"
@@ -25,14 +25,19 @@ MARKS = ROOT / "submissions" / "dl-midsem-sample-marks.csv"
 @dataclass
 class DevSet:
     rubric: Rubric
+    submissions: Submissions
+    encoder: Encoder
     grades: Grades
+    """Graded with the shipped defaults."""
     human: dict[tuple[str, str], float]
 
 
 def load_devset() -> DevSet:
     rubric = load_rubric(RUBRIC)
-    grades = grade(rubric, read_submissions(SAMPLE, rubric.question_ids), Encoder.load(device="cpu"))
-    return DevSet(rubric, grades, read_human_marks(MARKS, set(rubric.question_ids)))
+    submissions = read_submissions(SAMPLE, rubric.question_ids)
+    encoder = Encoder.load(device="cpu")
+    grades = grade(rubric, submissions, encoder)
+    return DevSet(rubric, submissions, encoder, grades, read_human_marks(MARKS, set(rubric.question_ids)))
 
 
 def short_errors(dev: DevSet, grades: Grades, students: set[str] | None = None) -> list[float]:

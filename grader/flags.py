@@ -14,7 +14,7 @@ BORDERLINE_MARGIN = 0.15
 @dataclass(frozen=True)
 class Flag:
     code: str
-    """Short, stable, machine-readable: blank, unreadable-choice, borderline."""
+    """Short, stable, machine-readable: blank, unreadable-choice, contradiction, borderline."""
     reason: str
     """One sentence for the TA."""
 
@@ -25,6 +25,10 @@ def blank() -> Flag:
 
 def unreadable_choice(problem: str) -> Flag:
     return Flag("unreadable-choice", f"MCQ answer could not be read: {problem}")
+
+
+def contradiction(point_id: str, text: str) -> Flag:
+    return Flag("contradiction", f"'{text}' says the opposite of point {point_id}: no credit given for it")
 
 
 def borderline(raw: float, step: float) -> Flag | None:

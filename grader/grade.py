@@ -19,10 +19,12 @@ from grader.match import (
     DEFAULT_CURVE,
     CreditCurve,
     PointMatch,
+    TOPIC_WEIGHT,
     QuestionVectors,
-    best_similarities,
+    best_matches,
     point_matches,
     round_to_step,
+    texts_to_encode,
 )
 from grader.mcq import read_choice, score_choice
 from grader.rubric import McqQuestion, Rubric, ShortQuestion
@@ -75,13 +77,14 @@ def grade(
     encoder: TextEncoder,
     curve: CreditCurve = DEFAULT_CURVE,
     progress: Progress | None = None,
+    topic_weight: float = TOPIC_WEIGHT,
 ) -> Grades:
-    """Grade every student on every question of the rubric."""
+    """Grade every student on every question of the rubric (see `grader.match` for the scoring)."""
     shorts = [q for q in rubric.questions if isinstance(q, ShortQuestion)]
     pieces = {
         (s, q.id): segments(submissions.answer(s, q.id)) for q in shorts for s in submissions.students
     }
-    texts = [t for q in shorts for p in q.points for t in p.phrasings]
+    texts = [t for q in shorts for t in texts_to_encode(q)]
     texts += [t for segs in pieces.values() for t in segs]
     unique = list(dict.fromkeys(texts))
     vectors = encoder.encode(unique, progress=progress) if unique else np.zeros((0, 1), np.float32)
@@ -95,10 +98,10 @@ def grade(
             block = answered[start : start + ANSWER_BLOCK]
             segs = [pieces[(s, question.id)] for s in block]
             seg_rows = vectors[[row[t] for ss in segs for t in ss]]
-            best, argbest = best_similarities(seg_rows, [len(ss) for ss in segs], phrasings)
+            best = best_matches(seg_rows, [len(ss) for ss in segs], phrasings, topic_weight)
             for i, student in enumerate(block):
                 answer = submissions.answer(student, question.id)
-                matches = point_matches(question, answer, segs[i], best[i], argbest[i], curve)
+                matches = point_matches(question, answer, segs[i], best, i, curve)
                 short_grades[(student, question.id)] = _short_grade(student, question, matches)
 
     items = []
@@ -127,7 +130,7 @@ def apply_curve(grades: Grades, rubric: Rubric, curve: CreditCurve) -> Grades:
         question = rubric.question(g.question_id)
         if isinstance(question, ShortQuestion) and g.points:
             matches = tuple(
-                replace(m, credit=1.0 if m.pattern is not None else float(curve.credit(m.similarity)))
+                replace(m, credit=_credit(m, curve))
                 for m in g.points
             )
             g = _short_grade(g.student_id, question, matches)
@@ -135,11 +138,21 @@ def apply_curve(grades: Grades, rubric: Rubric, curve: CreditCurve) -> Grades:
     return replace(grades, curve=curve, items=tuple(items))
 
 
+def _credit(match: PointMatch, curve: CreditCurve) -> float:
+    if match.pattern is not None:
+        return 1.0
+    if match.contradiction is not None:
+        return 0.0
+    return float(curve.credit(match.score))
+
+
 def _short_grade(student: str, question: ShortQuestion, matches: tuple[PointMatch, ...]) -> QuestionGrade:
     raw = sum(m.marks * m.credit for m in matches)
     mark = round_to_step(raw, question.step, question.marks)
+    found = [flagging.contradiction(m.point_id, m.contradiction) for m in matches if m.contradiction is not None]
     near = flagging.borderline(raw, question.step)
-    return QuestionGrade(student, question.id, mark, question.marks, raw, (near,) if near else (), None, matches)
+    found += [near] if near else []
+    return QuestionGrade(student, question.id, mark, question.marks, raw, tuple(found), None, matches)
 
 
 def _mcq_grade(student: str, question: McqQuestion, answer: str) -> QuestionGrade:

@@ -70,9 +70,11 @@ def evidence_jsonl(grades: Grades) -> str:
                     "point_id": p.point_id,
                     "point_marks": p.marks,
                     "similarity": round(p.similarity, 4),
+                    "score": round(p.score, 4),
                     "credit": round(p.credit, 4),
                     "evidence": p.evidence,
                     "pattern": p.pattern,
+                    "contradiction": p.contradiction,
                     "flags": [f.reason for f in g.flags],
                 }
             )

@@ -34,9 +34,12 @@ class Point(_Model):
     alternatives: tuple[str, ...] = ()
     """Other correct phrasings (He/Kaiming, the normal form of Xavier...): the best one counts."""
     patterns: tuple[str, ...] = ()
-    """Regular expressions (case-insensitive) for formulas and terms embeddings read badly."""
+    """Regular expressions (case-insensitive) for formulas and terms embeddings read badly: a match earns the point."""
+    contradictions: tuple[str, ...] = ()
+    """Regular expressions for saying the opposite ("Yes, it is better" against a "No" verdict), which
+    embeddings cannot tell apart: unless a pattern matched, a match earns nothing and flags the answer."""
 
-    @field_validator("patterns")
+    @field_validator("patterns", "contradictions")
     @classmethod
     def _patterns_compile(cls, patterns: tuple[str, ...]) -> tuple[str, ...]:
         for pattern in patterns:

@@ -5,17 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from grader.match import DEFAULT_CURVE, CreditCurve, QuestionVectors, best_similarities, find_pattern, point_matches, round_to_step
+from grader.match import DEFAULT_CURVE, CreditCurve, QuestionVectors, best_matches, find_pattern, point_matches, round_to_step, texts_to_encode
 from grader.segment import segments
 
 
 def _match(rubric, encoder, question_id: str, answer: str):
     question = rubric.question(question_id)
     segs = segments(answer)
-    texts = [t for p in question.points for t in p.phrasings]
+    texts = texts_to_encode(question)
     vectors = dict(zip(texts + segs, encoder.encode(texts + segs)))
-    best, argbest = best_similarities(np.stack([vectors[s] for s in segs]), [len(segs)], QuestionVectors.build(question, vectors.__getitem__))
-    return {m.point_id: m for m in point_matches(question, answer, segs, best[0], argbest[0], DEFAULT_CURVE)}
+    best = best_matches(np.stack([vectors[s] for s in segs]), [len(segs)], QuestionVectors.build(question, vectors.__getitem__))
+    return {m.point_id: m for m in point_matches(question, answer, segs, best, 0, DEFAULT_CURVE)}
 
 
 def test_a_paraphrase_with_other_words_outscores_an_off_topic_answer(rubric, encoder):
@@ -24,7 +24,18 @@ def test_a_paraphrase_with_other_words_outscores_an_off_topic_answer(rubric, enc
     good = _match(rubric, encoder, "I4", paraphrase)["any-function"]
     bad = _match(rubric, encoder, "I4", off_topic)["any-function"]
     assert good.similarity > bad.similarity + 0.15
+    assert good.score > bad.score + 0.1
     assert good.credit > bad.credit
+
+
+def test_restating_the_topic_earns_less_than_making_the_point(rubric, encoder):
+    """Naming the question's subjects is not an answer: the topic discount keeps it below the point."""
+    topical = "Fourier series is used for signals and neural network is used for images."
+    point = "Neural networks are nonlinear so they can approximate discontinuous functions, which Fourier series cannot."
+    said = _match(rubric, encoder, "I4", point)["any-function"]
+    named = _match(rubric, encoder, "I4", topical)["any-function"]
+    assert named.similarity > 0.6  # plain cosine alone sits high for it
+    assert said.credit == 1.0 and named.credit < 1.0
 
 
 def test_evidence_is_the_segment_that_made_the_point(rubric, encoder):
@@ -76,8 +87,17 @@ def test_best_similarities_is_matrix_work_over_many_answers():
     rng = np.random.default_rng(0)
     segs = rng.normal(size=(7, 4)).astype(np.float32)
     phr = QuestionVectors(rng.normal(size=(3, 4)).astype(np.float32), np.array([0, 2]))
-    best, arg = best_similarities(segs, [3, 4], phr)
+    best = best_matches(segs, [3, 4], phr)
     sims = segs @ phr.rows.T
     per_point = np.stack([sims[:, :2].max(1), sims[:, 2]], axis=1)
-    assert best == pytest.approx(np.stack([per_point[:3].max(0), per_point[3:].max(0)]))
-    assert arg[1].tolist() == per_point[3:].argmax(0).tolist()
+    assert best.score == pytest.approx(np.stack([per_point[:3].max(0), per_point[3:].max(0)]))
+    assert best.segment[1].tolist() == per_point[3:].argmax(0).tolist()
+    assert best.similarity == pytest.approx(best.score)  # no prompt: no topic discount
+
+
+def test_topic_discount_is_subtracted_per_segment():
+    segs = np.eye(3, dtype=np.float32)
+    question = QuestionVectors(np.array([[0.6, 0.8, 0.0]], np.float32), np.array([0]), prompt=np.array([0.0, 1.0, 0.0], np.float32))
+    best = best_matches(segs, [3], question, topic_weight=0.5)
+    # segment 0: 0.6 - 0; segment 1: 0.8 - 0.5 = 0.3; so segment 0 wins with raw cosine 0.6
+    assert best.segment[0, 0] == 0 and best.score[0, 0] == pytest.approx(0.6) and best.similarity[0, 0] == pytest.approx(0.6)
