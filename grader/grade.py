@@ -49,6 +49,8 @@ class QuestionGrade:
     choice: str | None = None
     """The MCQ letter read from the answer, or None."""
     points: tuple[PointMatch, ...] = ()
+    words: int = 0
+    """Length of the answer in words (a calibration feature)."""
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,7 @@ def grade(
             for i, student in enumerate(block):
                 answer = submissions.answer(student, question.id)
                 matches = point_matches(question, answer, segs[i], best, i, curve)
-                short_grades[(student, question.id)] = _short_grade(student, question, matches)
+                short_grades[(student, question.id)] = _short_grade(student, question, matches, len(answer.split()))
 
     items = []
     for student in submissions.students:
@@ -133,7 +135,7 @@ def apply_curve(grades: Grades, rubric: Rubric, curve: CreditCurve) -> Grades:
                 replace(m, credit=_credit(m, curve))
                 for m in g.points
             )
-            g = _short_grade(g.student_id, question, matches)
+            g = _short_grade(g.student_id, question, matches, g.words)
         items.append(g)
     return replace(grades, curve=curve, items=tuple(items))
 
@@ -146,13 +148,13 @@ def _credit(match: PointMatch, curve: CreditCurve) -> float:
     return float(curve.credit(match.score))
 
 
-def _short_grade(student: str, question: ShortQuestion, matches: tuple[PointMatch, ...]) -> QuestionGrade:
+def _short_grade(student: str, question: ShortQuestion, matches: tuple[PointMatch, ...], words: int) -> QuestionGrade:
     raw = sum(m.marks * m.credit for m in matches)
     mark = round_to_step(raw, question.step, question.marks)
     found = [flagging.contradiction(m.point_id, m.contradiction) for m in matches if m.contradiction is not None]
     near = flagging.borderline(raw, question.step)
     found += [near] if near else []
-    return QuestionGrade(student, question.id, mark, question.marks, raw, tuple(found), None, matches)
+    return QuestionGrade(student, question.id, mark, question.marks, raw, tuple(found), None, matches, words)
 
 
 def _mcq_grade(student: str, question: McqQuestion, answer: str) -> QuestionGrade:

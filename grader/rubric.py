@@ -21,6 +21,12 @@ from grader.errors import InputError
 _TOLERANCE = 1e-9
 
 
+def _refuse_duplicates(kind: str, ids: list[str]) -> None:
+    duplicated = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicated:
+        raise ValueError(f"{kind} id {', '.join(duplicated)} is used twice")
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
@@ -109,10 +115,7 @@ class ShortQuestion(_Model):
 
     @model_validator(mode="after")
     def _marks_add_up(self) -> ShortQuestion:
-        ids = [p.id for p in self.points]
-        duplicated = sorted({i for i in ids if ids.count(i) > 1})
-        if duplicated:
-            raise ValueError(f"point id {', '.join(duplicated)} is used twice")
+        _refuse_duplicates("point", [p.id for p in self.points])
         total = sum(p.marks for p in self.points)
         if not math.isclose(total, self.marks, abs_tol=1e-6):
             raise ValueError(f"point marks add up to {total:g}, but the question is worth {self.marks:g}")
@@ -135,10 +138,7 @@ class Rubric(_Model):
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Rubric:
-        ids = [q.id for q in self.questions]
-        duplicated = sorted({i for i in ids if ids.count(i) > 1})
-        if duplicated:
-            raise ValueError(f"question id {', '.join(duplicated)} is used twice")
+        _refuse_duplicates("question", [q.id for q in self.questions])
         return self
 
     @property

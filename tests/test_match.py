@@ -101,3 +101,11 @@ def test_topic_discount_is_subtracted_per_segment():
     best = best_matches(segs, [3], question, topic_weight=0.5)
     # segment 0: 0.6 - 0; segment 1: 0.8 - 0.5 = 0.3; so segment 0 wins with raw cosine 0.6
     assert best.segment[0, 0] == 0 and best.score[0, 0] == pytest.approx(0.6) and best.similarity[0, 0] == pytest.approx(0.6)
+
+
+def test_a_stated_opposite_earns_nothing_where_embeddings_would_pay(rubric, encoder):
+    wrong = _match(rubric, encoder, "A1c", "Yes, Grad-CAM++ will be better with noisy gradients.")["verdict-no"]
+    assert wrong.similarity > 0.7  # the embedding alone cannot see the verdict is reversed
+    assert wrong.credit == 0.0 and wrong.contradiction == "Yes" and wrong.evidence == "Yes"
+    right = _match(rubric, encoder, "A1c", "It won't be better, the second derivatives amplify noise.")["verdict-no"]
+    assert right.credit == 1.0 and right.pattern == "won't be better" and right.contradiction is None

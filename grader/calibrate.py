@@ -1,0 +1,276 @@
+"""Learn how match scores map to marks for one exam, from answers a TA has marked.
+
+`Calibrator` follows the scikit-learn contract: parameters in the constructor, `fit` learns,
+`predict` answers, fitted state ends in `_`. It compares several ways of turning the per-point
+evidence of an answer into its mark and keeps the one with the lowest cross-validated error:
+
+- ``default``: the uncalibrated mark (the shipped credit curve), as the bar to beat;
+- ``isotonic``: per question, a monotone map from the default mark to the TA's mark (questions with
+  fewer than `min_per_question` marked answers use one map pooled over all questions);
+- ``pooled``: one ridge model over all questions on question-agnostic features (default mark,
+  weighted match score, best/worst point score, pattern hits, contradictions, answer length),
+  followed by a monotone map, so a question with few marks borrows strength from the others;
+- ``thresholds``: per question, the credit curve (low, high) that best fits the TA's marks (pooled
+  when a question has too few), i.e. per-point thresholds under the question's own marks.
+
+Blank answers stay 0 and MCQs are never touched. The fitted state is plain numbers, saved as a
+versioned JSON file that records the model and rubric it was fitted with (`grader.calibration_file`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import Ridge
+from sklearn.model_selection import KFold
+
+from grader import flags as flagging
+from grader.errors import GraderError
+from grader.grade import Grades, QuestionGrade, apply_curve
+from grader.match import DEFAULT_CURVE, CreditCurve, round_to_step
+from grader.rubric import Rubric, ShortQuestion
+
+METHODS = ("default", "isotonic", "pooled", "thresholds")
+FEATURES = (
+    "default_share",
+    "weighted_score",
+    "best_score",
+    "worst_score",
+    "credit_share",
+    "pattern_share",
+    "contradicted",
+    "log_words",
+)
+_CURVES = [
+    CreditCurve(round(low, 3), round(low + width, 3))
+    for low in np.arange(0.0, 0.65, 0.025)
+    for width in (0.05, 0.1, 0.15, 0.2, 0.3, 0.4)
+    if low + width <= 1.0
+]
+
+
+@dataclass(frozen=True)
+class Example:
+    """A marked short answer: the machine's grade and the TA's mark."""
+
+    question: ShortQuestion
+    grade: QuestionGrade
+    human: float
+
+
+def answer_features(question: ShortQuestion, grade: QuestionGrade) -> np.ndarray:
+    """Question-agnostic features of one graded, non-blank answer (order: FEATURES)."""
+    weights = np.array([p.marks for p in grade.points]) / question.marks
+    scores = np.array([p.score for p in grade.points])
+    credits = np.array([p.credit for p in grade.points])
+    return np.array(
+        [
+            grade.raw_mark / question.marks,
+            float(weights @ scores),
+            float(scores.max()),
+            float(scores.min()),
+            float(weights @ credits),
+            float(np.mean([p.pattern is not None for p in grade.points])),
+            float(any(p.contradiction is not None for p in grade.points)),
+            math.log1p(grade.words),
+        ]
+    )
+
+
+def examples(grades: Grades, rubric: Rubric, human: Mapping[tuple[str, str], float]) -> list[Example]:
+    """The non-blank short answers that a TA marked, paired with those marks."""
+    found = []
+    for g in grades.items:
+        question = rubric.question(g.question_id)
+        key = (g.student_id, g.question_id)
+        if isinstance(question, ShortQuestion) and g.points and key in human:
+            found.append(Example(question, g, float(human[key])))
+    return found
+
+
+class Calibrator:
+    """Fit a score-to-mark map per exam; choose the method by cross-validation (lower MAE wins)."""
+
+    def __init__(self, method: str = "auto", cv: int = 5, min_per_question: int = 10, random_state: int = 0):
+        self.method = method
+        self.cv = cv
+        self.min_per_question = min_per_question
+        self.random_state = random_state
+
+    # ---- fitting -------------------------------------------------------------------------
+    def fit(self, grades: Grades, rubric: Rubric, human: Mapping[tuple[str, str], float]) -> Calibrator:
+        if self.method != "auto" and self.method not in METHODS:
+            raise GraderError(f"unknown calibration method {self.method!r}: use auto or one of {', '.join(METHODS)}")
+        found = examples(grades, rubric, human)
+        if len(found) < 2:
+            raise GraderError(
+                f"calibration needs marked, non-blank short answers; found {len(found)} "
+                "(do the marks file's student ids and question ids match the answers?)"
+            )
+        self.rubric_fingerprint_ = grades.rubric_fingerprint
+        self.model_ = grades.model
+        self.counts_ = {q: sum(e.question.id == q for e in found) for q in dict.fromkeys(e.question.id for e in found)}
+        self.cv_mae_ = self._cross_validate(found)
+        candidates = METHODS if self.method == "auto" else (self.method,)
+        self.method_ = min(candidates, key=lambda m: (round(self.cv_mae_[m], 9), METHODS.index(m)))
+        self.params_ = _fit(self.method_, found, self.min_per_question)
+        return self
+
+    def _cross_validate(self, found: list[Example]) -> dict[str, float]:
+        """Mean absolute error of rounded marks on held-out answers, per method."""
+        folds = min(self.cv, len(found))
+        if folds < 2:
+            return {m: math.nan for m in METHODS}
+        splitter = KFold(folds, shuffle=True, random_state=self.random_state)
+        errors: dict[str, list[float]] = {m: [] for m in METHODS}
+        for train, test in splitter.split(found):
+            fit_on = [found[i] for i in train]
+            held = [found[i] for i in test]
+            for m in METHODS:
+                params = _fit(m, fit_on, self.min_per_question)
+                predicted = _predict(m, params, held)
+                errors[m] += [abs(p - e.human) for p, e in zip(predicted, held)]
+        return {m: float(np.mean(v)) for m, v in errors.items()}
+
+    # ---- predicting ----------------------------------------------------------------------
+    def predict(self, grades: Grades, rubric: Rubric) -> Grades:
+        """The same grades with calibrated marks on every non-blank short answer."""
+        self._check_fitted()
+        items = list(grades.items)
+        todo = [
+            (i, rubric.question(g.question_id))
+            for i, g in enumerate(items)
+            if g.points and isinstance(rubric.question(g.question_id), ShortQuestion)
+        ]
+        if self.method_ == "thresholds":
+            for i, question in todo:
+                curve = CreditCurve(*self.params_["curves"].get(question.id, self.params_["pooled"]))
+                items[i] = _regrade_one(items[i], rubric, curve)
+            return replace(grades, items=tuple(items))
+        found = [Example(q, items[i], math.nan) for i, q in todo]
+        marks = _predict(self.method_, self.params_, found, rounded=False)
+        for (i, question), raw in zip(todo, marks):
+            items[i] = _with_mark(items[i], question, raw)
+        return replace(grades, items=tuple(items))
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "params_"):
+            raise GraderError("this calibrator is not fitted: call fit() or load a calibration file")
+
+
+# ---- the methods, as pure functions of examples -> params -> marks --------------------------
+
+
+def _fit(method: str, found: Sequence[Example], min_per_question: int) -> dict:
+    if method == "default":
+        return {}
+    if method == "isotonic":
+        pooled = _isotonic([_share(e) for e in found], [e.human / e.question.marks for e in found])
+        per = {}
+        for qid, group in _by_question(found).items():
+            if len(group) >= min_per_question:
+                per[qid] = _isotonic([_share(e) for e in group], [e.human / e.question.marks for e in group])
+        return {"pooled": pooled, "questions": per}
+    if method == "pooled":
+        x = np.stack([answer_features(e.question, e.grade) for e in found])
+        y = np.array([e.human / e.question.marks for e in found])
+        mean, scale = x.mean(axis=0), x.std(axis=0)
+        scale[scale == 0] = 1.0
+        ridge = Ridge(alpha=1.0).fit((x - mean) / scale, y)
+        linear = ridge.predict((x - mean) / scale)
+        return {
+            "mean": mean.tolist(),
+            "scale": scale.tolist(),
+            "coef": ridge.coef_.tolist(),
+            "intercept": float(ridge.intercept_),
+            "monotone": _isotonic(linear.tolist(), y.tolist()),
+        }
+    if method == "thresholds":
+        pooled = _best_curve(found)
+        curves = {
+            qid: _best_curve(group)
+            for qid, group in _by_question(found).items()
+            if len(group) >= min_per_question
+        }
+        return {"pooled": pooled, "curves": curves}
+    raise ValueError(method)
+
+
+def _predict(method: str, params: dict, found: Sequence[Example], rounded: bool = True) -> list[float]:
+    """Marks (rounded to each question's step unless `rounded` is False) for examples."""
+    if method == "thresholds":
+        marks = []
+        for e in found:
+            curve = CreditCurve(*params["curves"].get(e.question.id, params["pooled"]))
+            raw = _raw_under(e, curve)
+            marks.append(round_to_step(raw, e.question.step, e.question.marks) if rounded else raw)
+        return marks
+    if method == "default":
+        shares = np.array([_share(e) for e in found])
+    elif method == "isotonic":
+        shares = np.array(
+            [_interp(params["questions"].get(e.question.id, params["pooled"]), _share(e)) for e in found]
+        )
+    elif method == "pooled":
+        x = np.stack([answer_features(e.question, e.grade) for e in found])
+        linear = ((x - np.array(params["mean"])) / np.array(params["scale"])) @ np.array(params["coef"])
+        shares = np.array([_interp(params["monotone"], v) for v in linear + params["intercept"]])
+    else:
+        raise ValueError(method)
+    raw = [float(np.clip(s, 0, 1)) * e.question.marks for s, e in zip(shares, found)]
+    return [round_to_step(r, e.question.step, e.question.marks) for r, e in zip(raw, found)] if rounded else raw
+
+
+def _share(e: Example) -> float:
+    return e.grade.raw_mark / e.question.marks
+
+
+def _by_question(found: Sequence[Example]) -> dict[str, list[Example]]:
+    groups: dict[str, list[Example]] = {}
+    for e in found:
+        groups.setdefault(e.question.id, []).append(e)
+    return groups
+
+
+def _isotonic(x: Sequence[float], y: Sequence[float]) -> dict[str, list[float]]:
+    """A monotone map stored as its breakpoints (np.interp between them, clipped at the ends)."""
+    fitted = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(x, y)
+    return {"x": fitted.X_thresholds_.tolist(), "y": fitted.y_thresholds_.tolist()}
+
+
+def _interp(curve: Mapping[str, list[float]], value: float) -> float:
+    if len(curve["x"]) == 1:
+        return float(curve["y"][0])
+    return float(np.interp(value, curve["x"], curve["y"]))
+
+
+def _raw_under(e: Example, curve: CreditCurve) -> float:
+    total = 0.0
+    for p in e.grade.points:
+        credit = 1.0 if p.pattern is not None else 0.0 if p.contradiction is not None else float(curve.credit(p.score))
+        total += p.marks * credit
+    return total
+
+
+def _best_curve(found: Sequence[Example]) -> tuple[float, float]:
+    def error(curve: CreditCurve) -> float:
+        return float(np.mean([abs(round_to_step(_raw_under(e, curve), e.question.step, e.question.marks) - e.human) for e in found]))
+
+    best = min(_CURVES, key=lambda c: (round(error(c), 9), abs(c.low - DEFAULT_CURVE.low) + abs(c.high - DEFAULT_CURVE.high)))
+    return (best.low, best.high)
+
+
+def _regrade_one(grade: QuestionGrade, rubric: Rubric, curve: CreditCurve) -> QuestionGrade:
+    single = Grades("", "", "", curve, (grade.student_id,), (grade,))
+    return apply_curve(single, rubric, curve).items[0]
+
+
+def _with_mark(grade: QuestionGrade, question: ShortQuestion, raw: float) -> QuestionGrade:
+    mark = round_to_step(raw, question.step, question.marks)
+    kept = tuple(f for f in grade.flags if f.code != "borderline")
+    near = flagging.borderline(raw, question.step)
+    return replace(grade, mark=mark, raw_mark=raw, flags=kept + ((near,) if near else ()))
