@@ -14,13 +14,16 @@ evidence of an answer into its mark and keeps the one with the lowest cross-vali
   when a question has too few), i.e. per-point thresholds under the question's own marks.
 
 Blank answers stay 0 and MCQs are never touched. The fitted state is plain numbers, saved as a
-versioned JSON file that records the model and rubric it was fitted with (`grader.calibration_file`).
+versioned JSON file that records the model and rubric it was fitted with, and is refused with any
+other (`save` / `load` below; the format is documented in README.md).
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -29,12 +32,15 @@ from sklearn.linear_model import Ridge
 from sklearn.model_selection import KFold
 
 from grader import flags as flagging
-from grader.errors import GraderError
+from grader.atomic import write_atomically
+from grader.errors import GraderError, InputError
 from grader.grade import Grades, QuestionGrade, apply_curve
-from grader.match import DEFAULT_CURVE, CreditCurve, round_to_step
+from grader.match import DEFAULT_CURVE, TOPIC_WEIGHT, CreditCurve, round_to_step
 from grader.rubric import Rubric, ShortQuestion
 
 METHODS = ("default", "isotonic", "pooled", "thresholds")
+FORMAT = "grader-calibration"
+FORMAT_VERSION = 1
 FEATURES = (
     "default_share",
     "weighted_score",
@@ -160,6 +166,71 @@ class Calibrator:
     def _check_fitted(self) -> None:
         if not hasattr(self, "params_"):
             raise GraderError("this calibrator is not fitted: call fit() or load a calibration file")
+
+    def check(self, rubric: Rubric, model: str, source: str = "calibration") -> None:
+        """Refuse to apply a calibration to another rubric version or another model: its numbers would lie."""
+        self._check_fitted()
+        if self.rubric_fingerprint_ != rubric.fingerprint:
+            raise GraderError(
+                f"{source}: fitted for another version of the rubric (fingerprint {self.rubric_fingerprint_}, "
+                f"this rubric is {rubric.fingerprint}): re-run `grader calibrate`"
+            )
+        if self.model_ != model:
+            raise GraderError(f"{source}: fitted with model {self.model_!r}, but grading uses {model!r}: re-run `grader calibrate`")
+
+    def to_dict(self) -> dict:
+        """The fitted state as plain JSON data (see README: calibration file format)."""
+        self._check_fitted()
+        return {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "rubric_fingerprint": self.rubric_fingerprint_,
+            "model": self.model_,
+            "topic_weight": TOPIC_WEIGHT,
+            "method": self.method_,
+            "cv_mae": self.cv_mae_,
+            "answers_per_question": self.counts_,
+            "settings": {"cv": self.cv, "min_per_question": self.min_per_question, "random_state": self.random_state},
+            "params": self.params_,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping, source: str = "calibration") -> Calibrator:
+        if not isinstance(data, Mapping) or data.get("format") != FORMAT:
+            raise InputError(source, f"not a grader calibration file (no \"format\": \"{FORMAT}\")")
+        if data.get("version") != FORMAT_VERSION:
+            raise InputError(source, f"calibration format version {data.get('version')!r}; this grader reads version {FORMAT_VERSION}")
+        if data.get("topic_weight") != TOPIC_WEIGHT:
+            raise InputError(source, "fitted with another scoring (topic weight): re-run `grader calibrate`")
+        try:
+            calibrator = cls(method=data["method"], **data["settings"])
+            calibrator.rubric_fingerprint_ = data["rubric_fingerprint"]
+            calibrator.model_ = data["model"]
+            calibrator.method_ = data["method"]
+            calibrator.cv_mae_ = dict(data["cv_mae"])
+            calibrator.counts_ = dict(data["answers_per_question"])
+            calibrator.params_ = dict(data["params"])
+        except (KeyError, TypeError) as exc:
+            raise InputError(source, f"calibration file is incomplete: missing {exc}") from None
+        if calibrator.method_ not in METHODS:
+            raise InputError(source, f"unknown calibration method {calibrator.method_!r}")
+        return calibrator
+
+
+def save(calibrator: Calibrator, path: str | Path) -> None:
+    """Write the calibration atomically as indented JSON."""
+    write_atomically({path: json.dumps(calibrator.to_dict(), indent=1, sort_keys=True) + "\n"})
+
+
+def load(path: str | Path) -> Calibrator:
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(path, "no such calibration file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(path, f"cannot read the calibration: {exc}") from None
+    return Calibrator.from_dict(data, str(path))
 
 
 # ---- the methods, as pure functions of examples -> params -> marks --------------------------
