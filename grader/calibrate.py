@@ -167,15 +167,17 @@ class Calibrator:
         if not hasattr(self, "params_"):
             raise GraderError("this calibrator is not fitted: call fit() or load a calibration file")
 
-    def check(self, rubric: Rubric, model: str, source: str = "calibration") -> None:
-        """Refuse to apply a calibration to another rubric version or another model: its numbers would lie."""
+    def check(self, rubric: Rubric, model: str | None = None, source: str = "calibration") -> None:
+        """Refuse to apply a calibration to another rubric version or another model: its numbers would lie.
+
+        Without `model`, only the rubric is checked (so a CLI can refuse before loading the model)."""
         self._check_fitted()
         if self.rubric_fingerprint_ != rubric.fingerprint:
             raise GraderError(
                 f"{source}: fitted for another version of the rubric (fingerprint {self.rubric_fingerprint_}, "
                 f"this rubric is {rubric.fingerprint}): re-run `grader calibrate`"
             )
-        if self.model_ != model:
+        if model is not None and self.model_ != model:
             raise GraderError(f"{source}: fitted with model {self.model_!r}, but grading uses {model!r}: re-run `grader calibrate`")
 
     def to_dict(self) -> dict:

