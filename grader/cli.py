@@ -23,6 +23,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+rubric_app = typer.Typer(help="Build rubrics: import one from a table of reference answers.", no_args_is_help=True)
+app.add_typer(rubric_app, name="rubric")
 console = Console()
 errors = Console(stderr=True)
 
@@ -106,6 +108,86 @@ def calibrate_command(
     console.print(table)
     counts = ", ".join(f"{q} {n}" for q, n in fitted.counts_.items())
     console.print(f"Marked answers used: {counts}. Wrote [bold]{out}[/].")
+
+
+@app.command()
+def evaluate(
+    rubric: RubricArg,
+    answers: Annotated[Path, typer.Argument(help="Answers CSV (as for `grade`).", show_default=False)],
+    marks: Annotated[Path, typer.Argument(help="Human marks: student_id,question_id,mark.", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for metrics.json and answers.csv (machine vs human per answer).")] = Path("eval"),
+    calibration: Annotated[Path | None, typer.Option(help="Calibration file to apply before comparing.")] = None,
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the confidence intervals (0: none).")] = 1000,
+    model: Annotated[Path | None, typer.Option(help="Local sentence-transformers model directory (default: the packaged all-MiniLM-L6-v2).")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    batch_size: Annotated[int, typer.Option(help="Texts per model batch.")] = 64,
+) -> None:
+    """Grade the answers and measure agreement with human marks: QWK, Pearson, Spearman, MAE, RMSE, agreement."""
+    from grader import calibrate
+    from grader.agreement import read_human_marks
+    from grader.evaluation import evaluate as evaluate_run
+    from grader.evaluation import evaluation_table, write_evaluation
+
+    loaded, submissions = _load_inputs(rubric, answers)
+    human = read_human_marks(marks, set(loaded.question_ids))
+    calibrator = calibrate.load(calibration) if calibration is not None else None
+    if calibrator is not None:
+        calibrator.check(loaded, source=str(calibration))
+    encoder = _load_encoder(model, device, batch_size)
+    if calibrator is not None:
+        calibrator.check(loaded, encoder.name, source=str(calibration))
+    grades = _grade(loaded, submissions, encoder)
+    if calibrator is not None:
+        grades = calibrator.predict(grades, loaded)
+    result = evaluate_run(grades, loaded, human, n_boot=bootstrap)
+    write_evaluation(out, result)
+    console.print(evaluation_table(result))
+    console.print(f"Wrote metrics.json and answers.csv to [bold]{out}[/].")
+
+
+@app.command()
+def report(
+    results: Annotated[Path, typer.Argument(help="A folder written by `grader grade`.", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write (self-contained, opens offline).")] = Path("report.html"),
+    human: Annotated[Path | None, typer.Option(help="Human marks (student_id,question_id,mark) to compare with.")] = None,
+    rubric: Annotated[Path | None, typer.Option(help="The rubric the run used (default: the path recorded in run.json).")] = None,
+) -> None:
+    """Write one HTML report: distributions, machine vs human, the learned curve, points missed, MCQ items, flags."""
+    import json
+
+    from grader.agreement import read_human_marks
+    from grader.errors import InputError
+    from grader.report import build_report, write_report
+    from grader.rubric import load_rubric
+
+    if rubric is None:
+        try:
+            recorded = json.loads((results / "run.json").read_text(encoding="utf-8")).get("rubric_path")
+        except (OSError, ValueError) as exc:
+            raise InputError(results / "run.json", f"cannot read the run: {exc}") from None
+        if not recorded:
+            raise InputError(results / "run.json", "no rubric_path recorded: pass --rubric")
+        rubric = Path(recorded)
+    loaded = load_rubric(rubric)
+    marks = read_human_marks(human, set(loaded.question_ids)) if human is not None else None
+    write_report(out, build_report(results, loaded, marks))
+    console.print(f"Wrote [bold]{out}[/].")
+
+
+@rubric_app.command("import-reference")
+def import_reference(
+    references: Annotated[Path, typer.Argument(help="CSV with question_id,question,reference_answer,max_mark (several rows per question: several correct answers).", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Rubric YAML to write.", show_default=False)],
+    exam: Annotated[str | None, typer.Option(help="Exam id for the rubric (default: the file's name).")] = None,
+) -> None:
+    """Turn reference answers into a rubric: one point per claim of the reference, marks shared equally."""
+    from grader.atomic import write_atomically
+    from grader.reference import read_references, rubric_yaml
+
+    built = read_references(references, exam)
+    write_atomically({out: rubric_yaml(built)})
+    points = sum(len(q.points) for q in built.questions)
+    console.print(f"Wrote [bold]{out}[/]: {len(built.questions)} questions, {points} points, {built.max_total:g} marks. Review the points before grading.")
 
 
 def _load_inputs(rubric: Path, answers: Path):

@@ -225,3 +225,48 @@ def test_calibrate_then_grade_with_it_and_refuse_it_for_an_edited_rubric(tmp_pat
     result = grader("grade", edited, SAMPLE, "--calibration", calibration, "--out", tmp_path / "refused")
     assert_one_line_error(result, str(calibration), "another version of the rubric")
     assert not (tmp_path / "refused").exists()
+
+
+# ---------------------------------------------------------------- evaluate, report, rubric import-reference
+
+
+def test_evaluate_prints_and_writes_agreement(tmp_path):
+    marks = ROOT / "submissions" / "dl-midsem-sample-marks.csv"
+    result = grader("evaluate", RUBRIC, SAMPLE, marks, "--out", tmp_path / "eval", "--bootstrap", "200")
+    assert result.returncode == 0, result.stderr
+    assert "QWK" in result.stdout and "MCQ marks equal to the human's: 504/504" in result.stdout
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics  # per question and overall entries are checked in tests/test_evaluation.py
+    rows = read_csv(tmp_path / "eval" / "answers.csv")
+    assert len(rows) == SAMPLE_STUDENTS * QUESTIONS and {"machine", "human"} <= set(rows[0])
+
+
+def test_report_from_a_graded_folder_reads_the_rubric_from_run_json(graded, tmp_path):
+    first, _, _ = graded
+    marks = ROOT / "submissions" / "dl-midsem-sample-marks.csv"
+    out = tmp_path / "report.html"
+    result = grader("report", first, "--human", marks, "--out", out)
+    assert result.returncode == 0, result.stderr
+    page = out.read_text()
+    for section in ("summary", "distributions", "machine-vs-human", "credit-curve", "points", "mcq", "flags"):
+        assert f'id="{section}"' in page
+    assert "data:image/png;base64," in page and "http://" not in page and "https://" not in page
+
+
+def test_import_reference_writes_a_rubric_that_validates(tmp_path):
+    refs = tmp_path / "refs.csv"
+    refs.write_text(
+        "question_id,question,reference_answer,max_mark\n"
+        "q1,What is a stack?,A stack is a LIFO structure. Push adds on top and pop removes from the top.,2\n"
+        "q2,What is O(1)?,Constant time.,1\n"
+        "q2,What is O(1)?,Time that does not grow with the input.,1\n"
+    )
+    out = tmp_path / "rubric.yaml"
+    result = grader("rubric", "import-reference", refs, "-o", out)
+    assert result.returncode == 0, result.stderr
+    check = grader("validate", out)
+    assert check.returncode == 0 and "2 questions, 3 marks" in check.stdout
+    bad = tmp_path / "bad.csv"
+    bad.write_text("question_id,question,reference_answer,max_mark\nq1,Q?,Answer.,lots\n")
+    assert_one_line_error(grader("rubric", "import-reference", bad, "-o", tmp_path / "x.yaml"), "bad.csv", "row 2", "max_mark")
+    assert not (tmp_path / "x.yaml").exists()
