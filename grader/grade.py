@@ -1,25 +1,36 @@
 """One grading run: a Rubric and Submissions in, Grades out. No files, no terminal.
 
-MCQs are read and scored exactly. Short answers are segmented; every distinct text of the run
-(segments of the whole class, point texts, alternatives) goes to the encoder in one call, so each
-is encoded once, in large length-sorted batches; then each question is matched as matrix products.
+MCQs are read and scored exactly. Short answers are graded a question at a time (in blocks of
+ENCODE_BLOCK answers for very large classes): the question's distinct texts (the class's segments,
+point texts, alternatives, the prompt) go to the encoder in one call, so each is encoded once, in
+large length-sorted batches, and then matched as matrix products; what one block needed is dropped
+before the next, so memory stays flat as the class grows.
+
+Before the matching, the checks that read words take pairs out of the score matrix: a segment that
+says the opposite of a phrasing (`grader.negation`), a keyword list or an instruction to the grader
+(`grader.gaming`). After it, each answer gets its flags (`grader.flags`): those checks, a sentence
+too long for the model, an answer unlike every point, a near copy of another student's answer
+(`grader.collusion`), and a mark near a rounding or credit boundary.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from grader import flags as flagging
+from grader.collusion import near_copies
 from grader.embed import Progress, TextEncoder
 from grader.flags import Flag
+from grader.gaming import rubric_terms, screen
 from grader.match import (
     DEFAULT_CURVE,
     CreditCurve,
     PointMatch,
     TOPIC_WEIGHT,
+    BestMatches,
     QuestionVectors,
     best_matches,
     point_matches,
@@ -27,12 +38,25 @@ from grader.match import (
     texts_to_encode,
 )
 from grader.mcq import read_choice, score_choice
+from grader.negation import explain, opposed, polarity, verdict
 from grader.rubric import McqQuestion, Rubric, ShortQuestion
-from grader.segment import segments
+from grader.segment import WINDOW_WORDS, overlong, segments
 from grader.submissions import Submissions
 
+ENCODE_BLOCK = 16384
+"""Answers to one question whose segments are encoded in one call and held at once. Duplicates sit
+within a question (the same short answer, the same sentence), so each distinct text is still encoded
+once in all but the largest classes, while memory stays bounded by the block, not the class."""
 ANSWER_BLOCK = 4096
 """Answers matched per matrix product: bounds memory on large classes without slowing small ones."""
+SCORE_SHIFT = 0.02
+"""How far a match score may be off (the embedding's noise between paraphrases): a mark that a shift
+this size in every point's score would change is flagged low-confidence."""
+OFF_TOPIC_COSINE = 0.15
+"""A non-blank answer none of whose segments reaches this cosine to any phrasing or to the prompt is off-topic
+(unless a rubric pattern read it, or it is a bare verdict: "No." is an answer). On the development set
+wrong but on-topic answers ("The model will overfit.") sit at 0.16 and up; chatter about dinner at 0.1."""
+OFF_TOPIC_MIN_WORDS = 3
 
 
 @dataclass(frozen=True)
@@ -80,31 +104,28 @@ def grade(
     curve: CreditCurve = DEFAULT_CURVE,
     progress: Progress | None = None,
     topic_weight: float = TOPIC_WEIGHT,
+    negation: bool = True,
 ) -> Grades:
-    """Grade every student on every question of the rubric (see `grader.match` for the scoring)."""
-    shorts = [q for q in rubric.questions if isinstance(q, ShortQuestion)]
-    pieces = {
-        (s, q.id): segments(submissions.answer(s, q.id)) for q in shorts for s in submissions.students
-    }
-    texts = [t for q in shorts for t in texts_to_encode(q)]
-    texts += [t for segs in pieces.values() for t in segs]
-    unique = list(dict.fromkeys(texts))
-    vectors = encoder.encode(unique, progress=progress) if unique else np.zeros((0, 1), np.float32)
-    row = {text: i for i, text in enumerate(unique)}
+    """Grade every student on every question of the rubric (see `grader.match` for the scoring).
 
+    `progress(done, total)` counts short answers graded. `negation=False` skips the polarity mask
+    (the matching as it was before it, for benchmarks).
+    """
+    shorts = [q for q in rubric.questions if isinstance(q, ShortQuestion)]
+    students = list(submissions.students)
+    total, done = len(shorts) * len(students), 0
     short_grades: dict[tuple[str, str], QuestionGrade] = {}
     for question in shorts:
-        phrasings = QuestionVectors.build(question, lambda t: vectors[row[t]])
-        answered = [s for s in submissions.students if pieces[(s, question.id)]]
-        for start in range(0, len(answered), ANSWER_BLOCK):
-            block = answered[start : start + ANSWER_BLOCK]
-            segs = [pieces[(s, question.id)] for s in block]
-            seg_rows = vectors[[row[t] for ss in segs for t in ss]]
-            best = best_matches(seg_rows, [len(ss) for ss in segs], phrasings, topic_weight)
-            for i, student in enumerate(block):
-                answer = submissions.answer(student, question.id)
-                matches = point_matches(question, answer, segs[i], best, i, curve)
-                short_grades[(student, question.id)] = _short_grade(student, question, matches, len(answer.split()))
+        answers = {s: submissions.answer(s, question.id) for s in students}
+        twins = near_copies({s: a for s, a in answers.items() if a.strip()}, question.model_answer)
+        for start in range(0, len(students), ENCODE_BLOCK):
+            block = students[start : start + ENCODE_BLOCK]
+            short_grades.update(
+                _grade_block(question, block, answers, twins, encoder, curve, topic_weight, negation)
+            )
+            done += len(block)
+            if progress is not None:
+                progress(done, total)
 
     items = []
     for student in submissions.students:
@@ -125,8 +146,52 @@ def grade(
     )
 
 
+def _grade_block(
+    question: ShortQuestion,
+    students: Sequence[str],
+    answers: dict[str, str],
+    twins: dict[str, list[tuple[str, float]]],
+    encoder: TextEncoder,
+    curve: CreditCurve,
+    topic_weight: float,
+    negation: bool,
+) -> dict[tuple[str, str], QuestionGrade]:
+    """Grade one question for a block of students: segment, encode the distinct texts, match.
+
+    Only this block's segments and vectors are held, so memory does not grow with the class.
+    """
+    pieces = {s: segments(answers[s]) for s in students}
+    answered = [s for s in students if pieces[s]]
+    if not answered:
+        return {}
+    unique = list(dict.fromkeys([*texts_to_encode(question), *(t for s in answered for t in pieces[s])]))
+    vectors = encoder.encode(unique)
+    row = {text: i for i, text in enumerate(unique)}
+    polar = polarity(unique) if negation else None
+    phrasings = QuestionVectors.build(question, lambda t: vectors[row[t]])
+    phrasing_rows = [row[t] for p in question.points for t in p.phrasings]
+    terms = rubric_terms(question)
+    screens = {s: screen(question, answers[s], pieces[s], terms) for s in answered}
+    graded: dict[tuple[str, str], QuestionGrade] = {}
+    for start in range(0, len(answered), ANSWER_BLOCK):
+        block = answered[start : start + ANSWER_BLOCK]
+        segs = [pieces[s] for s in block]
+        seg_index = [row[t] for ss in segs for t in ss]
+        opposite = opposed(polar.rows(seg_index), polar.rows(phrasing_rows)) if polar is not None else None
+        excluded = np.concatenate([screens[s].excluded for s in block])
+        best = best_matches(vectors[seg_index], [len(ss) for ss in segs], phrasings, topic_weight, opposite, excluded)
+        for i, student in enumerate(block):
+            answer = answers[student]
+            matches = point_matches(question, answer, segs[i], best, i, curve)
+            carried = _answer_flags(answer, matches, screens[student].flags, best, i, twins.get(student, ()))
+            graded[(student, question.id)] = _short_grade(student, question, matches, len(answer.split()), carried, curve)
+    return graded
+
+
 def apply_curve(grades: Grades, rubric: Rubric, curve: CreditCurve) -> Grades:
-    """Re-mark short answers under another credit curve without re-encoding (similarities are kept)."""
+    """Re-mark short answers under another credit curve without re-encoding (similarities are kept).
+
+    Flags that follow from the mark are recomputed; the others (gaming, collusion, ...) are kept."""
     items = []
     for g in grades.items:
         question = rubric.question(g.question_id)
@@ -135,7 +200,8 @@ def apply_curve(grades: Grades, rubric: Rubric, curve: CreditCurve) -> Grades:
                 replace(m, credit=_credit(m, curve))
                 for m in g.points
             )
-            g = _short_grade(g.student_id, question, matches, g.words)
+            carried = tuple(f for f in g.flags if f.code not in flagging.MARK_DEPENDENT and f.code != "contradiction")
+            g = _short_grade(g.student_id, question, matches, g.words, carried, curve)
         items.append(g)
     return replace(grades, curve=curve, items=tuple(items))
 
@@ -148,13 +214,81 @@ def _credit(match: PointMatch, curve: CreditCurve) -> float:
     return float(curve.credit(match.score))
 
 
-def _short_grade(student: str, question: ShortQuestion, matches: tuple[PointMatch, ...], words: int) -> QuestionGrade:
+def _answer_flags(
+    answer: str,
+    matches: tuple[PointMatch, ...],
+    screened: tuple[Flag, ...],
+    best: BestMatches,
+    row: int,
+    twins: Sequence[tuple[str, float]],
+) -> tuple[Flag, ...]:
+    """The flags of one answer that do not depend on its mark."""
+    found: list[Flag] = []
+    words = overlong(answer)
+    if words:
+        found.append(flagging.too_long(words, WINDOW_WORDS))
+    found += screened
+    nearest = float(best.top_similarity[row].max()) if best.top_similarity is not None else 1.0
+    if best.prompt_similarity is not None:
+        nearest = max(nearest, float(best.prompt_similarity[row]))
+    read = any(m.pattern is not None or m.contradiction is not None for m in matches)
+    if nearest < OFF_TOPIC_COSINE and not read and not verdict(answer) and len(answer.split()) >= OFF_TOPIC_MIN_WORDS:
+        found.append(flagging.off_topic(nearest))
+    found += [flagging.possible_collusion(other, similarity) for other, similarity in twins]
+    return tuple(found)
+
+
+def _short_grade(
+    student: str,
+    question: ShortQuestion,
+    matches: tuple[PointMatch, ...],
+    words: int,
+    carried: tuple[Flag, ...] = (),
+    curve: CreditCurve = DEFAULT_CURVE,
+) -> QuestionGrade:
     raw = sum(m.marks * m.credit for m in matches)
     mark = round_to_step(raw, question.step, question.marks)
     found = [flagging.contradiction(m.point_id, m.contradiction) for m in matches if m.contradiction is not None]
+    found += [_opposite_flag(question, m) for m in matches if m.opposite is not None]
+    found += carried
     near = flagging.borderline(raw, question.step)
     found += [near] if near else []
+    unsure = low_confidence(question, matches, mark, curve)
+    found += [unsure] if unsure else []
     return QuestionGrade(student, question.id, mark, question.marks, raw, tuple(found), None, matches, words)
+
+
+def _opposite_flag(question: ShortQuestion, match: PointMatch) -> Flag:
+    point = next(p for p in question.points if p.id == match.point_id)
+    why = next((w for w in (explain(match.opposite, t) for t in point.phrasings) if w), "")
+    return flagging.contradiction(match.point_id, match.opposite, why)
+
+
+def low_confidence(
+    question: ShortQuestion, matches: tuple[PointMatch, ...], mark: float, curve: CreditCurve, shift: float = SCORE_SHIFT
+) -> Flag | None:
+    """Flag a mark that moving every point's score by `shift` (up, or down) would change.
+
+    Pattern hits and rubric contradictions are fixed credits and do not move. The reason names the
+    point whose score sits nearest a credit edge.
+    """
+    free = [m for m in matches if m.pattern is None and m.contradiction is None]
+    if not free:
+        return None
+    fixed = sum(m.marks * m.credit for m in matches if m.pattern is not None or m.contradiction is not None)
+    scores = np.array([m.score for m in free])
+    weights = np.array([m.marks for m in free])
+    for direction in (1, -1):
+        raw = fixed + float(weights @ curve.credit(scores + direction * shift))
+        other = round_to_step(raw, question.step, question.marks)
+        if abs(other - mark) > 1e-9:
+            edges = np.array([curve.low, curve.high])
+            distance = np.abs(scores[:, None] - edges[None, :])
+            k, e = np.unravel_index(int(distance.argmin()), distance.shape)
+            edge = "no-credit" if e == 0 else "full-credit"
+            detail = f"point {free[k].point_id} scored {scores[k]:.3f}, near the {edge} edge {edges[e]:g}"
+            return flagging.low_confidence(mark, other, shift, detail)
+    return None
 
 
 def _mcq_grade(student: str, question: McqQuestion, answer: str) -> QuestionGrade:

@@ -12,6 +12,12 @@ Scores are matrix products of unit vectors (cosines), computed per question for 
 answers at a time: (segments x phrasings), reduced to the best phrasing of each point, then to the
 best segment of each answer. The only Python loop is over answers (to pick evidence), never over
 point x segment pairs.
+
+Two masks take (segment, phrasing) pairs out before the reductions: `opposite`, where the segment
+says the opposite of the phrasing (`grader.negation`: "ReLU is not necessary" against "ReLU is
+necessary"), and `excluded`, whole segments that earn nothing (a keyword list, an instruction to the
+grader: `grader.gaming`). A masked pair counts as cosine 0, no evidence. What the best segment
+would have been without the `opposite` mask is kept, so the answer can be flagged with it.
 """
 
 from __future__ import annotations
@@ -45,6 +51,8 @@ class CreditCurve:
 
 
 DEFAULT_CURVE = CreditCurve(low=0.325, high=0.425)
+MASKED = 0.0
+"""The cosine a masked (segment, phrasing) pair counts as: no evidence either way."""
 TOPIC_WEIGHT = 0.5
 """How much of a segment's cosine to the prompt is taken off its score (chosen on the development set)."""
 
@@ -66,6 +74,9 @@ class PointMatch:
     """The text a rubric pattern matched, if any: a pattern hit earns full credit."""
     contradiction: str | None = None
     """The text a rubric contradiction matched (when no pattern did): the point earns nothing."""
+    opposite: str | None = None
+    """The segment that would have earned this point most, but says the opposite of it (negation,
+    antonym, another number or verdict): it earned nothing, and the answer is flagged."""
 
 
 @dataclass(frozen=True)
@@ -99,27 +110,69 @@ class BestMatches:
     similarity: np.ndarray
     segment: np.ndarray
     """Index of the winning segment within its answer."""
+    unopposed_score: np.ndarray | None = None
+    """The best score had no segment been masked as opposite (None when nothing was masked so)."""
+    unopposed_segment: np.ndarray | None = None
+    top_similarity: np.ndarray | None = None
+    """Highest plain cosine of any segment to any phrasing of the point, before masks (off-topic check)."""
+    prompt_similarity: np.ndarray | None = None
+    """Per answer: highest cosine of any segment to the prompt (None without a prompt)."""
 
 
 def best_matches(
-    segment_rows: np.ndarray, segment_counts: Sequence[int], question: QuestionVectors, topic_weight: float = TOPIC_WEIGHT
+    segment_rows: np.ndarray,
+    segment_counts: Sequence[int],
+    question: QuestionVectors,
+    topic_weight: float = TOPIC_WEIGHT,
+    opposite: np.ndarray | None = None,
+    excluded: np.ndarray | None = None,
 ) -> BestMatches:
     """For each answer and point: the best score over the answer's segments and the point's phrasings.
 
     `segment_rows` stacks every answer's segment vectors; `segment_counts[a]` says how many belong to
-    answer a (each at least 1).
+    answer a (each at least 1). `opposite` (segments x phrasings) and `excluded` (segments) are masks:
+    True pairs count as cosine MASKED.
     """
-    sims = np.maximum.reduceat(segment_rows @ question.rows.T, question.offsets, axis=1)  # (segments, points)
-    scores = sims
-    if question.prompt is not None and topic_weight:
-        scores = sims - topic_weight * (segment_rows @ question.prompt)[:, None]
+    cosines = segment_rows @ question.rows.T  # (segments, phrasings)
     starts = np.concatenate([[0], np.cumsum(segment_counts)[:-1]]).astype(np.intp)
-    best = np.maximum.reduceat(scores, starts, axis=0)  # (answers, points)
-    winner = np.empty_like(best, dtype=np.intp)
-    for a, (start, count) in enumerate(zip(starts, segment_counts)):
-        winner[a] = scores[start : start + count].argmax(axis=0)
+    counts = np.asarray(segment_counts, dtype=np.intp)
+    top = np.maximum.reduceat(np.maximum.reduceat(cosines, question.offsets, axis=1), starts, axis=0)
+    if excluded is not None and excluded.any():
+        cosines = np.where(excluded[:, None], np.float32(MASKED), cosines)
+    topic = None
+    prompt_best = None
+    if question.prompt is not None:
+        prompt_cos = segment_rows @ question.prompt
+        prompt_best = np.maximum.reduceat(prompt_cos, starts)
+        topic = topic_weight * prompt_cos[:, None] if topic_weight else None
+
+    def reduce(pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        sims = np.maximum.reduceat(pairs, question.offsets, axis=1)  # (segments, points)
+        scores = sims - topic if topic is not None else sims
+        best = np.maximum.reduceat(scores, starts, axis=0)  # (answers, points)
+        winner = _first_argmax(scores, best, starts, counts)
+        return sims, scores, best, winner
+
+    unopposed = None
+    if opposite is not None and opposite.any():
+        unopposed = reduce(cosines)
+        cosines = np.where(opposite, np.float32(MASKED), cosines)
+    sims, _, best, winner = reduce(cosines)
     raw = sims[starts[:, None] + winner, np.arange(sims.shape[1])[None, :]]
-    return BestMatches(best, raw, winner)
+    return BestMatches(
+        best, raw, winner,
+        unopposed[2] if unopposed else None, unopposed[3] if unopposed else None,
+        top, prompt_best,
+    )
+
+
+def _first_argmax(scores: np.ndarray, best: np.ndarray, starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Per answer and point, the index (within the answer) of the first segment reaching `best`: the
+    argmax of each answer's block of rows, as array work."""
+    local = np.arange(scores.shape[0]) - np.repeat(starts, counts)
+    hit = scores == np.repeat(best, counts, axis=0)
+    first = np.where(hit, -local[:, None], np.iinfo(np.intp).min)
+    return -np.maximum.reduceat(first, starts, axis=0)
 
 
 def find_pattern(patterns: Sequence[str], answer: str) -> str | None:
@@ -139,20 +192,29 @@ def point_matches(
     row: int,
     curve: CreditCurve,
 ) -> tuple[PointMatch, ...]:
-    """One answer's per-point results from its row of `best_matches`."""
+    """One answer's per-point results from its row of `best_matches`.
+
+    A pattern hit earns the point whatever the segments say; otherwise a rubric contradiction earns
+    nothing; otherwise the credit curve reads the best unmasked score, and `opposite` names the
+    segment that would have earned more had it not said the opposite.
+    """
     credits = curve.credit(best.score[row])
+    unopposed = curve.credit(best.unopposed_score[row]) if best.unopposed_score is not None else credits
     matches = []
     for k, point in enumerate(question.points):
         evidence = segments[int(best.segment[row, k])]
         credit = float(credits[k])
         hit = find_pattern(point.patterns, answer) if point.patterns else None
         against = find_pattern(point.contradictions, answer) if point.contradictions and hit is None else None
+        opposite = None
         if hit is not None:
             credit, evidence = 1.0, hit
         elif against is not None:
             credit, evidence = 0.0, against
+        elif unopposed[k] > credit + 1e-9:
+            opposite = segments[int(best.unopposed_segment[row, k])]
         similarity, score = float(best.similarity[row, k]), float(best.score[row, k])
-        matches.append(PointMatch(point.id, point.marks, similarity, score, credit, evidence, hit, against))
+        matches.append(PointMatch(point.id, point.marks, similarity, score, credit, evidence, hit, against, opposite))
     return tuple(matches)
 
 

@@ -35,6 +35,7 @@ from grader.grade import Grades, QuestionGrade
 from grader.match import CreditCurve, PointMatch
 from grader.results import number, summarise
 from grader.rubric import McqQuestion, Rubric, ShortQuestion
+from grader.triage import BudgetPoint, budget_curve
 
 SECTIONS = {
     "summary": "Summary",
@@ -44,6 +45,7 @@ SECTIONS = {
     "points": "Rubric points earned",
     "mcq": "MCQ item analysis",
     "flags": "Flags",
+    "review-budget": "Review budget",
 }
 """Section id -> heading, in page order; the ids are stable anchors (report.html#mcq)."""
 
@@ -179,6 +181,7 @@ def build_report(results_dir: str | Path, rubric: Rubric, human: Mapping[tuple[s
         "points": _points(run, rubric),
         "mcq": _mcq(run, rubric),
         "flags": _flags(run, rubric),
+        "review-budget": _review_budget(run, rubric, human),
     }
     return _page(run, rubric, human is not None, sections)
 
@@ -416,6 +419,27 @@ def _flags(run: Run, rubric: Rubric) -> str:
         "mark sits near a rounding boundary. Counts are flags, per question (questions without flags are left out).</p>\n"
         + _table(["question", *codes, "total"], rows, pooled_rows={len(rows) - 1})
         + _image(_flags_figure(counts, codes, flagged), "Flags per question")
+    )
+
+
+def _review_budget(run: Run, rubric: Rubric, human: Mapping[tuple[str, str], float] | None) -> str:
+    if not human:
+        return (
+            '<p class="note">With a TA\'s marks (<code>--human</code>) this section shows how fast reviewing the most '
+            "doubtful answers first (flags, then marks at stake) brings the error of the rest down.</p>"
+        )
+    points = budget_curve(run.grades, rubric, human)
+    if not points:
+        return '<p class="note">No graded answer has a human mark.</p>'
+    rows = [[f"{p.budget:.0%}", p.reviewed, f"{p.mae_unreviewed:.3f}", f"{p.mae_random:.3f}"] for p in points]
+    return (
+        '<p class="note">The answers with a human mark, reviewed most doubtful first: a hard flag (contradiction, '
+        "keyword list, instruction to the grader, near copy, unreadable letter), then the marks at stake near the "
+        "credit ramp and rounding boundaries. A reviewed answer takes the TA's mark; the line is the mean absolute "
+        "error of the machine's marks on the answers left unreviewed, beside reviewing as many answers chosen at "
+        "random (mean of 20 orders).</p>\n"
+        + _image(_budget_figure(points), "Error of unreviewed answers against review budget")
+        + _table(["budget", "reviewed", "MAE unreviewed (doubt order)", "MAE unreviewed (random)"], rows)
     )
 
 
@@ -790,6 +814,18 @@ def _flags_figure(counts: Mapping[str, Mapping[str, int]], codes: Sequence[str],
     ax.set(xlabel="flagged answers", title="Flags per question")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.spines[["top", "right"]].set_visible(False)
+    return figure
+
+
+def _budget_figure(points: Sequence[BudgetPoint]) -> Figure:
+    figure = _figure(7.5, 3.4)
+    ax = figure.subplots()
+    x = [100 * p.budget for p in points]
+    ax.plot(x, [p.mae_unreviewed for p in points], marker="o", color=MACHINE, linewidth=2, label="most doubtful first")
+    ax.plot(x, [p.mae_random for p in points], marker="s", color=OTHER, linewidth=2, linestyle="--", label="random order")
+    ax.set(xlabel="share of answers reviewed (%)", ylabel="MAE of unreviewed answers", title="Review budget", ylim=(0, None))
+    ax.legend(frameon=False, fontsize=9)
     ax.spines[["top", "right"]].set_visible(False)
     return figure
 

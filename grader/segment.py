@@ -5,6 +5,12 @@ two short sentences, and a whole long answer embeds as a blur of everything it s
 segments are: each sentence, every window of up to three consecutive clauses inside a sentence,
 each pair of adjacent sentences, and the whole answer when it is short. Duplicates are dropped,
 order is kept (first occurrence), so the result is deterministic.
+
+The model reads at most 256 word pieces and silently drops the rest, so nothing longer than
+WINDOW_WORDS words is ever a segment: a longer sentence (or clause run) becomes overlapping windows
+of WINDOW_WORDS words, half a window apart, and sentence pairs that would be too long are not formed.
+A point made at the end of a 400-word run-on sentence is still read; `overlong` tells the caller to
+flag the answer.
 """
 
 from __future__ import annotations
@@ -28,6 +34,11 @@ CLAUSE_WINDOW = 3
 WHOLE_ANSWER_WORDS = 80
 """Answers up to this many words are also compared whole (longer ones blur, and hit the model's limit)."""
 MIN_SEGMENT_CHARS = 2
+WINDOW_WORDS = 100
+"""Longest segment, in words. 256 word pieces is about 150-190 English words; formulas and jargon
+split into more pieces per word, so stay well below."""
+WINDOW_STRIDE = 50
+"""Windows overlap by half, so a point that straddles one window's edge is whole in the next."""
 
 
 def sentences(answer: str) -> list[str]:
@@ -69,6 +80,21 @@ def _trim(text: str, start: int, stop: int) -> tuple[int, int]:
     return start, stop
 
 
+def windows(text: str) -> list[str]:
+    """`text` as overlapping windows of at most WINDOW_WORDS words (itself when short enough)."""
+    words = text.split()
+    if len(words) <= WINDOW_WORDS:
+        return [text]
+    starts = range(0, len(words) - WINDOW_STRIDE, WINDOW_STRIDE)
+    return [" ".join(words[start : start + WINDOW_WORDS]) for start in starts]
+
+
+def overlong(answer: str) -> int:
+    """Words in the answer's longest sentence when it is over WINDOW_WORDS (so it was split), else 0."""
+    longest = max((len(s.split()) for s in sentences(answer)), default=0)
+    return longest if longest > WINDOW_WORDS else 0
+
+
 def segments(answer: str) -> list[str]:
     """Every segment of `answer` worth comparing with a rubric point; [] for a blank answer."""
     answer = answer.strip()
@@ -77,16 +103,16 @@ def segments(answer: str) -> list[str]:
     found: dict[str, None] = {}
 
     def add(text: str) -> None:
-        text = text.strip()
-        if len(text) >= MIN_SEGMENT_CHARS:
-            found.setdefault(text, None)
+        for piece in windows(text.strip()):
+            if len(piece) >= MIN_SEGMENT_CHARS:
+                found.setdefault(piece, None)
 
     sents = sentences(answer)
     if len(answer.split()) <= WHOLE_ANSWER_WORDS:
         add(" ".join(answer.split()))
     for i, sentence in enumerate(sents):
         add(sentence)
-        if i + 1 < len(sents):
+        if i + 1 < len(sents) and len(sentence.split()) + len(sents[i + 1].split()) <= WINDOW_WORDS:
             add(f"{sentence} {sents[i + 1]}")
         spans = clause_spans(sentence)
         if len(spans) > 1:

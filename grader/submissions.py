@@ -205,6 +205,18 @@ def _submissions(
     )
 
 
+def read_records(path: str | Path) -> list[tuple[int, list[str]]]:
+    """Any CSV a spreadsheet saves (UTF-8/BOM/cp1252; commas, semicolons or tabs) as non-blank
+    records, each with the file line it starts on (for errors that name the row)."""
+    source = str(path)
+    try:
+        data = Path(path).read_bytes()
+    except OSError as err:
+        raise InputError(source, f"cannot read the file: {err.strerror}") from None
+    text = _decode(data, source)
+    return _records(text, source, _detect_delimiter(text))
+
+
 def _decode(data: bytes, source: str) -> str:
     """UTF-8 (with or without BOM) first; old Excel saves cp1252, which UTF-8 rejects."""
     try:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ["GRADER_CACHE"] = "off"  # no test (nor a CLI subprocess it starts) writes a cache in the home directory
 
 ROOT = Path(__file__).resolve().parent.parent
 RUBRIC = ROOT / "rubrics" / "dl-midsem.yaml"

@@ -97,3 +97,19 @@ def test_unknown_method_and_no_marks(sample, rubric):
         Calibrator(method="magic").fit(sample.grades, rubric, sample.human)
     with pytest.raises(GraderError, match="found 0"):
         Calibrator().fit(sample.grades, rubric, {("nobody", "I3"): 1.0})
+
+
+@pytest.mark.parametrize("method", ["pooled", "thresholds"])
+def test_flags_follow_the_calibrated_mark_and_the_others_are_kept(sample, rubric, method):
+    from grader.flags import MARK_DEPENDENT, borderline
+
+    predicted = Calibrator(method=method).fit(sample.grades, rubric, sample.human).predict(sample.grades, rubric)
+    for before, after in zip(sample.grades.items, predicted.items):
+        question = rubric.question(before.question_id)
+        if not isinstance(question, ShortQuestion) or not before.points:
+            continue
+        kept = lambda g: [f for f in g.flags if f.code not in MARK_DEPENDENT]  # noqa: E731
+        assert kept(after) == kept(before), (before.student_id, before.question_id)
+        near = borderline(after.raw_mark, question.step)
+        assert (near in after.flags) == (near is not None)
+        assert [f.code for f in after.flags].count("borderline") <= 1

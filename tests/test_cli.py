@@ -270,3 +270,115 @@ def test_import_reference_writes_a_rubric_that_validates(tmp_path):
     bad.write_text("question_id,question,reference_answer,max_mark\nq1,Q?,Answer.,lots\n")
     assert_one_line_error(grader("rubric", "import-reference", bad, "-o", tmp_path / "x.yaml"), "bad.csv", "row 2", "max_mark")
     assert not (tmp_path / "x.yaml").exists()
+
+
+# ---------------------------------------------------------------- gradebook: grade --db, flags sheets, calibrate --db, export, feedback
+
+
+@pytest.fixture(scope="module")
+def gradebook(tmp_path_factory):
+    """The sample graded into a gradebook with a review budget (one model load)."""
+    base = tmp_path_factory.mktemp("gradebook")
+    result = grader("grade", RUBRIC, SAMPLE, "--db", base / "exam.db", "--out", base / "results", "--review-budget", "0.1", "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    return base, result
+
+
+def test_grade_into_a_gradebook_queues_the_review_budget(gradebook):
+    from grader.gradebook import Gradebook
+
+    base, result = gradebook
+    assert "run 1, 798 answers" in result.stdout and "queued for review" in result.stdout
+    with Gradebook.open(base / "exam.db", create=False) as book:
+        queued = book.queue()
+        assert len(queued) == 80  # ceil(10 % of 798)
+        assert [e.doubt for e in queued] == sorted((e.doubt for e in queued), reverse=True)
+        assert book.latest_run().review_budget == 0.1
+
+
+def test_ta_marks_from_a_sheet_survive_a_regrade_and_reach_exports_and_feedback(gradebook, tmp_path):
+    from grader.gradebook import Gradebook
+
+    base, _ = gradebook
+    db = tmp_path / "exam.db"
+    db.write_bytes((base / "exam.db").read_bytes())
+    assert grader("flags", "export", db, tmp_path / "queue.csv").returncode == 0
+    sheet = read_csv(tmp_path / "queue.csv")
+    first, second = sheet[0], sheet[1]
+    first["ta_mark"], first["comment"] = first["max_mark"], "full marks: the idea is there"
+    second["ta_mark"] = "accept"
+    with (tmp_path / "queue.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(sheet[0]))
+        writer.writeheader()
+        writer.writerows(sheet)
+    result = grader("flags", "import", db, tmp_path / "queue.csv", "--ta", "bob")
+    assert result.returncode == 0, result.stderr
+    assert "1 accept, 1 set" in result.stdout
+
+    regrade = grader("grade", RUBRIC, SAMPLE, "--db", db, "--out", tmp_path / "again", "--device", "cpu")
+    assert regrade.returncode == 0, regrade.stderr
+    assert "2 TA mark(s) kept" in regrade.stdout
+    with Gradebook.open(db, create=False) as book:
+        kept = book.entry(first["student_id"], first["question_id"])
+        assert (kept.mark, kept.reviewed_by, kept.comment) == (float(first["max_mark"]), "bob", "full marks: the idea is there")
+        assert len(book.runs()) == 2
+
+    assert grader("export", db, "--out", tmp_path / "final.csv").returncode == 0
+    row = next(r for r in read_csv(tmp_path / "final.csv") if r["student_id"] == first["student_id"])
+    assert float(row[first["question_id"]]) == float(first["max_mark"])
+    result = grader("export", db, "--format", "moodle", "--out", tmp_path / "moodle.csv")
+    assert result.returncode == 0, result.stderr
+    assert read_csv(tmp_path / "moodle.csv")[0].keys() >= {"Email address"}
+    assert grader("feedback", db, "--out", tmp_path / "feedback").returncode == 0
+    text = (tmp_path / "feedback" / f"{first['student_id']}.md").read_text()
+    assert "full marks: the idea is there" in text
+
+
+def test_a_bad_flags_sheet_is_refused_row_by_row(gradebook, tmp_path):
+    base, _ = gradebook
+    (tmp_path / "bad.csv").write_text("student_id,question_id,ta_mark,comment,version\ns001,I3,lots,,0\ns001,I4,9,,0\n")
+    result = grader("flags", "import", base / "exam.db", tmp_path / "bad.csv", "--ta", "bob")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert "row 2, column 'ta_mark'" in lines[0] and "row 3, column 'ta_mark'" in lines[1]
+    assert "nothing was imported" in lines[-1]
+
+
+def test_calibrate_from_the_tas_marks_in_a_gradebook(tmp_path):
+    from grader.agreement import read_human_marks
+    from grader.grade import Grades, QuestionGrade
+    from grader.gradebook import Change, Gradebook
+    from grader.match import DEFAULT_CURVE
+    from grader.rubric import load_rubric
+    from grader.submissions import read_submissions
+
+    result = grader("calibrate", "--db", tmp_path / "missing.db")
+    assert_one_line_error(result, "missing.db", "no such gradebook")
+    rubric = load_rubric(RUBRIC)
+    human = read_human_marks(ROOT / "submissions" / "dl-midsem-sample-marks.csv", set(rubric.question_ids))
+    # a gradebook whose TA marked every answer (our marks), built without loading the model here
+    submissions = read_submissions(SAMPLE, rubric.question_ids)
+    items = tuple(
+        QuestionGrade(s, q.id, 0.0, q.marks, 0.0) for s in submissions.students for q in rubric.questions
+    )
+    with Gradebook.open(tmp_path / "exam.db") as book:
+        book.record_run(rubric, submissions, Grades(rubric.exam, rubric.fingerprint, "all-MiniLM-L6-v2", DEFAULT_CURVE, submissions.students, items))
+        book.apply([Change(s, q, "set", mark=m) for (s, q), m in human.items()], "alice")
+    result = grader("calibrate", "--db", tmp_path / "exam.db", "--out", tmp_path / "exam.calibration")
+    assert result.returncode == 0, result.stderr
+    assert "(chosen)" in result.stdout
+    saved = json.loads((tmp_path / "exam.calibration").read_text())
+    assert saved["rubric_fingerprint"] == rubric.fingerprint
+
+
+def test_rubric_draft_from_the_exam_paper_validates(tmp_path):
+    out = tmp_path / "draft.yaml"
+    result = grader("rubric", "draft", ROOT / "tests" / "data" / "dl-midsem-paper.txt", "-o", out, "--exam", "dl-midsem")
+    assert result.returncode == 0, result.stderr
+    assert "19 questions (12 MCQ, 12 with a key" in result.stdout and "20 marks" in result.stdout
+    assert "# check:" in out.read_text()
+    validated = grader("validate", out)
+    assert validated.returncode == 0 and "19 questions, 20 marks" in validated.stdout
+    (tmp_path / "empty.md").write_text("")
+    assert_one_line_error(grader("rubric", "draft", tmp_path / "empty.md", "-o", tmp_path / "x.yaml"), "empty.md")
+    assert not (tmp_path / "x.yaml").exists()

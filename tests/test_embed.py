@@ -38,3 +38,65 @@ def test_bad_device_and_batch_size():
         Encoder.load(device="tpu")
     with pytest.raises(GraderError, match="batch-size must be at least 1"):
         Encoder.load(batch_size=0)
+
+
+def test_batch_size_defaults_to_64_on_cpu(encoder):
+    assert encoder.batch_size == 64
+
+
+def test_cuda_batch_size_follows_free_memory():
+    from grader.embed import activation_bytes, cuda_batch_size
+
+    per_text = activation_bytes(256, 384, 1536, 12)  # all-MiniLM-L6-v2 at its longest input
+    assert 5e6 < per_text < 2e7
+    assert cuda_batch_size(130 * 2**30, per_text) == 1024  # an H200: capped
+    assert cuda_batch_size(2 * 2**30, per_text) == 64  # a small card, mostly taken
+    assert cuda_batch_size(2**20, per_text) == 32  # never below the floor
+    assert cuda_batch_size(int(0.5 * 2**30), per_text) == 32
+
+
+CUDA_COSINE = 0.999
+"""CUDA runs the model in float16: each text's vector must stay this close (cosine) to the CPU's float32 one."""
+BOUNDARY = 0.02
+"""A mark may differ between CUDA and CPU only when the raw mark sits this close to a rounding boundary."""
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+@pytest.mark.skipif(not _cuda_available(), reason="needs a CUDA GPU (run bench/gpu.sh on a GPU machine)")
+def test_cuda_and_cpu_agree(encoder, rubric, sample):
+    """Half precision on the GPU changes vectors by rounding only: same marks as the CPU's on the sample."""
+    from grader.grade import grade
+    from grader.match import texts_to_encode
+    from grader.rubric import ShortQuestion
+    from grader.segment import segments
+
+    cuda = Encoder.load(device="cuda")
+    assert cuda.precision == "float16" and cuda.batch_size >= 32
+    shorts = [q for q in rubric.questions if isinstance(q, ShortQuestion)]
+    texts = [t for q in shorts for t in texts_to_encode(q)]
+    texts += [t for q in shorts for s in sample.submissions.students for t in segments(sample.submissions.answer(s, q.id))]
+    texts = list(dict.fromkeys(texts))
+    on_cpu, on_gpu = encoder.encode(texts), cuda.encode(texts)
+    cosines = np.sum(on_cpu * on_gpu, axis=1) / np.linalg.norm(on_gpu, axis=1)
+    print(f"\n{len(texts)} texts: cosine CUDA/CPU min {cosines.min():.6f}, mean {cosines.mean():.6f}")
+    assert cosines.min() > CUDA_COSINE
+
+    gpu_grades = grade(rubric, sample.submissions, cuda)
+    differ = []
+    for a, b in zip(sample.grades.items, gpu_grades.items):
+        assert (a.student_id, a.question_id) == (b.student_id, b.question_id)
+        assert abs(a.raw_mark - b.raw_mark) <= 0.05 * a.max_mark
+        if a.mark != b.mark:
+            step = rubric.question(a.question_id).step
+            offset = (a.raw_mark / step + 0.5) % 1.0  # rounding half up: boundaries at k + 0.5 steps, where this is 0
+            distance = min(offset, 1.0 - offset) * step
+            differ.append((a.student_id, a.question_id, a.raw_mark, b.raw_mark, distance))
+    print(f"marks equal on {len(sample.grades.items) - len(differ)}/{len(sample.grades.items)} answers; differing: {differ}")
+    assert all(d[-1] <= BOUNDARY for d in differ), differ

@@ -149,15 +149,25 @@ def test_excellent_answers_beat_off_topic_ones(grades):
     assert sum(item(grades, "s3", q).mark for q in SHORT_IDS) == 0
 
 
-def test_every_distinct_text_is_encoded_once_in_one_call(counted, rubric, submissions):
+def test_each_question_encodes_its_distinct_texts_once_in_one_call(counted, rubric, submissions):
     counting, _ = counted
-    assert len(counting.calls) == 1
-    (texts,) = counting.calls
-    assert len(texts) == len(set(texts))
     shorts = [q for q in rubric.questions if isinstance(q, ShortQuestion)]
-    expected = {t for q in shorts for t in texts_to_encode(q)}  # point phrasings and prompts
-    expected |= {t for q in shorts for s in submissions.students for t in segments(submissions.answer(s, q.id))}
-    assert set(texts) == expected
+    answered = [q for q in shorts if any(submissions.answer(s, q.id).strip() for s in submissions.students)]
+    assert len(counting.calls) == len(answered)
+    for question, texts in zip(answered, counting.calls):
+        assert len(texts) == len(set(texts))
+        expected = set(texts_to_encode(question))  # point phrasings and the prompt
+        expected |= {t for s in submissions.students for t in segments(submissions.answer(s, question.id))}
+        assert set(texts) == expected, question.id
+
+
+def test_grading_in_small_blocks_gives_the_same_marks(monkeypatch, grades, rubric, submissions, encoder):
+    import grader.grade as grading
+
+    monkeypatch.setattr(grading, "ENCODE_BLOCK", 3)
+    monkeypatch.setattr(grading, "ANSWER_BLOCK", 2)
+    again = grade(rubric, submissions, encoder)
+    assert [(g.mark, g.flags) for g in again.items] == [(g.mark, g.flags) for g in grades.items]
 
 
 def test_marks_sit_on_the_step_within_bounds(grades, rubric):

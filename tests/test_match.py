@@ -109,3 +109,27 @@ def test_a_stated_opposite_earns_nothing_where_embeddings_would_pay(rubric, enco
     assert wrong.credit == 0.0 and wrong.contradiction == "Yes" and wrong.evidence == "Yes"
     right = _match(rubric, encoder, "A1c", "It won't be better, the second derivatives amplify noise.")["verdict-no"]
     assert right.credit == 1.0 and right.pattern == "won't be better" and right.contradiction is None
+
+
+def test_masked_pairs_earn_nothing_and_the_unmasked_winner_is_kept():
+    segs = np.eye(3, dtype=np.float32)
+    question = QuestionVectors(np.array([[0.9, 0.3, 0.1], [0.0, 0.1, 1.0]], np.float32), np.array([0, 1]))
+    opposite = np.zeros((3, 2), bool)
+    opposite[0, 0] = True  # segment 0 says the opposite of the first point
+    excluded = np.array([False, False, True])  # segment 2 is a keyword list
+    best = best_matches(segs, [3], question, opposite=opposite, excluded=excluded)
+    assert best.score[0].tolist() == pytest.approx([0.3, 0.1])  # segment 1 wins point 0; point 1 lost segment 2
+    assert best.segment[0].tolist() == [1, 1]
+    assert best.unopposed_score[0, 0] == pytest.approx(0.9) and best.unopposed_segment[0, 0] == 0
+    assert best.top_similarity[0].tolist() == pytest.approx([0.9, 1.0])  # before any mask (off-topic check)
+
+
+def test_winners_are_the_first_argmax_of_each_answer():
+    rng = np.random.default_rng(1)
+    segs = rng.normal(size=(9, 4)).astype(np.float32)
+    segs[4] = segs[3]  # a tie: the first one wins, as argmax does
+    question = QuestionVectors(rng.normal(size=(3, 4)).astype(np.float32), np.array([0, 1, 2]))
+    best = best_matches(segs, [2, 4, 3], question)
+    per_point = segs @ question.rows.T
+    for a, (start, stop) in enumerate([(0, 2), (2, 6), (6, 9)]):
+        assert best.segment[a].tolist() == per_point[start:stop].argmax(0).tolist()

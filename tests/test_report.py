@@ -67,6 +67,14 @@ def test_machine_vs_human_needs_human_marks(with_human, without_human):
     assert "MCQ marks equal to the human&#x27;s: 7/8" in section
 
 
+def test_review_budget_plots_the_curve_when_human_marks_are_given(with_human, without_human):
+    section = _section(with_human, "review-budget")
+    assert len(PNG.findall(section)) == 1
+    assert "<th>MAE unreviewed (doubt order)</th>" in section and "<td>0%</td><td>0</td>" in section
+    section = _section(without_human, "review-budget")
+    assert "--human" in section and "data:image" not in section
+
+
 def test_summary_and_flags_tables(with_human, without_human):
     summary = _section(without_human, "summary")
     # totals 4, 2, 1.25, 1.75: mean 2.25

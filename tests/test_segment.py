@@ -1,4 +1,4 @@
-from grader.segment import clauses, segments, sentences
+from grader.segment import WINDOW_WORDS, clauses, overlong, segments, sentences, windows
 
 
 def test_blank_answer_has_no_segments():
@@ -34,3 +34,19 @@ def test_segments_are_unique_and_ordered():
     assert len(found) == len(set(found))
     assert found[0] == answer  # short answers are also compared whole
     assert found == segments(answer)
+
+
+def test_a_run_on_sentence_becomes_overlapping_windows_none_too_long():
+    words = [f"w{i}" for i in range(400)]
+    answer = " ".join(words)
+    found = segments(answer)
+    assert max(len(s.split()) for s in found) <= WINDOW_WORDS
+    assert overlong(answer) == 400 and overlong("Short. Sentences.") == 0
+    covered = {w for s in found for w in s.split()}
+    assert covered == set(words)  # nothing is cut off: the end is read too
+    assert windows(" ".join(words[:101]))[-1].split()[-1] == "w100"
+
+
+def test_long_sentence_pairs_are_not_formed():
+    first, second = " ".join(["a"] * 70) + ".", " ".join(["b"] * 70) + "."
+    assert all(len(s.split()) <= WINDOW_WORDS for s in segments(f"{first} {second}"))
