@@ -88,14 +88,14 @@ def grade(
     grades, where, calibrator = _grade_calibrated(loaded, submissions, calibration, spec, engine, ray_address)
     calibration_info = calibrator.to_dict() if calibrator else None
     triaged = triage(grades, loaded, review_budget)
-    write_results(out, grades, loaded, submissions, str(rubric), calibration_info)
+    write_results(out, grades, loaded, submissions, str(rubric.resolve()), calibration_info)
     _print_summary(summarise(grades, loaded), grades, loaded)
     how = f", calibrated ({calibrator.method_})" if calibrator else ""
     console.print(f"Wrote marks.csv, totals.csv, evidence.jsonl, run.json to [bold]{out}[/] ({where}{how}).")
     if book is not None:
         with book:
             record = book.record_run(
-                loaded, submissions, grades, rubric_path=str(rubric), calibration=calibration_info,
+                loaded, submissions, grades, rubric_path=str(rubric.resolve()), calibration=calibration_info,
                 triaged=triaged, review_budget=review_budget,
             )
             waiting = len(book.queue())

@@ -22,6 +22,21 @@ BORDERLINE_MARGIN = 0.15
 QUOTE_CHARS = 90
 """Quotes in reasons are cut to this many characters (the evidence file has the whole text)."""
 MARK_DEPENDENT = frozenset({"borderline", "low-confidence"})
+MEANINGS = {
+    "blank": "no answer",
+    "unreadable-choice": "no single option letter could be read",
+    "contradiction": "a segment says the opposite of a point it resembles (no credit from it)",
+    "keyword-stuffing": "rubric terms listed without sentences that connect them (no credit from them)",
+    "injection": "an instruction to the grader (no credit from it)",
+    "copied-question": "the answer restates the question",
+    "off-topic": "the answer is unlike every point and the question",
+    "possible-collusion": "near-identical to another student's answer (named)",
+    "too-long": "a sentence longer than the model reads, split into overlapping windows",
+    "borderline": "the raw mark sits near a rounding boundary",
+    "low-confidence": "a small change in the match scores would change the mark",
+    "llm-disagrees": "an LLM's second opinion differs by a step or more (it never changes the mark)",
+}
+"""Every flag code, most serious first, with what it means (report and documentation)."""
 """Flags that follow from the mark: recomputed whenever an answer is re-marked (calibration)."""
 
 

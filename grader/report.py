@@ -30,6 +30,7 @@ from scipy.stats import pointbiserialr
 from grader.atomic import write_atomically
 from grader.errors import GraderError, InputError
 from grader.evaluation import Evaluation, evaluate, with_interval
+from grader import flags as flagging
 from grader.flags import Flag
 from grader.grade import Grades, QuestionGrade
 from grader.match import CreditCurve, PointMatch
@@ -51,7 +52,7 @@ SECTIONS = {
 
 DPI = 100
 MACHINE, HUMAN, KEY, OTHER, UNREAD = "#3b6ea8", "#e08a2c", "#2e8b57", "#b7bec9", "#c0504d"
-FLAG_ORDER = ("blank", "unreadable-choice", "contradiction", "borderline")
+FLAG_ORDER = tuple(flagging.MEANINGS)
 UPPER_LOWER = 0.27
 """Share of students in each of the upper and lower groups of the discrimination index (Kelley)."""
 
@@ -148,7 +149,7 @@ def _read_evidence(path: Path) -> dict[tuple[str, str], tuple[tuple[PointMatch, 
                 points.setdefault(key, []).append(
                     PointMatch(
                         e["point_id"], float(e["point_marks"]), float(e["similarity"]), float(e["score"]),
-                        float(e["credit"]), e["evidence"], e.get("pattern"), e.get("contradiction"),
+                        float(e["credit"]), e["evidence"], e.get("pattern"), e.get("contradiction"), e.get("opposite"),
                     )
                 )
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
@@ -414,9 +415,9 @@ def _flags(run: Run, rubric: Rubric) -> str:
     rows = [[qid, *[counts[qid].get(c, "") for c in codes], sum(counts[qid].values())] for qid in flagged]
     rows.append(["all", *[sum(counts[q].get(c, 0) for q in flagged) for c in codes], sum(sum(p.values()) for p in counts.values())])
     return (
-        '<p class="note">Flags never change a mark; they send the answer to a person. blank: no answer; unreadable-choice: '
-        "no single option letter could be read; contradiction: a rubric contradiction pattern matched; borderline: the raw "
-        "mark sits near a rounding boundary. Counts are flags, per question (questions without flags are left out).</p>\n"
+        '<p class="note">Flags send the answer to a person. '
+        + "; ".join(f"{code}: {flagging.MEANINGS[code]}" for code in codes if code in flagging.MEANINGS)
+        + ". Counts are flags, per question (questions without flags are left out).</p>\n"
         + _table(["question", *codes, "total"], rows, pooled_rows={len(rows) - 1})
         + _image(_flags_figure(counts, codes, flagged), "Flags per question")
     )

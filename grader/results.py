@@ -75,6 +75,7 @@ def evidence_jsonl(grades: Grades) -> str:
                     "evidence": p.evidence,
                     "pattern": p.pattern,
                     "contradiction": p.contradiction,
+                    "opposite": p.opposite,
                     "flags": [f.reason for f in g.flags],
                 }
             )
