@@ -82,6 +82,8 @@ def grade(
 
     loaded, submissions = _load_inputs(rubric, answers)
     book = _open_gradebook(db) if db is not None else None  # a bad gradebook fails before the model loads
+    if book is not None:
+        book.check_exam(loaded)
     if engine not in ("local", "ray"):
         raise GraderError(f"--engine must be local or ray, not '{engine}'")
     spec = _encoder_spec(model, device, batch_size, cache, no_cache)

@@ -350,9 +350,7 @@ class Gradebook:
         `triaged` gives each answer's doubt and whether it is queued for review (see grader.triage);
         without it every flagged answer is queued.
         """
-        known = self.latest_run()
-        if known is not None and known.exam != rubric.exam:
-            raise GraderError(f"{self.path}: this gradebook holds exam '{known.exam}', not '{rubric.exam}' (use another --db file)")
+        known = self.check_exam(rubric)
         before = {(e.student_id, e.question_id): e for e in self.entries(reviewed_only=True)} if known else {}
         rows = []
         for g in grades.items:
@@ -415,6 +413,13 @@ class Gradebook:
                 changed.append((key[0], key[1], entry.auto_mark, new_auto[key]))
         kept_reviews = sum(1 for key in before if key in new_auto)
         return RunRecord(run_id, len(rows), kept_reviews, tuple(changed))
+
+    def check_exam(self, rubric: Rubric) -> Run | None:
+        """Refuse a rubric of another exam (a gradebook holds one exam); returns the latest run."""
+        known = self.latest_run()
+        if known is not None and known.exam != rubric.exam:
+            raise GraderError(f"{self.path}: this gradebook holds exam '{known.exam}', not '{rubric.exam}' (use another --db file)")
+        return known
 
     def runs(self) -> list[Run]:
         return [_run(r) for r in self._db.execute("SELECT * FROM runs ORDER BY id")]

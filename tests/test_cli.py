@@ -382,3 +382,12 @@ def test_rubric_draft_from_the_exam_paper_validates(tmp_path):
     (tmp_path / "empty.md").write_text("")
     assert_one_line_error(grader("rubric", "draft", tmp_path / "empty.md", "-o", tmp_path / "x.yaml"), "empty.md")
     assert not (tmp_path / "x.yaml").exists()
+
+
+def test_a_gradebook_of_another_exam_is_refused_before_the_model_loads(gradebook, tmp_path):
+    base, _ = gradebook
+    other = tmp_path / "other.yaml"
+    other.write_text(RUBRIC.read_text().replace("exam: dl-midsem", "exam: other-exam", 1))
+    result = grader("grade", other, SAMPLE, "--db", base / "exam.db", "--out", tmp_path / "out")
+    assert_one_line_error(result, "exam.db", "holds exam 'dl-midsem', not 'other-exam'")
+    assert not (tmp_path / "out").exists()
