@@ -449,13 +449,7 @@ class Gradebook:
         self, student_id: str | None = None, question_id: str | None = None, reviewed_only: bool = False
     ) -> list[Entry]:
         """Current entries, student-major in the latest rubric's question order."""
-        where, args = [], []
-        if student_id is not None:
-            where.append("student_id = ?")
-            args.append(student_id)
-        if question_id is not None:
-            where.append("question_id = ?")
-            args.append(question_id)
+        where, args = _answer_filter(student_id, question_id)
         if reviewed_only:
             where.append("r.status IS NOT NULL")
         sql = _CURRENT + (" WHERE " + " AND ".join(where) if where else "")
@@ -505,13 +499,7 @@ class Gradebook:
         )
 
     def audit(self, student_id: str | None = None, question_id: str | None = None) -> list[AuditEntry]:
-        where, args = [], []
-        if student_id is not None:
-            where.append("student_id = ?")
-            args.append(student_id)
-        if question_id is not None:
-            where.append("question_id = ?")
-            args.append(question_id)
+        where, args = _answer_filter(student_id, question_id)
         sql = "SELECT * FROM audit" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id"
         return [_audit_entry(r) for r in self._db.execute(sql, args)]
 
@@ -659,6 +647,16 @@ class Gradebook:
             (_now(), ta, action, student_id, question_id,
              json.dumps(old) if old is not None else None, json.dumps(new) if new is not None else None, reason, run_id, undoes),
         )
+
+
+def _answer_filter(student_id: str | None, question_id: str | None) -> tuple[list[str], list[str]]:
+    """SQL conditions (and their arguments) selecting one student's and/or one question's rows."""
+    where, args = [], []
+    for column, value in (("student_id", student_id), ("question_id", question_id)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            args.append(value)
+    return where, args
 
 
 def _review_state(entry: Entry) -> dict | None:
