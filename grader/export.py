@@ -104,6 +104,24 @@ MOODLE_IDENTIFIERS = (
 with the kept-column names we accept for each, in the order we pick them."""
 
 
+def _forced_identifier(
+    lms: str, identifiers: Sequence[tuple[str, Sequence[str]]], columns: Sequence[str], id_column: str
+) -> tuple[str, str | None]:
+    """(kept column, LMS id header or None) for a `--id-column` the user named: an id field of the LMS
+    (by its header or an alias), else any kept column; a missing one is a one-line error."""
+    wanted = header_key(id_column)
+    for header, aliases in identifiers:
+        if wanted in aliases or wanted == header_key(header):
+            found = _find_column(columns, aliases)
+            if found is None:
+                raise GraderError(f"{lms} export: no '{header}' column to identify students by ({_listing(columns)})")
+            return found, header
+    found = _find_column(columns, [wanted])
+    if found is None:
+        raise GraderError(f"{lms} export: no kept column '{id_column}' ({_listing(columns)})")
+    return found, None
+
+
 def moodle_identifier(students: Sequence[Student], id_column: str | None = None) -> tuple[str, str]:
     """(kept column, header to write) identifying students to Moodle.
 
@@ -113,19 +131,8 @@ def moodle_identifier(students: Sequence[Student], id_column: str | None = None)
     """
     columns = kept_columns(students)
     if id_column is not None:
-        wanted = header_key(id_column)
-        for header, aliases in MOODLE_IDENTIFIERS:
-            if wanted in aliases or wanted == header_key(header):
-                found = _find_column(columns, aliases)
-                if found is None:
-                    raise GraderError(
-                        f"moodle export: no '{header}' column to identify students by ({_listing(columns)})"
-                    )
-                return found, header
-        found = _find_column(columns, [wanted])
-        if found is None:
-            raise GraderError(f"moodle export: no kept column '{id_column}' ({_listing(columns)})")
-        return found, found
+        found, header = _forced_identifier("moodle", MOODLE_IDENTIFIERS, columns, id_column)
+        return found, header or found
     for header, aliases in MOODLE_IDENTIFIERS:
         found = _find_column(columns, aliases)
         if found is not None:
@@ -227,19 +234,8 @@ def canvas_identifiers(students: Sequence[Student], id_column: str | None = None
     """
     columns = kept_columns(students)
     if id_column is not None:
-        wanted = header_key(id_column)
-        for header, aliases in CANVAS_IDENTIFIERS:
-            if wanted in aliases or wanted == header_key(header):
-                found = _find_column(columns, aliases)
-                if found is None:
-                    raise GraderError(
-                        f"canvas export: no '{header}' column to identify students by ({_listing(columns)})"
-                    )
-                return {header: found}
-        found = _find_column(columns, [wanted])
-        if found is None:
-            raise GraderError(f"canvas export: no kept column '{id_column}' ({_listing(columns)})")
-        return {"SIS Login ID": found}
+        found, header = _forced_identifier("canvas", CANVAS_IDENTIFIERS, columns, id_column)
+        return {header or "SIS Login ID": found}
     found_ids = {h: c for h, aliases in CANVAS_IDENTIFIERS if (c := _find_column(columns, aliases)) is not None}
     if not found_ids:
         raise GraderError(
