@@ -181,6 +181,7 @@ class Encoder:
                 show_progress_bar=False,
             ).astype(np.float32, copy=False)
             self.encoded += len(index)
+            release_freed_memory()
             if progress is not None:
                 progress(done + min(start + chunk, len(order)), len(unique))
         if self._cache is not None and todo:
@@ -214,6 +215,32 @@ def cuda_batch_size(free_bytes: int, per_text_bytes: int) -> int:
     low, high = CUDA_BATCH_LIMITS
     fits = max(1, int(free_bytes * CUDA_MEMORY_SHARE) // max(1, per_text_bytes))
     return max(low, min(high, 2 ** int(math.log2(fits))))
+
+
+def release_freed_memory() -> None:
+    """Hand memory that torch freed back to the OS (glibc's `malloc_trim`; a no-op elsewhere).
+
+    A forward pass allocates tensors of sizes that change with every batch's padded length; glibc
+    keeps the freed heap and cannot reuse most of it for the next, differently sized tensors, so
+    without this the process grows with every encode call: measured on a 10k-answer class, RSS after
+    each call climbed from 0.9 to 1.3 GiB; trimmed after every chunk, it stays at 0.7 GiB, for about
+    4 % more CPU time (bench/README.md)."""
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+def _glibc() -> object | None:
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.malloc_trim.argtypes = [ctypes.c_size_t]
+        return libc
+    except (OSError, AttributeError):  # not glibc (macOS, Windows, musl): nothing to trim
+        return None
+
+
+_LIBC = _glibc()
 
 
 def _packaged_path() -> Path | None:
