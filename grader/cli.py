@@ -39,6 +39,10 @@ NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Read and write no 
 DbArg = Annotated[Path, typer.Argument(help="Gradebook file written by `grader grade --db`.", show_default=False)]
 TaOpt = Annotated[str | None, typer.Option("--ta", help="Your name for the audit log (default: your login name).")]
 CalibrationOpt = Annotated[Path | None, typer.Option("--calibration", help="Calibration file from `grader calibrate` (refused if fitted for another rubric version or model).")]
+LLM_URL_HELP = "Base URL of an OpenAI-compatible API: http://127.0.0.1:8080/v1 for a local llama.cpp server (docs/llm.md)."
+LLM_MODEL_HELP = "The model's name as the server knows it."
+ApiKeyEnvOpt = Annotated[str, typer.Option("--api-key-env", help="Environment variable holding the API key, sent as a Bearer token and never stored (leave it unset for a local server).")]
+LlmTimeoutOpt = Annotated[float, typer.Option("--timeout", min=0.1, help="Seconds to wait for each call.")]
 
 
 @app.command()
@@ -276,11 +280,11 @@ def review_command(db: DbArg, ta: TaOpt = None) -> None:
 @app.command("second-opinion")
 def second_opinion_command(
     db: DbArg,
-    llm_url: Annotated[str, typer.Option("--llm-url", help="Base URL of an OpenAI-compatible API: http://127.0.0.1:8080/v1 for a local llama.cpp server (docs/llm.md).", show_default=False)],
-    llm_model: Annotated[str, typer.Option("--llm-model", help="The model's name as the server knows it.", show_default=False)],
-    api_key_env: Annotated[str, typer.Option("--api-key-env", help="Environment variable holding the API key, sent as a Bearer token and never stored (leave it unset for a local server).")] = "GRADER_LLM_API_KEY",
+    llm_url: Annotated[str, typer.Option("--llm-url", help=LLM_URL_HELP, show_default=False)],
+    llm_model: Annotated[str, typer.Option("--llm-model", help=LLM_MODEL_HELP, show_default=False)],
+    api_key_env: ApiKeyEnvOpt = "GRADER_LLM_API_KEY",
     max_calls: Annotated[int, typer.Option("--max-calls", min=0, help="At most this many HTTP calls, retries included; answers past it are skipped (cached replies are still used).")] = 200,
-    timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="Seconds to wait for each call.")] = 30.0,
+    timeout: LlmTimeoutOpt = 30.0,
     cache: Annotated[Path | None, typer.Option("--cache", help="SQLite file of the LLM's replies, so a re-run costs no calls (default: DB with the suffix .llm-cache.sqlite).")] = None,
 ) -> None:
     """Ask an LLM for a second opinion on the answers waiting for review. It never changes a mark."""
@@ -293,13 +297,10 @@ def second_opinion_command(
     with _open_gradebook(db, create=False) as book, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", LlmCacheWarning)
         rubric, queue = book.rubric(), book.queue()
-        with LlmClient(config) as client, Progress(
-            TextColumn("Asking the LLM"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True
-        ) as bar:
+        with LlmClient(config) as client, _asking_bar() as bar:
             task = bar.add_task("ask", total=len(queue))
             results = run_second_opinions(client, rubric, queue, progress=lambda done, total: bar.update(task, completed=done, total=total))
-        for warning in caught:
-            errors.print(f"[yellow]warning:[/] {warning.message}", highlight=False, soft_wrap=True)
+        _print_warnings(caught)
         stored = disagree = 0
         for entry, opinion in results:
             if opinion is None or opinion.status == "failed":
@@ -309,12 +310,7 @@ def second_opinion_command(
             stored += 1
             disagree += flag is not None
     spent = client.spent
-    table = Table(title=f"LLM spend: {config.model}", title_justify="left")
-    table.add_column("what")
-    table.add_column("how much", justify="right")
-    for what, amount in spent.summary(max_calls):
-        table.add_row(what, amount)
-    console.print(table)
+    _print_spend(config, spent)
     console.print(
         f"Stored {stored} second opinions in [bold]{db}[/] ({disagree} disagree with the automatic mark by a step or more). "
         "No mark was changed."
@@ -364,17 +360,55 @@ def draft_from_paper(
     paper: Annotated[Path, typer.Argument(help="The exam paper, text or Markdown: sections, numbered questions, MCQ options and keys, model answers.", show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="Rubric YAML to write.", show_default=False)],
     exam: Annotated[str | None, typer.Option(help="Exam id for the rubric (default: the paper's file name).")] = None,
+    llm_url: Annotated[str | None, typer.Option("--llm-url", help=LLM_URL_HELP + " Optional: an LLM then suggests other phrasings of each point and points the draft misses, written commented out.", show_default=False)] = None,
+    llm_model: Annotated[str | None, typer.Option("--llm-model", help=LLM_MODEL_HELP, show_default=False)] = None,
+    api_key_env: ApiKeyEnvOpt = "GRADER_LLM_API_KEY",
+    max_calls: Annotated[int, typer.Option("--max-calls", min=0, help="At most this many HTTP calls to the LLM, retries included; questions past it get no suggestions (cached replies are still used).")] = 200,
+    timeout: LlmTimeoutOpt = 30.0,
+    cache: Annotated[Path | None, typer.Option("--cache", help="SQLite file of the LLM's replies, so drafting again costs no calls for questions asked before (default: none).", show_default=False)] = None,
 ) -> None:
-    """Draft a rubric from an exam paper: MCQ keys, marks, model answers split into points; `# check:` comments mark what to review."""
+    """Draft a rubric from an exam paper: MCQ keys, marks, model answers split into points; `# check:` comments mark what to review. With --llm-url, an LLM also suggests phrasings and missing points, as commented-out `# suggested` lines."""
     from grader.atomic import write_atomically
     from grader.draft import draft_yaml, read_paper
 
     drafted = read_paper(paper, exam)
-    write_atomically({out: draft_yaml(drafted)})
+    if llm_url is None and llm_model is not None:
+        raise GraderError("--llm-model needs --llm-url: the address of the server to ask")
+    suggestions = None
+    if llm_url is not None:
+        from grader.llm import LlmConfig
+
+        config = LlmConfig(llm_url, llm_model or "", api_key_env=api_key_env, timeout=timeout, max_calls=max_calls, cache_path=cache)
+        suggestions = _suggest(drafted, config)
+    write_atomically({out: draft_yaml(drafted, suggestions)})
     console.print(f"Wrote [bold]{out}[/]: {drafted.summary()}.")
     if drafted.unkeyed:
         console.print(f"MCQs without a key (written void: true): {', '.join(drafted.unkeyed)}")
+    if suggestions is not None:
+        console.print(f"{suggestions.summary()}.", highlight=False, soft_wrap=True)
+        if suggestions.made:
+            console.print("They are in the YAML as commented-out `# suggested` lines: uncomment one to accept it.")
+        if suggestions.count("failed") or suggestions.count("skipped"):
+            console.print("The draft was written all the same; run again to ask about the questions without suggestions"
+                          + (" (those answered cost nothing)." if cache else " (--cache keeps the answered ones)."))
     console.print("Review it, above all the `# check:` comments, then run `grader validate` on it.")
+
+
+def _suggest(drafted, config):
+    """Ask the LLM for suggestions on the draft with a progress bar; print the spend table. A failing server only costs suggestions."""
+    import warnings
+
+    from grader.llm import LlmCacheWarning, LlmClient
+    from grader.suggest import suggest
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", LlmCacheWarning)
+        with LlmClient(config) as client, _asking_bar() as bar:
+            task = bar.add_task("ask", total=None)
+            suggestions = suggest(client, drafted, progress=lambda done, total: bar.update(task, completed=done, total=total))
+    _print_warnings(caught)
+    _print_spend(config, client.spent, {"answers": "questions", "verdicts": "suggestions"})
+    return suggestions
 
 
 @rubric_app.command("import-reference")
@@ -467,6 +501,27 @@ def _grade_on_ray(rubric, submissions, spec, address: str | None):
     with _grading_bar() as bar:
         task = bar.add_task("grade", total=None)
         return grade_on_ray(rubric, submissions, spec, progress=lambda done, total: bar.update(task, completed=done, total=total), address=address)
+
+
+def _asking_bar() -> Progress:
+    return Progress(TextColumn("Asking the LLM"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True)
+
+
+def _print_warnings(caught) -> None:
+    for warning in caught:
+        errors.print(f"[yellow]warning:[/] {warning.message}", highlight=False, soft_wrap=True)
+
+
+def _print_spend(config, spent, words: dict[str, str] | None = None) -> None:
+    """The LLM spend table; `words` renames what its rows count (answers -> questions for a draft)."""
+    table = Table(title=f"LLM spend: {config.model}", title_justify="left")
+    table.add_column("what")
+    table.add_column("how much", justify="right")
+    for what, amount in spent.summary(config.max_calls):
+        for old, new in (words or {}).items():
+            what = what.replace(old, new)
+        table.add_row(what, amount)
+    console.print(table)
 
 
 def _print_summary(rows, grades, rubric) -> None:

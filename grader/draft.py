@@ -47,13 +47,14 @@ sub-parts ("(i)", "(ii)"), tables, and answers given only as images.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -61,6 +62,9 @@ from grader.errors import InputError
 from grader.reference import MAX_POINTS, choose_step, rubric_yaml
 from grader.rubric import McqQuestion, Rubric, ShortQuestion, parse_rubric
 from grader.segment import sentences
+
+if TYPE_CHECKING:  # suggest imports this module: only its type is needed here
+    from grader.suggest import Suggestions
 
 DEFAULT_MARKS = 1.0
 """Marks of a question when neither it, its section nor the exam says."""
@@ -1400,10 +1404,12 @@ def _word(word: str) -> str:
 # ---- writing the draft: the rubric's YAML with comments -------------------------------------------
 
 
-def draft_yaml(draft: Draft) -> str:
+def draft_yaml(draft: Draft, suggestions: Suggestions | None = None) -> str:
     """The draft as YAML (`grader.reference.rubric_yaml`) with section headings, stems and `# check:` comments.
 
-    Comments never change the data: the text loads back (`load_rubric`) to `draft.rubric`.
+    Comments never change the data: the text loads back (`load_rubric`) to `draft.rubric`. LLM
+    `suggestions` (`grader.suggest`) are commented-out YAML under the point or question they belong
+    to, labelled `# suggested`: removing the leading `# ` of their lines accepts them.
     """
     body = rubric_yaml(draft.rubric)
     root = yaml.compose(body)
@@ -1431,15 +1437,76 @@ def draft_yaml(draft: Draft) -> str:
                 if notes:
                     lines = [c for n in notes for c in _comment(n.text, "      ")]
                     before.setdefault(point.start_mark.line, []).extend(lines)
+                if suggestions is not None and suggestions.phrasings(qid, pid):
+                    after, lines = _suggested_phrasings(point, suggestions.phrasings(qid, pid), suggestions.model)
+                    before.setdefault(after + 1, []).extend(lines)
+            if suggestions is not None and suggestions.extra_points(qid):
+                question = draft.rubric.question(qid)
+                lines = _suggested_points(fields["points"], question, suggestions.extra_points(qid), suggestions.model)
+                before.setdefault(_last_line(fields["points"]) + 1, []).extend(lines)
     head = _comment(f"Drafted from {draft.source} by `grader rubric draft`: {draft.summary()}.", "", "")
     head += _comment("Review every question, above all those marked `# check:`, then `grader validate` it.", "", "")
+    if suggestions is not None:
+        how = (" Each is commented out under what it belongs to, labelled `# suggested`, and counts only once "
+               "you uncomment its lines (remove the leading `# `).") if suggestions.made else ""
+        head += _comment(f"{suggestions.summary()}.{how}", "", "")
     head.extend(c for n in draft.notes if n.question_id is None for c in _comment(n.text, ""))
     lines = body.splitlines()
     out = list(head)
     for number, line in enumerate(lines):
         out.extend(before.get(number, []))
         out.append(line)
+    out.extend(before.get(len(lines), []))
     return "\n".join(out) + "\n"
+
+
+def _suggested_phrasings(point: yaml.MappingNode, texts: Sequence[str], model: str) -> tuple[int, list[str]]:
+    """The line after which a point's suggested phrasings go, and their commented-out `alternatives` lines.
+
+    One phrasing a line, so each can be accepted alone: under the point's own list when it has one.
+    """
+    label = _suggested_label(model)
+    fields = {k.value: v for k, v in point.value}
+    if "alternatives" in fields:
+        items = fields["alternatives"]
+        indent = " " * items.start_mark.column
+        return _last_line(items), [f"{indent}# - {_scalar(text)}{label}" for text in texts]
+    indent = " " * point.start_mark.column
+    head = f"{indent}# alternatives:{label}: uncomment this line and the phrasings you accept"
+    return _last_line(point), [head, *(f"{indent}#   - {_scalar(text)}" for text in texts)]
+
+
+def _suggested_points(points: yaml.SequenceNode, question: ShortQuestion, texts: Sequence[str], model: str) -> list[str]:
+    """Commented-out extra points worth one step each: accepting one also means moving marks, said on its line."""
+    indent = " " * points.start_mark.column
+    taken = {p.id for p in question.points}
+    ids = (f"s{n}" for n in itertools.count(1) if f"s{n}" not in taken)
+    step = f"{question.step:g}"
+    lines = []
+    for text, pid in zip(texts, ids):
+        lines += [
+            f"{indent}# - id: {pid}{_suggested_label(model)}: the model answer implies it, no point covers it",
+            f"{indent}#   text: {_scalar(text)}",
+            f"{indent}#   marks: {step}  # adds {step} to {question.id}: raise its marks by {step}, or take {step} from other points",
+        ]
+    return lines
+
+
+def _suggested_label(model: str) -> str:
+    return f"  # suggested (LLM, model {_flat(model)})"
+
+
+def _scalar(text: str) -> str:
+    """`text` as a YAML scalar on one line, quoted where YAML needs it."""
+    return yaml.safe_dump([text], allow_unicode=True, width=math.inf).removeprefix("- ").rstrip("\n")
+
+
+def _last_line(node: yaml.Node) -> int:
+    """The line a node's text ends on (a block scalar's end mark is at the start of the next line)."""
+    while isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and node.value:
+        last = node.value[-1]
+        node = last[1] if isinstance(node, yaml.MappingNode) else last
+    return node.end_mark.line if node.end_mark.column > 0 else node.end_mark.line - 1
 
 
 def _comment(text: str, indent: str, tag: str = "check: ") -> list[str]:

@@ -248,7 +248,7 @@ class Opinion:
         try:
             return _OPINION.validate_python(data, strict=False)
         except ValidationError as exc:
-            raise ValueError(f"not an LLM opinion: {_first_error(exc)}") from None
+            raise ValueError(f"not an LLM opinion: {first_error(exc)}") from None
 
 
 _OPINION = TypeAdapter(Opinion)
@@ -354,7 +354,7 @@ class _Rejected(Exception):
         self.reason = reason
 
 
-class _CallFailed(Exception):
+class CallFailed(Exception):
     """This answer got no usable reply; the reason is one line."""
 
 
@@ -428,7 +428,7 @@ class LlmClient:
             raise CallsStopped(f"no more LLM calls: {self._spend.stopped}")
         try:
             reply = self._call_with_retries(messages, schema)
-        except _CallFailed:
+        except CallFailed:
             self._failed_in_a_row += 1
             raise
         self._failed_in_a_row = 0
@@ -440,7 +440,7 @@ class LlmClient:
         attempt = 0
         while True:
             if self._spend.calls >= self.config.max_calls:
-                raise _CallFailed(f"the budget of {self.config.max_calls} calls ran out during retries")
+                raise CallFailed(f"the budget of {self.config.max_calls} calls ran out during retries")
             try:
                 reply = self._call(messages, schema if use_schema else None)
             except (_Retryable, _Rejected) as exc:
@@ -450,10 +450,10 @@ class LlmClient:
                     use_schema = False
                     continue
                 if isinstance(exc, _Rejected):
-                    raise _CallFailed(exc.reason) from None
+                    raise CallFailed(exc.reason) from None
                 if attempt >= self.config.retries:
                     tries = "1 try" if attempt == 0 else f"{attempt + 1} tries"
-                    raise _CallFailed(f"{exc.reason} ({tries})") from None
+                    raise CallFailed(f"{exc.reason} ({tries})") from None
                 wait = exc.retry_after if exc.retry_after is not None else self.config.backoff * 2**attempt
                 self._sleep(max(0.0, min(wait, self.config.max_wait)))
                 attempt += 1
@@ -790,7 +790,7 @@ def _check_reply(question: ShortQuestion, answer: str, reply: str, model: str) -
         try:
             parsed = _ReplyVerdict.model_validate(item)
         except ValidationError as exc:
-            discarded.append(f"verdict {number} does not fit the schema: {_first_error(exc)}")
+            discarded.append(f"verdict {number} does not fit the schema: {first_error(exc)}")
             continue
         if parsed.point_id not in points:
             discarded.append(f"verdict {number} names point '{parsed.point_id}', which the question does not have")
@@ -823,7 +823,7 @@ def _clip(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _first_error(exc: ValidationError) -> str:
+def first_error(exc: ValidationError) -> str:
     error = exc.errors()[0]
     where = ".".join(str(part) for part in error["loc"])
     return f"{where}: {error['msg']}" if where else error["msg"]
@@ -843,7 +843,7 @@ def second_opinion(client: LlmClient, question: ShortQuestion, answer: str) -> O
         return Opinion(question.id, client.config.model, "ok", verdicts, implied_mark=0.0, max_mark=question.marks)
     try:
         reply = client.ask(build_messages(question, answer), verdict_schema(question))
-    except _CallFailed as exc:
+    except CallFailed as exc:
         client._spend.failures += 1
         return Opinion(question.id, client.config.model, "failed", max_mark=question.marks, error=str(exc))
     opinion, unreadable = _check_reply(question, answer, reply, client.config.model)

@@ -27,6 +27,19 @@ answers is chosen per test, by name:
     404           HTTP 404 with an OpenAI-style error body
     no-usage      good, without a `usage` object
 
+A request for rubric suggestions (`grader.suggest`: a model answer and "Draft rubric points")
+gets, for the behaviours that answer with content:
+
+    good          one other phrasing per point ("In other words, " and the point's first words)
+                  and one missing point naming the model answer's longest word
+    fenced        good, wrapped in prose and a ```json fence
+    broken        JSON cut off half way
+    unknown       good, plus a phrasing of a point the question does not have
+    messy         good, plus for the first point phrasings that are empty, its own text, a repeat,
+                  400 characters long, not text, and three more (one past the three asked for);
+                  and missing points that are blank, a repeat, and three more (one too many)
+    (any other)   good
+
 `script` is a list of behaviours used one per request, in order; when it is empty, `behaviour`
 answers every request.
 """
@@ -42,6 +55,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 _POINTS = re.compile(r"Rubric points \(JSON, one object per point\):\n(.*)\n")
+_DRAFT_POINTS = re.compile(r"Model answer:\n(.*)\n\nDraft rubric points \(JSON, one object per point\):\n(.*)\Z", re.DOTALL)
 _ANSWER = re.compile(r"<answer>\n(.*?)\n</answer>", re.DOTALL)  # the first closing tag, as a naive model reads it
 _STOPWORDS = {"because", "which", "their", "there", "these", "those", "about", "would", "should", "other"}
 INJECTION = "ignore the rubric"
@@ -158,6 +172,9 @@ def _handler_for(llm: ScriptedLlm) -> type[BaseHTTPRequestHandler]:
 
 
 def _reply(behaviour: str, prompt: str) -> str:
+    draft = _DRAFT_POINTS.search(prompt)
+    if draft:
+        return _suggestions(behaviour, draft.group(1), json.loads(draft.group(2)))
     points = json.loads(_POINTS.search(prompt).group(1))
     answer = _ANSWER.search(prompt).group(1)
     verdicts = [_judge(point, answer) for point in points]
@@ -194,3 +211,23 @@ def _judge(point: dict, answer: str) -> dict:
 
 def _sentences(text: str) -> list[str]:
     return [s.strip() for s in re.split(r"(?<=[.!?])\s+", text) if s.strip()]
+
+
+def _suggestions(behaviour: str, model_answer: str, points: list[dict]) -> str:
+    """Rubric suggestions as `grader.suggest` asks for them, good or spoilt as `behaviour` says."""
+    phrasings = [{"point_id": p["id"], "text": "In other words, " + " ".join(p["text"].split()[:8])} for p in points]
+    longest = max(re.findall(r"[A-Za-z]+", model_answer), key=len)
+    missing = [{"text": f"A full answer also uses the term '{longest}'."}]
+    if behaviour == "unknown":
+        phrasings.append({"point_id": "bonus", "text": "A point nobody wrote."})
+    if behaviour == "messy":
+        first = points[0]["id"]
+        spoilt = ["", points[0]["text"], phrasings[0]["text"], "very " * 80, 5, "Put another way, one.", "Put another way, two.", "Put another way, three."]
+        phrasings += [{"point_id": first, "text": text} for text in spoilt]
+        missing += [{"text": "   "}, missing[0], {"text": "Extra one."}, {"text": "Extra two."}, {"text": "Extra three."}]
+    reply = json.dumps({"phrasings": phrasings, "missing_points": missing})
+    if behaviour == "fenced":
+        return "Here are my suggestions.\n```json\n" + reply + "\n```"
+    if behaviour == "broken":
+        return reply[:40]
+    return reply
