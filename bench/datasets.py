@@ -23,7 +23,8 @@ papers do); QWK rounds predictions to the corpus' mark step. SemEval's labels be
 stays in memory; nothing is cached on disk. The script reports and always exits 0.
 
 Options: `--max-points 6,1` and `--topic-weight 0.5,0` grade variants in the same run (vectors are
-shared); `--saf-per-question N` / `--semeval-sample N` subsample.
+shared); `--criterion mae,rmse` calibrates with each choosing error; `--saf-per-question N` /
+`--semeval-sample N` subsample.
 Results, runtime and findings: bench/README.md.
 """
 
@@ -217,7 +218,9 @@ def unseen_question_folds(corpus: Corpus) -> np.ndarray:
     return fold
 
 
-def calibrated(corpus: Corpus, graded: Graded, fold: np.ndarray, unseen: bool = False) -> tuple[np.ndarray, list[str]]:
+def calibrated(
+    corpus: Corpus, graded: Graded, fold: np.ndarray, unseen: bool = False, criterion: str = "mae"
+) -> tuple[np.ndarray, list[str]]:
     """Held-out continuous marks from a Calibrator fitted per fold, and the method each fold chose.
 
     With `unseen` (held-out questions), also check that the Calibrator predicts them with its pooled
@@ -226,7 +229,7 @@ def calibrated(corpus: Corpus, graded: Graded, fold: np.ndarray, unseen: bool = 
     predicted, methods = np.zeros(len(corpus.answers)), []
     for k in np.unique(fold):
         human = {key: a.human for key, a, f in zip(graded.keys, corpus.answers, fold) if f != k}
-        calibrator = Calibrator().fit(graded.grades, graded.rubric, human)
+        calibrator = Calibrator(criterion=criterion).fit(graded.grades, graded.rubric, human)
         methods.append(calibrator.method_)
         held = np.flatnonzero(fold == k)
         marks = _held_out_marks(calibrator, graded, held)
@@ -305,7 +308,7 @@ def table(rows: list[tuple[str, dict[str, float]]]) -> str:
     return "\n".join(lines)
 
 
-def evaluate(corpus: Corpus, encoder: MemoryEncoder, variants: list[tuple[int, float]]) -> str:
+def evaluate(corpus: Corpus, encoder: MemoryEncoder, variants: list[tuple[int, float]], criteria: Sequence[str] = ("mae",)) -> str:
     start = time.perf_counter()
     by_answer, by_question = unseen_answer_folds(corpus), unseen_question_folds(corpus)
     cosines = whole_answer_cosines(corpus, encoder)
@@ -318,10 +321,12 @@ def evaluate(corpus: Corpus, encoder: MemoryEncoder, variants: list[tuple[int, f
         item = {(g.student_id, g.question_id): g for g in graded.grades.items}
         default = np.array([item[key].raw_mark for key in graded.keys])
         rows_a.append((f"{label}, no calibration", metrics(corpus, default)))
-        predicted, methods = calibrated(corpus, graded, by_answer)
-        rows_a.append((f"{label} + Calibrator ({', '.join(sorted(set(methods)))})", metrics(corpus, predicted)))
-        predicted, methods = calibrated(corpus, graded, by_question, unseen=True)
-        rows_q.append((f"{label} + Calibrator ({', '.join(sorted(set(methods)))})", metrics(corpus, predicted)))
+        for criterion in criteria:
+            chosen = f"chose by {criterion}: " if len(criteria) > 1 else ""
+            predicted, methods = calibrated(corpus, graded, by_answer, criterion=criterion)
+            rows_a.append((f"{label} + Calibrator ({chosen}{', '.join(sorted(set(methods)))})", metrics(corpus, predicted)))
+            predicted, methods = calibrated(corpus, graded, by_question, unseen=True, criterion=criterion)
+            rows_q.append((f"{label} + Calibrator ({chosen}{', '.join(sorted(set(methods)))})", metrics(corpus, predicted)))
         # Diagnostic: the grader's own evidence before the credit curve clips it, mapped like the
         # baseline maps its cosine.
         for field in ("similarity", "score"):
@@ -366,6 +371,7 @@ def main() -> None:
     parser.add_argument("--semeval-sample", type=int, default=0, help="answers per SemEval corpus (0: all)")
     parser.add_argument("--max-points", default=str(MAX_POINTS), help="comma-separated variants, e.g. 6,1")
     parser.add_argument("--topic-weight", default=f"{TOPIC_WEIGHT:g}", help="comma-separated variants, e.g. 0.5,0")
+    parser.add_argument("--criterion", default="mae", help="the Calibrator's choosing error, comma-separated variants: mae,rmse")
     args = parser.parse_args()
 
     variants = [(int(p), float(w)) for p in args.max_points.split(",") for w in args.topic_weight.split(",")]
@@ -388,7 +394,7 @@ def main() -> None:
             count = {q: sum(a.question_id == q for a in kept) for q in {a.question_id for a in kept}}
             kept = [a for a in kept if count[a.question_id] >= 2]  # one answer cannot be held out honestly
             corpus = replace(corpus, answers=kept, note=f"{corpus.note}; --limit {args.limit}")
-        print(evaluate(corpus, encoder, variants), flush=True)
+        print(evaluate(corpus, encoder, variants, args.criterion.split(",")), flush=True)
     print(f"total {time.perf_counter() - start:.0f} s, of which encoding {encoder.seconds:.0f} s "
           f"({len(encoder._rows)} distinct texts)")
 

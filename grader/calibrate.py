@@ -11,7 +11,10 @@ evidence of an answer into its mark and keeps the one with the lowest cross-vali
   weighted match score, best/worst point score, pattern hits, contradictions, answer length),
   followed by a monotone map, so a question with few marks borrows strength from the others;
 - ``thresholds``: per question, the credit curve (low, high) that best fits the TA's marks (pooled
-  when a question has too few), i.e. per-point thresholds under the question's own marks.
+  when a question has too few), i.e. per-point thresholds under the question's own marks;
+- ``similarity``: as ``isotonic``, on each point's plain cosine similarity, without the discount
+  for echoing the question: where students must restate the question to answer it (SAF's networks
+  questions), the discount hides what separates answers.
 
 Blank answers stay 0 and MCQs are never touched. The fitted state is plain numbers, saved as a
 versioned JSON file that records the model and rubric it was fitted with, and is refused with any
@@ -38,7 +41,8 @@ from grader.grade import SCORE_SHIFT, Grades, QuestionGrade, apply_curve
 from grader.match import DEFAULT_CURVE, TOPIC_WEIGHT, CreditCurve, round_to_step
 from grader.rubric import Rubric, ShortQuestion
 
-METHODS = ("default", "isotonic", "pooled", "thresholds")
+METHODS = ("default", "isotonic", "pooled", "thresholds", "similarity")
+CRITERIA = ("mae", "rmse")
 FORMAT = "grader-calibration"
 FORMAT_VERSION = 1
 FEATURES = (
@@ -99,18 +103,27 @@ def examples(grades: Grades, rubric: Rubric, human: Mapping[tuple[str, str], flo
 
 
 class Calibrator:
-    """Fit a score-to-mark map per exam; choose the method by cross-validation (lower MAE wins)."""
+    """Fit a score-to-mark map per exam; choose the method by cross-validation (lower error wins).
 
-    def __init__(self, method: str = "auto", cv: int = 5, min_per_question: int = 10, random_state: int = 0):
+    `criterion` is the held-out error of rounded marks that chooses: "mae" (mean absolute error) or
+    "rmse" (root mean squared error, which weighs a mark off by two steps four times one off by one,
+    as quadratic weighted kappa does)."""
+
+    def __init__(
+        self, method: str = "auto", cv: int = 5, min_per_question: int = 10, random_state: int = 0, criterion: str = "mae"
+    ):
         self.method = method
         self.cv = cv
         self.min_per_question = min_per_question
         self.random_state = random_state
+        self.criterion = criterion
 
     # ---- fitting -------------------------------------------------------------------------
     def fit(self, grades: Grades, rubric: Rubric, human: Mapping[tuple[str, str], float]) -> Calibrator:
         if self.method != "auto" and self.method not in METHODS:
             raise GraderError(f"unknown calibration method {self.method!r}: use auto or one of {', '.join(METHODS)}")
+        if self.criterion not in CRITERIA:
+            raise GraderError(f"unknown calibration criterion {self.criterion!r}: use one of {', '.join(CRITERIA)}")
         found = examples(grades, rubric, human)
         if len(found) < 2:
             raise GraderError(
@@ -120,17 +133,18 @@ class Calibrator:
         self.rubric_fingerprint_ = grades.rubric_fingerprint
         self.model_ = grades.model
         self.counts_ = {q: sum(e.question.id == q for e in found) for q in dict.fromkeys(e.question.id for e in found)}
-        self.cv_mae_ = self._cross_validate(found)
+        self.cv_mae_, self.cv_rmse_ = self._cross_validate(found)
+        error = self.cv_mae_ if self.criterion == "mae" else self.cv_rmse_
         candidates = METHODS if self.method == "auto" else (self.method,)
-        self.method_ = min(candidates, key=lambda m: (round(self.cv_mae_[m], 9), METHODS.index(m)))
+        self.method_ = min(candidates, key=lambda m: (round(error[m], 9), METHODS.index(m)))
         self.params_ = _fit(self.method_, found, self.min_per_question)
         return self
 
-    def _cross_validate(self, found: list[Example]) -> dict[str, float]:
-        """Mean absolute error of rounded marks on held-out answers, per method."""
+    def _cross_validate(self, found: list[Example]) -> tuple[dict[str, float], dict[str, float]]:
+        """Mean absolute and root mean squared error of rounded marks on held-out answers, per method."""
         folds = min(self.cv, len(found))
         if folds < 2:
-            return {m: math.nan for m in METHODS}
+            return {m: math.nan for m in METHODS}, {m: math.nan for m in METHODS}
         splitter = KFold(folds, shuffle=True, random_state=self.random_state)
         errors: dict[str, list[float]] = {m: [] for m in METHODS}
         for train, test in splitter.split(found):
@@ -140,7 +154,10 @@ class Calibrator:
                 params = _fit(m, fit_on, self.min_per_question)
                 predicted = _predict(m, params, held)
                 errors[m] += [abs(p - e.human) for p, e in zip(predicted, held)]
-        return {m: float(np.mean(v)) for m, v in errors.items()}
+        return (
+            {m: float(np.mean(v)) for m, v in errors.items()},
+            {m: float(np.sqrt(np.mean(np.square(v)))) for m, v in errors.items()},
+        )
 
     # ---- predicting ----------------------------------------------------------------------
     def predict(self, grades: Grades, rubric: Rubric) -> Grades:
@@ -197,8 +214,14 @@ class Calibrator:
             "topic_weight": TOPIC_WEIGHT,
             "method": self.method_,
             "cv_mae": self.cv_mae_,
+            "cv_rmse": self.cv_rmse_,
             "answers_per_question": self.counts_,
-            "settings": {"cv": self.cv, "min_per_question": self.min_per_question, "random_state": self.random_state},
+            "settings": {
+                "cv": self.cv,
+                "min_per_question": self.min_per_question,
+                "random_state": self.random_state,
+                "criterion": self.criterion,
+            },
             "params": self.params_,
         }
 
@@ -216,6 +239,7 @@ class Calibrator:
             calibrator.model_ = data["model"]
             calibrator.method_ = data["method"]
             calibrator.cv_mae_ = dict(data["cv_mae"])
+            calibrator.cv_rmse_ = dict(data.get("cv_rmse", {}))  # absent from files written before it
             calibrator.counts_ = dict(data["answers_per_question"])
             calibrator.params_ = dict(data["params"])
         except (KeyError, TypeError) as exc:
@@ -247,12 +271,13 @@ def load(path: str | Path) -> Calibrator:
 def _fit(method: str, found: Sequence[Example], min_per_question: int) -> dict:
     if method == "default":
         return {}
-    if method == "isotonic":
-        pooled = _isotonic([_evidence(e) for e in found], [e.human / e.question.marks for e in found])
+    if method in ("isotonic", "similarity"):
+        evidence = _EVIDENCE[method]
+        pooled = _isotonic([evidence(e) for e in found], [e.human / e.question.marks for e in found])
         per = {}
         for qid, group in _by_question(found).items():
             if len(group) >= min_per_question:
-                per[qid] = _isotonic([_evidence(e) for e in group], [e.human / e.question.marks for e in group])
+                per[qid] = _isotonic([evidence(e) for e in group], [e.human / e.question.marks for e in group])
         return {"pooled": pooled, "questions": per}
     if method == "pooled":
         x = np.stack([answer_features(e.question, e.grade) for e in found])
@@ -290,9 +315,10 @@ def _predict(method: str, params: dict, found: Sequence[Example], rounded: bool 
         return marks
     if method == "default":
         shares = np.array([_share(e) for e in found])
-    elif method == "isotonic":
+    elif method in ("isotonic", "similarity"):
+        evidence = _EVIDENCE[method]
         shares = np.array(
-            [_interp(params["questions"].get(e.question.id, params["pooled"]), _evidence(e)) for e in found]
+            [_interp(params["questions"].get(e.question.id, params["pooled"]), evidence(e)) for e in found]
         )
     elif method == "pooled":
         x = np.stack([answer_features(e.question, e.grade) for e in found])
@@ -319,6 +345,17 @@ def _evidence(e: Example) -> float:
         credit = 1.0 if p.pattern is not None else 0.0 if p.contradiction is not None else (p.score - DEFAULT_CURVE.low) / span
         total += p.marks * credit
     return total / e.question.marks
+
+
+def _similarity(e: Example) -> float:
+    """The marks-weighted cosine of each point's best segment (pattern hits 1, contradictions 0)."""
+    total = 0.0
+    for p in e.grade.points:
+        total += p.marks * (1.0 if p.pattern is not None else 0.0 if p.contradiction is not None else p.similarity)
+    return total / e.question.marks
+
+
+_EVIDENCE = {"isotonic": _evidence, "similarity": _similarity}
 
 
 def _by_question(found: Sequence[Example]) -> dict[str, list[Example]]:

@@ -119,7 +119,8 @@ def calibrate_command(
     marks: Annotated[Path | None, typer.Argument(help="A TA's marks: student_id,question_id,mark (at least ~10 answers per question).", show_default=False)] = None,
     db: Annotated[Path | None, typer.Option("--db", help="Learn from the marks TAs set or accepted in this gradebook, on its latest answers and rubric.")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Calibration file to write (JSON).")] = Path("models/calibration.json"),
-    method: Annotated[str, typer.Option(help="auto (choose by cross-validation), default, isotonic, pooled or thresholds.")] = "auto",
+    method: Annotated[str, typer.Option(help="auto (choose by cross-validation), default, isotonic, pooled, thresholds or similarity.")] = "auto",
+    criterion: Annotated[str, typer.Option(help="What auto minimises on held-out marks: mae, or rmse (punishes marks far off more, as QWK does).")] = "mae",
     model: ModelOpt = None,
     device: DeviceOpt = "auto",
     batch_size: BatchOpt = None,
@@ -143,13 +144,14 @@ def calibrate_command(
         loaded, submissions = _load_inputs(rubric, answers)
         human = read_human_marks(marks, set(loaded.question_ids))
     grades = _grade(loaded, submissions, _load_encoder(_encoder_spec(model, device, batch_size, cache, no_cache)))
-    fitted = calibrate.Calibrator(method=method).fit(grades, loaded, human)
+    fitted = calibrate.Calibrator(method=method, criterion=criterion).fit(grades, loaded, human)
     calibrate.save(fitted, out)
-    table = Table(title="Cross-validated mean absolute error on marked short answers", title_justify="left")
+    table = Table(title="Cross-validated error on marked short answers (rounded marks)", title_justify="left")
     table.add_column("method")
     table.add_column("MAE", justify="right")
+    table.add_column("RMSE", justify="right")
     for name, mae in fitted.cv_mae_.items():
-        table.add_row(name + (" (chosen)" if name == fitted.method_ else ""), f"{mae:.3f}")
+        table.add_row(name + (" (chosen)" if name == fitted.method_ else ""), f"{mae:.3f}", f"{fitted.cv_rmse_[name]:.3f}")
     console.print(table)
     counts = ", ".join(f"{q} {n}" for q, n in fitted.counts_.items())
     console.print(f"Marked answers used: {counts}. Wrote [bold]{out}[/].")

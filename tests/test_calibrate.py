@@ -11,6 +11,7 @@ import yaml
 from grader import calibrate
 from grader.calibrate import METHODS, Calibrator, examples
 from grader.errors import GraderError, InputError
+from grader.match import round_to_step
 from grader.rubric import ShortQuestion, parse_rubric
 from tests.conftest import RUBRIC
 
@@ -113,3 +114,40 @@ def test_flags_follow_the_calibrated_mark_and_the_others_are_kept(sample, rubric
         near = borderline(after.raw_mark, question.step)
         assert (near in after.flags) == (near is not None)
         assert [f.code for f in after.flags].count("borderline") <= 1
+
+
+def test_the_criterion_chooses_by_its_own_error(sample, rubric):
+    by_rmse = Calibrator(criterion="rmse").fit(sample.grades, rubric, sample.human)
+    assert set(by_rmse.cv_rmse_) == set(METHODS)
+    assert by_rmse.cv_rmse_[by_rmse.method_] == min(by_rmse.cv_rmse_.values())
+    for m in METHODS:  # a root mean square is never below the mean of the same errors
+        assert by_rmse.cv_rmse_[m] >= by_rmse.cv_mae_[m] - 1e-12
+    assert by_rmse.to_dict()["settings"]["criterion"] == "rmse"
+    with pytest.raises(GraderError, match="unknown calibration criterion 'r2'"):
+        Calibrator(criterion="r2").fit(sample.grades, rubric, sample.human)
+
+
+def test_a_file_written_before_the_criterion_still_loads(sample, rubric, tmp_path):
+    fitted = Calibrator().fit(sample.grades, rubric, sample.human)
+    data = fitted.to_dict()
+    del data["cv_rmse"], data["settings"]["criterion"]
+    path = tmp_path / "old.calibration"
+    path.write_text(json.dumps(data))
+    loaded = calibrate.load(path)
+    assert loaded.criterion == "mae" and loaded.cv_rmse_ == {}
+    assert loaded.predict(sample.grades, rubric).items == fitted.predict(sample.grades, rubric).items
+
+
+def test_the_similarity_method_reads_the_plain_cosine(sample, rubric):
+    """Where the TA's marks follow each point's plain similarity, not the score discounted for echoing
+    the question, the similarity method fits them better than isotonic on the discounted score."""
+    found = examples(sample.grades, rubric, sample.human)
+    ranked = {}
+    for e in found:
+        share = sum(p.marks * p.similarity for p in e.grade.points) / e.question.marks
+        ranked[(e.grade.student_id, e.question.id)] = round_to_step(
+            e.question.marks * min(1.0, max(0.0, (share - 0.3) / 0.4)), e.question.step, e.question.marks
+        )
+    fitted = Calibrator().fit(sample.grades, rubric, ranked)
+    assert fitted.method_ == "similarity"
+    assert fitted.cv_mae_["similarity"] < fitted.cv_mae_["isotonic"]
