@@ -41,8 +41,22 @@ Model answers become points, one claim each
     steps (or than `MAX_POINTS`), the shortest point is merged with its shorter neighbour until they
     fit. Marks are shared in whole steps, earlier points taking any remainder (noted).
 
-Not read (yet): an answer key gathered at the end of the paper ("1-b, 2-c, ..."), roman-numbered
-sub-parts ("(i)", "(ii)"), tables, and answers given only as images.
+Answer keys gathered at the end
+    A heading ("Answer key", "Answers", "Solutions", "Marking scheme", "Memo", any case, `#`/`**`
+    allowed) after the questions, followed by entries, is a key and never read as questions: `1. B`,
+    `1) b`, `Q1: B`, `Q1 - (B)`, `1 B`, several a line (`1.B 2.C`, `1-B, 2-C`), several keys (`4. A, C`),
+    a table (`| Q | Answer |`), model answers (`Q5: ...`, lines and paragraphs up to the next entry)
+    and sub-parts (`5. (a) ... (b) ...`, `5(a) ...`). It fills only what the paper left empty: an
+    inline key or answer wins, and a key that disagrees with it is noted. Entries find their question
+    by the section the key names ("Section B, 1.", "B1", a sub-heading naming a section) or else by
+    number; where a paper's numbering restarts per section, an unnamed number is read every way it
+    could be (through the paper, in a section, restarting with the sections) and the reading that fits
+    the questions best (MCQ letters to MCQs, text to short questions, numbers that exist) is taken; a
+    tie is noted and not used, as is an entry naming no question.
+
+Not read (yet): roman-numbered sub-parts ("(i)", "(ii)"), tables outside an answer key, answer keys
+that repeat the questions, keys spread over the paper section by section, and answers given only as
+images.
 """
 
 from __future__ import annotations
@@ -51,7 +65,7 @@ import itertools
 import math
 import re
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -104,6 +118,10 @@ class Draft:
     sections: tuple[Section, ...] = ()
     stems: dict[str, str] = field(default_factory=dict)
     """Shared text of a question with sub-parts, keyed by its first sub-part's id."""
+    key_entries: int = 0
+    """Entries of the answer key gathered at the end of the paper (0: it has none)."""
+    unmatched: tuple[str, ...] = ()
+    """Answer-key entries that name no question of the paper ("17", "Section D 2"): not used."""
 
     @property
     def checks(self) -> int:
@@ -121,15 +139,20 @@ class Draft:
         shorts = [q for q in self.rubric.questions if isinstance(q, ShortQuestion)]
         keyed = sum(1 for q in mcqs if q.keys)
         points = sum(len(q.points) for q in shorts)
-        return (
+        found = (
             f"{_count(len(self.rubric.questions), 'question')} ({len(mcqs)} MCQ, {keyed} with a key; "
             f"{len(shorts)} short, {_count(points, 'point')}), {_count(self.rubric.max_total, 'mark')}, "
             f"{_count(self.checks, '`# check:` comment')}"
         )
+        if self.key_entries:
+            found += f"; an answer key at the end with {_count(self.key_entries, 'entry', 'entries')}"
+        if self.unmatched:
+            found += f", {len(self.unmatched)} naming no question ({', '.join(self.unmatched)})"
+        return found
 
 
-def _count(number: float, thing: str) -> str:
-    return f"{number:g} {thing}{'' if number == 1 else 's'}"
+def _count(number: float, thing: str, things: str | None = None) -> str:
+    return f"{number:g} {thing if number == 1 else things or thing + 's'}"
 
 
 def read_paper(path: str | Path, exam: str | None = None) -> Draft:
@@ -166,8 +189,10 @@ def draft_rubric(text: str, source: str, exam: str | None = None) -> Draft:
     text = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
     if not text.strip():
         raise InputError(source, "the paper is empty")
-    paper = _read_structure(text.split("\n"), source)
-    builder = _Builder(paper, source)
+    lines = text.split("\n")
+    start = _answer_key_start(lines)
+    paper = _read_structure(lines[:start], source)
+    builder = _Builder(paper, source, list(enumerate(lines[start:], start=start + 1)))
     return builder.build(exam or Path(source).stem or "exam")
 
 
@@ -733,8 +758,11 @@ def _mcq(prompt_raw: str, marks, line_keys, bare, head, entries: list[_Entry]) -
     elif bare and keys and found and found[0][0] == "the question line" and len(found) == 1:
         notes.append(f"the key {', '.join(keys)} was read from a bare letter at the end of the question: check it")
     if not keys:
-        notes.append("no key found in the paper: set 'key:' and remove 'void: true' (void: everyone gets the marks)")
+        notes.append(_NO_KEY)
     return _Item("", "mcq", _tidy(prompt_raw), marks, options, keys, notes=notes)
+
+
+_NO_KEY = "no key found in the paper: set 'key:' and remove 'void: true' (void: everyone gets the marks)"
 
 
 def _short(prompt_raw: str, marks: float | None, body: list[tuple[int, str]]) -> _Item:
@@ -850,25 +878,286 @@ def _distribute(paragraphs: list[str], items: list[_Item]) -> None:
             f"the paper has {len(paragraphs)} answer paragraphs for {len(items)} parts: the last {extra} went to "
             f"({last.suffix}); check which part each answers"
         )
-    elif len(paragraphs) < len(items):
-        first = items[len(paragraphs)] if paragraphs else items[0]
+    elif paragraphs and len(paragraphs) < len(items):  # none at all: each part's "no model answer" note says so
+        first = items[len(paragraphs)]
         first.notes.append(
             f"the paper has {len(paragraphs)} answer paragraph(s) for {len(items)} parts, given in order: check them"
         )
+
+
+# ---- an answer key gathered at the end of the paper ------------------------------------------------
+
+_KEY_WORDS = (
+    r"answer\s*keys?|answers?\s+(?:sheet|scheme)|(?:model|suggested|sample|expected|correct)\s+answers|answers"
+    r"|solutions?\s+key|solutions|marking\s+(?:scheme|guide|key|memo)|mark\s+scheme|memo(?:randum)?|keys?"
+)
+_KEY_HEADING = re.compile(
+    rf"^\s*(?:#{{1,6}}\s*)?(?:\*\*|__)?\s*(?i:{_KEY_WORDS})\b\s*(?:[(\[][^()\[\]]*[)\]])?\s*(?:\*\*|__)?\s*"
+    r"[:.\-–—]?\s*(?:\*\*|__)?\s*(?P<rest>.*?)\s*$"
+)
+_COMPACT_KEY = re.compile(  # one of "1.B 2.C", "1-B, 2-C", "Q1 - (B)", "4. A, C", "B1: c"
+    r"\s*(?:[,;|]\s*)?(?:(?P<section>[A-PR-Z])\.?(?=\d))?(?:(?i:q(?:uestion)?)\.?\s*)?(?P<number>\d{1,3})\s*"
+    rf"[.):=\-–—]?\s*(?P<keys>\(?{_LETTERS}\)?)(?![\w(])\.?"
+)
+_KEY_ENTRY = re.compile(  # "Q5: ...", "5. ...", "5(a) ...", "Section B, 1. ...", "B1: ...", "**Q5.** ..."
+    r"^\s*(?:[-*•+]\s+)?(?:#{1,6}\s*)?(?:\*\*|__)?\s*"
+    r"(?:(?P<section>(?i:section|part)\s+(?:[A-Z]|[IVX]+|\d+))\s*[,:.\-–—]?\s*|(?P<letter>[A-PR-Z])\.?(?=\d))?"
+    r"(?P<q>(?i:q(?:uestion)?)\.?\s*)?(?P<number>\d{1,3})"
+    r"(?:\s*\((?P<p1>[a-h])\)|\.?(?P<p2>[a-h])(?![A-Za-z]))?"
+    r"\s*(?:\*\*|__)?\s*(?P<sep>[.):=\-–—](?!\d))?\s*(?:\*\*|__)?\s*(?P<rest>.*?)\s*$"
+)
+_MARKS_FIRST = re.compile(r"^[(\[]\s*\d+(?:\.\d+)?\s*marks?\s*[)\]]\s*[:.\-–—]?\s*", re.I)
+_KEY_COLUMNS = {
+    "ref": re.compile(r"^(?:q|qn|q\.?\s*no\.?|question(?:\s+no\.?)?|no\.?|number|#|item)$", re.I),
+    "answer": re.compile(r"\b(?:answers?|keys?|solutions?|options?|correct|ans)\b", re.I),
+    "section": re.compile(r"^(?:section|part)$", re.I),
+}
+
+
+@dataclass
+class _KeyEntry:
+    """One entry of an answer key at the end of the paper: the question it names and what it says."""
+
+    number: int
+    section: str | None
+    """The section it names, as the key writes it ("Section B", "B", a sub-heading): None when it names none."""
+    part: str | None
+    lines: list[tuple[int, str]]
+
+    @property
+    def text(self) -> str:
+        return _flat(" ".join(line for _, line in self.lines))
+
+    @property
+    def letters(self) -> bool:
+        """Only key letters ("B", "A, C"): an MCQ's key, never a model answer."""
+        return bool(self.text) and bool(_ONLY_LETTERS.fullmatch(_tidy(self.text)))
+
+    @property
+    def label(self) -> str:
+        """How notes name it: "17", "5(c)", "B1", "Section D 2"."""
+        section = f"{self.section} " if self.section and len(self.section) > 1 else self.section or ""
+        return f"{section}{self.number}{f'({self.part})' if self.part else ''}"
+
+
+def _answer_key_start(lines: list[str]) -> int:
+    """Where an answer key after the questions starts (the last heading that reads as one), else len(lines)."""
+    first = next((k for k, line in enumerate(lines) if _question_start(line) is not None), None)
+    if first is None:
+        return len(lines)
+    for k in range(len(lines) - 1, first, -1):
+        m = _KEY_HEADING.match(lines[k])
+        if m and (not m["rest"] or _compact_keys(m["rest"])) and _reads_as_key(lines[k + 1 :], bool(m["rest"])):
+            return k
+    return len(lines)
+
+
+def _reads_as_key(lines: list[str], keyed: bool) -> bool:
+    """What follows a key heading is a key: entries (or a sub-heading over them) first, and no question in it."""
+    content = [line for line in lines if line.strip()]
+    if not content:
+        return keyed
+    if not (_key_line(content[0]) or _table_cells(content[0]) is not None or _key_heading(content[0])):
+        return False
+    if not keyed and not any(_key_line(line) or _table_cells(line) is not None for line in content):
+        return False
+    # a question after the heading ("Answers" over one question's list, then question 5) means it is no key
+    return not any(
+        (question := _question_start(line)) and _strip_tail(question[1])[0].rstrip().endswith("?") for line in content
+    )
+
+
+def _key_line(line: str) -> bool:
+    return bool(_compact_keys(line)) or _key_entry(line) is not None
+
+
+def _compact_keys(text: str) -> list[re.Match[str]]:
+    """A line made only of numbered key letters, one match each; [] when anything else is on it."""
+    text = re.sub(r"^\s*(?:[-*•+]\s+)?", "", text.replace("**", "").replace("__", "")).rstrip(" ,;")
+    found, position = [], 0
+    while position < len(text):
+        m = _COMPACT_KEY.match(text, position)
+        if not m:
+            return []
+        found.append(m)
+        position = m.end()
+    return found
+
+
+def _key_entry(line: str) -> re.Match[str] | None:
+    """A numbered entry; a bare number needs a separator ("5. ", "5(a) ") so "100 neurons ..." continues an answer."""
+    m = _KEY_ENTRY.match(line)
+    return m if m and (m["q"] or m["section"] or m["letter"] or m["sep"] or m["p1"]) else None
+
+
+def _table_cells(line: str) -> list[str] | None:
+    stripped = line.strip()
+    if not stripped.startswith("|"):
+        return None
+    return [_tidy(cell) for cell in stripped.strip("|").split("|")]
+
+
+def _key_heading(line: str) -> tuple[str, bool] | None:
+    """A short line over a group of key entries: (its text, whether marked up as a heading), or None."""
+    stripped = line.strip()
+    marked = bool(
+        stripped.startswith("#")
+        or re.fullmatch(r"(\*\*|__).+?(\*\*|__)\s*:?", stripped)
+        or _SECTION_PLAIN.match(line)
+        or _SECTION_MARKS.match(line)
+    )
+    name = _tidy(re.sub(r"^#+\s*", "", stripped)).strip(" :-–—")
+    if not name or len(name.split()) > 6 or name.endswith((".", "?", "!")) or _ENTRY_START.match(name):
+        return None
+    return name, marked
+
+
+def _read_key(lines: list[tuple[int, str]], names_section: Callable[[str], bool]) -> list[_KeyEntry]:
+    """The entries of an answer key (`lines` from its heading); `names_section` tells a sub-heading naming one."""
+    entries: list[_KeyEntry] = []
+    current: _KeyEntry | None = None  # the entry a plain line continues
+    section: str | None = None
+    columns: dict[str, int | None] | None = None  # of the table being read
+    inner_next: int | None = None  # the next number of a numbered list inside a model answer
+    gap, written = False, ""  # a blank line just before; the last line with text
+
+    def add(number: str, qualifier: str | None, part: str | None, at: int, text: str) -> _KeyEntry:
+        entry = _KeyEntry(int(number), qualifier or section, part, [(at, text)] if text else [])
+        entries.append(entry)
+        return entry
+
+    (head_at, head), *rest = lines
+    for m in _compact_keys(_KEY_HEADING.match(head)["rest"]):
+        add(m["number"], m["section"], None, head_at, m["keys"])
+    for at, line in rest:
+        if not line.strip():
+            gap = True
+            if current is not None:
+                current.lines.append((at, line))
+            continue
+        (prior, written), (after_gap, gap) = (written, line), (gap, False)
+        cells = _table_cells(line)
+        if cells is not None:
+            current = None
+            columns, row = _table_row(cells, columns)
+            if row is not None:
+                ref, answer, qualifier = row
+                add(ref["number"], qualifier or ref["section"] or ref["letter"], ref["p1"] or ref["p2"], at, answer)
+            continue
+        columns = None
+        compact = _compact_keys(line)
+        if compact:
+            for m in compact:
+                add(m["number"], m["section"], None, at, m["keys"])
+            current = None
+            continue
+        m = _key_entry(line)
+        bare = m and not (m["q"] or m["section"] or m["letter"] or m["p1"] or m["p2"])
+        if bare and current is not None and not current.letters:
+            number = int(m["number"])  # "1. Dropout" right under "Q4: Two regularisers:" is a list, not question 1
+            listed = (not after_gap and number != current.number + 1) or prior.rstrip().endswith(":")
+            if inner_next == number or (number == 1 and listed):
+                inner_next, m = number + 1, None
+        if m:
+            part = m["p1"] or m["p2"]
+            current = add(m["number"], m["section"] or m["letter"], part, at, _MARKS_FIRST.sub("", m["rest"]))
+            inner_next = None
+            continue
+        heading = _key_heading(line)
+        if heading and (heading[1] or current is None or current.letters or names_section(heading[0])):
+            section, current = heading[0], None
+            continue
+        if current is not None:
+            current.lines.append((at, line))
+    return entries
+
+
+def _table_row(
+    cells: list[str], columns: dict[str, int | None] | None
+) -> tuple[dict[str, int | None] | None, tuple[re.Match[str], str, str | None] | None]:
+    """A row of an answer-key table: the columns from here on (a header row names them), and the row's
+    (question reference, answer, section) unless it is a header or a rule."""
+    if all(re.fullmatch(r":?-+:?", cell) for cell in cells):
+        return columns, None
+    columns = columns or {"ref": 0, "answer": 1, "section": None}  # until a header row says otherwise
+    ref = _KEY_ENTRY.match(cells[columns["ref"]]) if columns["ref"] < len(cells) else None
+    if ref is None or ref["rest"]:
+        named = {name: next((k for k, cell in enumerate(cells) if pattern.search(cell)), None)
+                 for name, pattern in _KEY_COLUMNS.items()}
+        return {name: named[name] if named[name] is not None else columns[name] for name in columns}, None
+    answer = cells[columns["answer"]] if columns["answer"] < len(cells) else ""
+    section = cells[columns["section"]] if columns["section"] is not None and columns["section"] < len(cells) else None
+    return columns, (ref, answer, section or None)
+
+
+def _key_targets(entry: _KeyEntry, question: _Question) -> list[_Item]:
+    """The items an entry answers: the part it names, else the whole question."""
+    if entry.part is None:
+        return question.items
+    return [i for i in question.items if len(question.items) > 1 and i.suffix == f"{question.id}{entry.part}"]
+
+
+def _key_fit(entry: _KeyEntry, question: _Question | None) -> str:
+    """How an entry fits a question: 'missing', 'conflict' (wrong kind), 'disagree', 'agree' or 'fill'."""
+    items = _key_targets(entry, question) if question is not None else []
+    if not items:
+        return "missing"
+    if items[0].kind == "mcq":
+        keys = _keys_in(entry.text, items[0].options)
+        if not keys or not set(keys) <= set(items[0].options):
+            return "conflict"
+        if not items[0].keys:
+            return "fill"
+        return "agree" if set(keys) == set(items[0].keys) else "disagree"
+    if entry.letters or not entry.text:
+        return "conflict"
+    return "fill" if any(not item.answer for item in items) else "disagree"
+
+
+def _part_answers(entry: _KeyEntry, items: list[_Item], question_id: str) -> list[list[str]]:
+    """An entry's answers to a question's sub-parts: by their labels ("(a) ... (b) ..."), else in order (noted)."""
+    letters = [item.suffix[len(question_id) :] for item in items]
+    head, labelled = _entries(entry.lines)
+    if labelled and all(e.letter in letters for e in labelled):
+        answers = {e.letter: _paragraphs([(e.line, e.raw), *e.after]) for e in labelled}
+        if any(line.strip() for _, line in head):
+            items[0].notes.append("the answer key's text before the part labels was not used: check it")
+        for item, letter in zip(items, letters):
+            if letter not in answers:
+                item.notes.append("no answer labelled with this part was found in the answer key")
+        return [answers.get(letter, []) for letter in letters]
+    spare = [_Item(item.suffix, "short", item.prompt, item.marks) for item in items]
+    _distribute(_paragraphs(entry.lines), spare)
+    for item, filled in zip(items, spare):
+        item.notes.extend(filled.notes)
+    return [filled.answer for filled in spare]
+
+
+def _excerpt(text: str, words: int = 12) -> str:
+    said = _tidy(text).split()
+    return " ".join(said[:words]) + (" ..." if len(said) > words else "")
 
 
 # ---- the rubric: ids, marks, points --------------------------------------------------------------
 
 
 class _Builder:
-    def __init__(self, paper: _Paper, source: str) -> None:
+    def __init__(self, paper: _Paper, source: str, key_lines: list[tuple[int, str]] | None = None) -> None:
         self.paper = paper
         self.source = source
         self.notes: list[Note] = []
         self.questions = [_question(block) for block in paper.blocks]
+        self.key_lines = key_lines or []
+        """The answer key at the end of the paper, from its heading: (line number, line)."""
+        self.key_entries = 0
+        self.unmatched: list[str] = []
+        self.from_key: set[str] = set()
+        """Items an answer-key entry was given to: a second entry for one is noted."""
 
     def build(self, exam: str) -> Draft:
         self._assign_ids()
+        if self.key_lines:
+            self._apply_key()
         self._settle_marks()
         data: dict[str, Any] = {"exam": exam, "version": 1, "questions": []}
         if self.paper.title:
@@ -889,7 +1178,8 @@ class _Builder:
             Section(s.name, s.marks, tuple(i.suffix for q in self.questions if q.section == k for i in q.items))
             for k, s in enumerate(self.paper.sections)
         )
-        return Draft(rubric, tuple(self.notes), self.source, tuple(s for s in sections if s.question_ids), stems)
+        sections = tuple(s for s in sections if s.question_ids)
+        return Draft(rubric, tuple(self.notes), self.source, sections, stems, self.key_entries, tuple(self.unmatched))
 
     def _assign_ids(self) -> None:
         numbers = [q.number for q in self.questions]
@@ -919,6 +1209,147 @@ class _Builder:
                 candidate = f"S{k + 1}."
             prefixes[k] = candidate
         return prefixes
+
+    # ---- the answer key at the end: which question each entry names, and what it fills ----
+
+    def _apply_key(self) -> None:
+        """Fill what the paper left without a key or answer from the answer key at its end; note the rest."""
+        entries = _read_key(self.key_lines, lambda name: self._section_named(name) is not None)
+        self.key_entries = len(entries)
+        placed: dict[int, _Question | None] = {}
+        loose = []
+        for entry in entries:
+            section = self._section_named(entry.section) if entry.section else None
+            if section is None:
+                loose.append(entry)  # a sub-heading the paper does not have ("MCQs") names no section
+            else:
+                placed[id(entry)] = self._in_section(section, entry.number)
+        placed.update(self._place_loose(loose))
+        for entry in entries:
+            if id(entry) not in placed:
+                continue  # numbers the paper could be read more than one way: noted, not used
+            question = placed[id(entry)]
+            if _key_fit(entry, question) == "missing":
+                self.unmatched.append(entry.label)
+            else:
+                self._fill(entry, question)
+        if self.unmatched:
+            said = f"the answer key at the end names {', '.join(self.unmatched)}, which the paper has no question for"
+            self._note(None, f"{said}: not used")
+
+    def _section_named(self, name: str) -> int | None:
+        """The paper's section (with questions) a key names: by its heading's words, its letter or its id prefix."""
+        wanted = _section_words(name)
+        if not wanted:
+            return None
+        prefixes = self._prefixes()
+        found = set()
+        for k, section in enumerate(self.paper.sections):
+            if not any(q.section == k for q in self.questions):
+                continue
+            words = _section_words(section.name)
+            if words[: len(wanted)] == wanted or wanted[: len(words)] == words:
+                found.add(k)
+            elif len(wanted) == 1 or (len(wanted) == 2 and wanted[0] in ("section", "part")):
+                letter = re.match(r"(?:section|part)\s+(\w+)", section.name, re.I)
+                if wanted[-1] in (prefixes[k].casefold().rstrip("."), letter[1].casefold() if letter else None):
+                    found.add(k)
+        return found.pop() if len(found) == 1 else None
+
+    def _in_section(self, section: int, number: int) -> _Question | None:
+        """Question `number` of a section: by its number where the section counts from 1, else by position."""
+        members = [q for q in self.questions if q.section == section]
+        if members and members[0].number == 1:
+            return next((q for q in members if q.number == number), None)
+        return members[number - 1] if 0 < number <= len(members) else None
+
+    def _place_loose(self, entries: list[_KeyEntry]) -> dict[int, _Question | None]:
+        """Entries naming no section: read every way the paper allows, and the reading that fits best taken."""
+        if not entries:
+            return {}
+        runs = [[entries[0]]]
+        for previous, entry in itertools.pairwise(entries):
+            parts = entry.part and previous.part and entry.part > previous.part
+            restarts = entry.number < previous.number or (entry.number == previous.number and not parts)
+            if restarts:
+                runs.append([entry])
+            else:
+                runs[-1].append(entry)
+        first, last = entries[0].label, entries[-1].label
+        said = f"entries {first} to {last} name" if len(entries) > 1 else f"entry {first} names"
+        said = f"the answer key's {said} no section"
+        readings = self._readings(runs)
+        if not readings:
+            self._note(None, f"{said} and number afresh {len(runs)} times: name the section above each group")
+            return {}
+        scored = []
+        for reading, targets in readings:
+            fits = [_key_fit(entry, question) for entry, question in zip(entries, targets)]
+            misfits = sum(fit in ("missing", "conflict") for fit in fits)
+            scored.append(((misfits, fits.count("disagree"), -fits.count("fill")), reading, targets))
+        scored.sort(key=lambda r: r[0])
+        (score, reading, targets), *others = scored
+        ids = [q.id if q else None for q in targets]
+        rivals = [r for r in others if r[0][0] == score[0] and [q.id if q else None for q in r[2]] != ids]
+        if any(r[0] == score for r in rivals):
+            ways = "; ".join(name for fit, name, _ in scored if fit == score)
+            self._note(None, f"{said} and could be read more than one way ({ways}): not used; head them with a section")
+            return {}
+        if rivals:
+            said = f"{said}: read {reading}, which contradicts fewer of the paper's keys and fills more of its gaps"
+            self._note(None, f"{said}, though {rivals[0][1]} fits as well: check")
+        return {id(entry): question for entry, question in zip(entries, targets)}
+
+    def _readings(self, runs: list[list[_KeyEntry]]) -> list[tuple[str, list[_Question | None]]]:
+        """Each way unnamed numbers can be read, with the question each entry then names (None: no such one)."""
+        entries = [entry for run in runs for entry in run]
+        numbers = [q.number for q in self.questions]
+        sections = [k for k in range(len(self.paper.sections)) if any(q.section == k for q in self.questions)]
+        if len(set(numbers)) == len(numbers) and (len(runs) == 1 or not sections):
+            by_number = {q.number: q for q in self.questions}  # the paper numbers through: a number is a number
+            return [("by number", [by_number.get(entry.number) for entry in entries])]
+        readings = []
+        if len(runs) == 1:
+            order = self.questions
+            through = [order[e.number - 1] if 0 < e.number <= len(order) else None for e in entries]
+            readings.append(("numbered through the paper", through))
+        for chosen in itertools.combinations(sections, len(runs)):
+            names = ", ".join(repr(self.paper.sections[k].name) for k in chosen)
+            targets = [self._in_section(k, entry.number) for run, k in zip(runs, chosen) for entry in run]
+            readings.append((f"as section{'s' if len(chosen) > 1 else ''} {names}", targets))
+        return readings
+
+    def _fill(self, entry: _KeyEntry, question: _Question) -> None:
+        items = _key_targets(entry, question)
+        if any(item.suffix in self.from_key for item in items):
+            items[0].notes.append(f"the answer key at the end gives {entry.label} more than once: the first was used")
+            return
+        self.from_key.update(item.suffix for item in items)
+        first = items[0]
+        if first.kind == "mcq":
+            keys = _keys_in(entry.text, first.options)
+            if not keys or not set(keys) <= set(first.options):
+                said = f"the answer key at the end gives '{_excerpt(entry.text)}' for this MCQ"
+                first.notes.append(f"{said}, not one of its options ({', '.join(first.options)}): set the key")
+            elif not first.keys:
+                first.keys = keys
+                first.notes = [note for note in first.notes if note != _NO_KEY]
+            elif set(keys) != set(first.keys):
+                ours, theirs = ", ".join(first.keys), ", ".join(keys)
+                said = f"the key under the question is {ours}, the answer key at the end says {theirs}"
+                first.notes.append(f"{said}: {ours} was kept")
+            return
+        if entry.letters or not entry.text:
+            said = f"the answer key at the end gives '{_excerpt(entry.text)}' for this question"
+            first.notes.append(f"{said}, which has no options: is it an MCQ? (not used)")
+            return
+        answers = [_paragraphs(entry.lines)] if len(items) == 1 else _part_answers(entry, items, question.id)
+        for item, paragraphs in zip(items, answers):
+            if paragraphs and not item.answer:
+                item.answer = paragraphs
+            elif paragraphs and _flat(_clean(" ".join(item.answer))) != _flat(_clean(" ".join(paragraphs))):
+                said = "the model answer under the question differs from the answer key's at the end"
+                item.notes.append(f"{said}: the one under the question was kept (the key: '{_excerpt(paragraphs[0])}')")
 
     def _settle_marks(self) -> None:
         paper = self.paper
@@ -1045,6 +1476,15 @@ class _Builder:
             "step": step,
             "points": points,
         }
+
+
+def _section_words(name: str) -> list[str]:
+    """A section's name as words, without what a key adds to it ("Section B answers", "Beginner (MCQ key)")."""
+    name = re.sub(r"[(\[][^()\[\]]*[)\]]", " ", name.casefold())
+    words = re.findall(r"\w+", name)
+    while words and words[-1] in ("answers", "answer", "key", "keys", "solutions", "memo"):
+        words.pop()
+    return words
 
 
 def _said(shares: Sequence[float]) -> str:

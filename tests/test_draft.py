@@ -12,6 +12,8 @@ from __future__ import annotations
 import difflib
 import math
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -236,6 +238,207 @@ def test_mcq_without_a_key_is_void_with_a_check_comment(tmp_path):
     at = lines.index("  - id: Q1")
     assert lines[at - 2].startswith("  # check: no key found")
     assert roundtrip(draft, tmp_path) == draft.rubric
+
+
+# ---- an answer key gathered at the end of the paper -----------------------------------------------
+
+END_KEY_PAPER = ROOT / "tests" / "data" / "dl-midsem-paper-key-at-end.txt"
+"""The seed with its keys and model answers moved to an "Answer Key" at the end, under one
+sub-heading per section: MCQ keys as "1.B 2.B ..." and "6-B, 7-C, ..." lines and a `| Q | Answer |`
+table, model answers as "Q3: ..." entries over several paragraphs, A1's parts as "1. (a) ... (b) ..."."""
+
+
+def end_key(paper: str) -> tuple[str, str]:
+    """The paper's questions and its answer key, split at the key's heading."""
+    questions, key = paper.split("## Answer Key\n")
+    return questions, key
+
+
+@pytest.fixture(scope="module")
+def keyed_at_end() -> Draft:
+    return read_paper(END_KEY_PAPER, exam="dl-midsem")
+
+
+def test_seed_draft_is_byte_identical_to_the_one_before_end_keys_were_read(tmp_path):
+    """tests/data/dl-midsem-paper.draft.yaml is what `grader rubric draft` wrote for the seed before."""
+    out = tmp_path / "draft.yaml"
+    command = [sys.executable, "-m", "grader.cli", "rubric", "draft", "tests/data/dl-midsem-paper.txt", "-o", str(out)]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert out.read_bytes() == (ROOT / "tests" / "data" / "dl-midsem-paper.draft.yaml").read_bytes()
+
+
+def test_an_answer_key_at_the_end_drafts_what_inline_answers_draft(keyed_at_end, seed, tmp_path):
+    rubric = keyed_at_end.rubric
+    assert rubric.question_ids == seed.rubric.question_ids  # the key itself is no question
+    for question in rubric.questions:
+        ours = seed.rubric.question(question.id)
+        if isinstance(question, McqQuestion):
+            assert question.keys == ours.keys and not question.void, question.id
+        else:
+            assert question.model_answer == ours.model_answer, question.id
+            assert [(p.text, p.marks, p.patterns) for p in question.points] == [
+                (p.text, p.marks, p.patterns) for p in ours.points
+            ], question.id
+    assert rubric == seed.rubric  # all of it: prompts, options, marks, points
+    assert keyed_at_end.key_entries == 16 and keyed_at_end.unmatched == ()
+    assert keyed_at_end.unkeyed == ()
+    assert "an answer key at the end with 16 entries" in keyed_at_end.summary()
+    # A1's answers are labelled (a)..(d) in the key: no "5 paragraphs for 4 parts" guess to check
+    assert not any("answer paragraphs for 4 parts" in n.text for n in keyed_at_end.notes)
+    assert roundtrip(keyed_at_end, tmp_path) == rubric
+
+
+END_KEYS = {  # the seed's key written other ways: numbered through the paper, or afresh per section
+    "numbered through the paper": "## Solutions\n\n1. B\n2. B\n3. D\n4. A\n5. C\n6. B\n7. C\n8. C\n9. A\n10. A\n"
+    "11. C\n12. B\n\n13. {I3}\n14. {I4}\n15. {I5}\n16. {A1}",
+    "afresh per section, no headings": "Marking scheme\n\n1) b\n2) b\n3) d\n4) a\n5) c\n6) b\n7) c\n8) c\n9) a\n"
+    "10) a\n1) c\n2) b\n3. {I3}\n4. {I4}\n5. {I5}\n1. {A1}",
+    "ids and a sections column": "**MEMO**\n\n| Section | Q | Answer |\n|---|---|---|\n"
+    + "".join(f"| Beginner | {k} | {key} |\n" for k, key in enumerate("BBDACBCCAA", start=1))
+    + "| Intermediate | 1 | C |\n| Intermediate | 2 | B |\n\nI3: {I3}\nI4: {I4}\nI5 - {I5}\nA1. {A1}",
+}
+
+
+def seed_answers(key: str) -> dict[str, str]:
+    """I3, I4, I5 and A1's model answers as the end-key paper writes them (A1's with its (a)..(d) labels)."""
+    intermediate, advanced = key.split("**Intermediate**")[1].split("**Advanced**")
+    found = dict(re.findall(r"^Q(\d): (.*?)(?=^Q\d: |\Z)", intermediate, re.M | re.S))
+    answers = {"I3": found["3"], "I4": found["4"], "I5": found["5"], "A1": advanced.strip().removeprefix("1. ")}
+    return {name: f"{text.strip()}\n\n" for name, text in answers.items()}
+
+
+@pytest.mark.parametrize("key", END_KEYS.values(), ids=END_KEYS.keys())
+def test_end_key_numbering_is_matched_to_the_papers_sections(key, seed):
+    questions, written = end_key(END_KEY_PAPER.read_text(encoding="utf-8"))
+    draft = draft_rubric(questions + key.format(**seed_answers(written)), "paper.md", "dl-midsem")
+    assert draft.rubric == seed.rubric
+    assert draft.key_entries == 16 and not [n for n in draft.notes if n.question_id is None]
+
+
+END_KEY_FORMS = {
+    "numbered lines": "Answer key\n1. B\n2) c\nQ3: A, C\n",
+    "several a line": "## Answers\n1.B 2.C 3.A,C\n",
+    "dashes and commas": "**ANSWER KEY**\n1-B, 2-C, 3-A and C\n",
+    "on the heading line": "Answers: 1-b, 2-c, 3-a/c\n",
+    "no separator": "Memo\n1 B\n2 C\n3 A, C\n",
+    "Q and brackets": "### Answer Key\nQ1 - (B)\nQ2 - (C)\nQ3 - (A) and (C)\n",
+    "a table": "# Solutions\n\n| Q | Answer |\n|---|---|\n| 1 | B |\n| 2 | (c) |\n| Q3 | A, C |\n",
+    "a table without header": "Marking Scheme\n| 1 | B |\n| 2 | C |\n| 3 | a, c |\n",
+}
+QUIZ = "Quiz\n\n1. Which is prime?\n(a) 4 (b) 7 (c) 9\n2. Which is even?\n(a) 3 (b) 5 (c) 8\n3. Which are odd?\n(a) 1 (b) 2 (c) 3\n"
+
+
+@pytest.mark.parametrize("key", END_KEY_FORMS.values(), ids=END_KEY_FORMS.keys())
+def test_end_key_forms(key, tmp_path):
+    draft = draft_rubric(f"{QUIZ}\n{key}", "quiz.md")
+    rubric = draft.rubric
+    assert rubric.question_ids == ("Q1", "Q2", "Q3")
+    assert [q.keys for q in rubric.questions] == [("b",), ("c",), ("a", "c")]
+    assert not any(q.void for q in rubric.questions)
+    assert not [n.text for n in draft.notes if "key" in n.text]  # marks are guessed (noted), keys are not
+    assert roundtrip(draft, tmp_path) == rubric
+
+
+def test_end_key_model_answers_over_lines_paragraphs_and_parts(tmp_path):
+    paper = """1. Define entropy. (2 marks)
+2. Consider a CNN.
+(a) What is pooling? [1 mark]
+(b) Why use ReLU? [1 mark]
+3. Name two regularisers. (2 marks)
+4. Answer both. (2 marks)
+- (a) What is a tensor?
+- (b) What is a gradient?
+
+## Model answers
+
+**Q1.** The expected surprise of a distribution.
+It measures uncertainty.
+
+It is the mean of -log p.
+
+2. (a) Pooling shrinks feature maps. (b) ReLU is cheap to compute.
+
+Q3: Two of:
+1. Dropout.
+2. Weight decay.
+
+4(b) The vector of partial derivatives.
+4(a) A multi-dimensional array.
+"""
+    draft = draft_rubric(paper, "p.md")
+    rubric = draft.rubric
+    assert rubric.question_ids == ("Q1", "Q2a", "Q2b", "Q3", "Q4a", "Q4b")
+    q1 = rubric.question("Q1")
+    assert q1.model_answer == "The expected surprise of a distribution. It measures uncertainty. It is the mean of -log p."
+    assert len(q1.points) == 3
+    assert rubric.question("Q2a").model_answer == "Pooling shrinks feature maps."
+    assert rubric.question("Q2b").model_answer == "ReLU is cheap to compute."
+    # "1. Dropout." under "Q3: Two of:" is the answer's list, not question 1
+    assert [p.text for p in rubric.question("Q3").points] == ["Two of: Dropout.", "Weight decay."]
+    assert rubric.question("Q4a").model_answer == "A multi-dimensional array."
+    assert rubric.question("Q4b").model_answer == "The vector of partial derivatives."
+    assert not [n.text for n in draft.notes if "answer" in n.text] and draft.key_entries == 5
+    assert roundtrip(draft, tmp_path) == rubric
+
+
+def test_inline_keys_win_over_an_end_key_that_disagrees_with_a_check_comment(tmp_path):
+    paper = (
+        "1. Which is prime? **B**\n(a) 4 (b) 7 (c) 9\n2. Which is even?\n(a) 3 (b) 5 (c) 8\nAnswer: c\n"
+        "3. Define KL. (1 mark)\nAnswer: A divergence between distributions.\n\n"
+        "Answer key\n1. C\n2. C\n3. A distance between distributions.\n"
+    )
+    draft = draft_rubric(paper, "q.md")
+    assert draft.rubric.question("Q1").keys == ("b",)  # the inline key is kept ...
+    assert draft.rubric.question("Q3").model_answer == "A divergence between distributions."
+    lines = draft_yaml(draft).splitlines()
+    at = lines.index("  - id: Q1")
+    # ... and both keys are named right above the question
+    assert "  # check: the key under the question is b, the answer key at the end says c: b was kept" in lines[:at]
+    notes = {n.question_id: n.text for n in draft.notes if "answer key" in n.text}
+    assert "Q2" not in notes  # agreeing keys are no news
+    assert notes["Q3"].startswith("the model answer under the question differs from the answer key's at the end")
+    assert "A distance between distributions." in notes["Q3"]
+    assert roundtrip(draft, tmp_path) == draft.rubric
+
+
+def test_end_key_entries_for_questions_the_paper_lacks_are_reported(tmp_path):
+    paper = QUIZ + "4. Answer both. (2 marks)\n(a) What is x?\n(b) What is y?\n\nAnswers\n1. B\n2. C\n7. A\n4(c) Z.\n"
+    draft = draft_rubric(paper, "quiz.md")
+    assert draft.unmatched == ("7", "4(c)")
+    assert draft.summary().endswith("; an answer key at the end with 4 entries, 2 naming no question (7, 4(c))")
+    text = draft_yaml(draft)
+    assert "# check: the answer key at the end names 7, 4(c), which the paper has no question for: not used" in text
+    assert draft.rubric.question("Q3").void  # nothing else is guessed
+    assert roundtrip(draft, tmp_path) == draft.rubric
+
+
+def test_end_key_numbers_that_fit_more_than_one_section_are_noted_not_used():
+    paper = "Section A\n1. Pick b.\n(a) x (b) y\n\nSection B\n1. Pick a.\n(a) x (b) y\n2. Pick b.\n(a) x (b) y\n"
+    draft = draft_rubric(paper + "\nAnswer key\n1. A\n", "p.md")
+    assert draft.unkeyed == ("A1", "B1", "B2")
+    (note,) = [n.text for n in draft.notes if n.question_id is None]
+    assert note.startswith("the answer key's entry 1 names no section and could be read more than one way")
+    named = draft_rubric(paper + "\nAnswer key\nSection B\n1. A\n2. B\n", "p.md")  # a sub-heading settles it
+    assert named.unkeyed == ("A1",) and named.rubric.question("B2").keys == ("b",)
+    qualified = draft_rubric(paper + "\nAnswer key\nSection A, 1. B\nB1: a\n", "p.md")  # so does naming it inline
+    assert qualified.unkeyed == ("B2",) and qualified.rubric.question("A1").keys == ("b",)
+
+
+def test_a_paper_without_any_key_still_drafts_with_void_mcqs(tmp_path):
+    questions, _ = end_key(END_KEY_PAPER.read_text(encoding="utf-8"))
+    draft = draft_rubric(questions, "paper.md")
+    assert len(draft.unkeyed) == 12 and draft.key_entries == 0
+    assert all(q.void for q in draft.rubric.questions if isinstance(q, McqQuestion))
+    shorts = [q for q in draft.rubric.questions if isinstance(q, ShortQuestion)]
+    assert len(shorts) == 7 and all([p.text for p in q.points] == [TODO_POINT] for q in shorts)
+    assert roundtrip(draft, tmp_path) == draft.rubric
+
+
+def test_an_answers_heading_over_one_questions_list_is_no_end_key():
+    paper = "1. Name two. (2 marks)\nAnswers\n1. Dropout.\n2. Weight decay.\n\n2. What is a tensor? (1 mark)\nAn array.\n"
+    draft = draft_rubric(paper, "p.md")
+    assert draft.rubric.question_ids == ("Q1", "Q2") and draft.key_entries == 0
 
 
 # ---- marks ------------------------------------------------------------------------------------------
