@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from dataclasses import dataclass, replace
 
@@ -38,7 +38,7 @@ from grader import flags as flagging
 from grader.atomic import write_atomically
 from grader.errors import GraderError, InputError
 from grader.grade import SCORE_SHIFT, Grades, QuestionGrade, apply_curve
-from grader.match import DEFAULT_CURVE, TOPIC_WEIGHT, CreditCurve, round_to_step
+from grader.match import DEFAULT_CURVE, TOPIC_WEIGHT, CreditCurve, PointMatch, round_to_step
 from grader.rubric import Rubric, ShortQuestion
 
 METHODS = ("default", "isotonic", "pooled", "thresholds", "similarity")
@@ -340,19 +340,21 @@ def _evidence(e: Example) -> float:
     Pattern hits count 1 and contradictions 0, as in grading; on Mohler this ranking gained +0.03 r.
     """
     span = DEFAULT_CURVE.high - DEFAULT_CURVE.low
-    total = 0.0
-    for p in e.grade.points:
-        credit = 1.0 if p.pattern is not None else 0.0 if p.contradiction is not None else (p.score - DEFAULT_CURVE.low) / span
-        total += p.marks * credit
-    return total / e.question.marks
+    return _weighted_credit(e, lambda p: (p.score - DEFAULT_CURVE.low) / span) / e.question.marks
 
 
 def _similarity(e: Example) -> float:
     """The marks-weighted cosine of each point's best segment (pattern hits 1, contradictions 0)."""
-    total = 0.0
-    for p in e.grade.points:
-        total += p.marks * (1.0 if p.pattern is not None else 0.0 if p.contradiction is not None else p.similarity)
-    return total / e.question.marks
+    return _weighted_credit(e, lambda p: p.similarity) / e.question.marks
+
+
+def _weighted_credit(e: Example, matched: Callable[[PointMatch], float]) -> float:
+    """Marks times credit over the answer's points: a pattern hit earns 1, a contradiction 0, and a
+    point matched by similarity earns `matched(point)`."""
+    return sum(
+        p.marks * (1.0 if p.pattern is not None else 0.0 if p.contradiction is not None else matched(p))
+        for p in e.grade.points
+    )
 
 
 _EVIDENCE = {"isotonic": _evidence, "similarity": _similarity}
@@ -378,11 +380,7 @@ def _interp(curve: Mapping[str, list[float]], value: float) -> float:
 
 
 def _raw_under(e: Example, curve: CreditCurve) -> float:
-    total = 0.0
-    for p in e.grade.points:
-        credit = 1.0 if p.pattern is not None else 0.0 if p.contradiction is not None else float(curve.credit(p.score))
-        total += p.marks * credit
-    return total
+    return _weighted_credit(e, lambda p: float(curve.credit(p.score)))
 
 
 def _best_curve(found: Sequence[Example]) -> tuple[float, float]:

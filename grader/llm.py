@@ -402,6 +402,11 @@ class LlmClient:
         """A snapshot of what was spent so far."""
         return replace(self._spend)
 
+    def tally(self, **counts: int) -> None:
+        """Add what the caller made of the replies (failures, invalid_replies, discarded, skipped) to the spend."""
+        for name, value in counts.items():
+            setattr(self._spend, name, getattr(self._spend, name) + value)
+
     def ask(self, messages: list[dict[str, str]], schema: dict[str, Any] | None = None) -> str:
         """The model's reply text to `messages`, from the cache when it was asked before.
 
@@ -703,6 +708,11 @@ class ReplyCache:
 # Reading and checking a reply
 
 
+def id_text(value: Any) -> Any:
+    """A point id as text: models often write `1` for "1"; anything else is left for the schema to refuse."""
+    return str(value).strip() if isinstance(value, (str, int)) and not isinstance(value, bool) else value
+
+
 class _ReplyVerdict(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -710,10 +720,7 @@ class _ReplyVerdict(BaseModel):
     verdict: Verdict
     quote: str = ""
 
-    @field_validator("point_id", mode="before")
-    @classmethod
-    def _id_text(cls, value: Any) -> Any:
-        return str(value).strip() if isinstance(value, (str, int)) and not isinstance(value, bool) else value
+    _id_text = field_validator("point_id", mode="before")(staticmethod(id_text))
 
     @field_validator("verdict", mode="before")
     @classmethod
@@ -844,13 +851,13 @@ def second_opinion(client: LlmClient, question: ShortQuestion, answer: str) -> O
     try:
         reply = client.ask(build_messages(question, answer), verdict_schema(question))
     except CallFailed as exc:
-        client._spend.failures += 1
+        client.tally(failures=1)
         return Opinion(question.id, client.config.model, "failed", max_mark=question.marks, error=str(exc))
     opinion, unreadable = _check_reply(question, answer, reply, client.config.model)
     if unreadable:
-        client._spend.invalid_replies += 1
+        client.tally(invalid_replies=1)
     else:
-        client._spend.discarded += opinion.discarded_count
+        client.tally(discarded=opinion.discarded_count)
     return opinion
 
 
@@ -878,7 +885,7 @@ def run_second_opinions(
         try:
             opinion: Opinion | None = second_opinion(client, question, entry.answer)
         except CallsStopped:
-            client._spend.skipped += 1
+            client.tally(skipped=1)
             opinion = None
         results.append((entry, opinion))
         if progress is not None:

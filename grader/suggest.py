@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from grader.draft import TODO_ANSWER, TODO_POINT, Draft
 from grader.errors import GraderError
-from grader.llm import CallsStopped, LlmClient, CallFailed, first_error, normalise, parse_reply
+from grader.llm import CallFailed, CallsStopped, LlmClient, first_error, id_text, normalise, parse_reply
 from grader.rubric import ShortQuestion
 
 MAX_PHRASINGS = 3
@@ -184,10 +184,7 @@ class _Suggested(BaseModel):
     point_id: str | None = None
     text: str
 
-    @field_validator("point_id", mode="before")
-    @classmethod
-    def _id_text(cls, value: Any) -> Any:
-        return str(value).strip() if isinstance(value, (str, int)) and not isinstance(value, bool) else value
+    _id_text = field_validator("point_id", mode="before")(staticmethod(id_text))
 
     @field_validator("text")
     @classmethod
@@ -274,13 +271,13 @@ def suggest_for(client: LlmClient, question: ShortQuestion) -> QuestionSuggestio
     try:
         reply = client.ask(build_messages(question), suggestion_schema(question))
     except CallFailed as exc:
-        client._spend.failures += 1  # the client's own accounting, as llm.second_opinion keeps it
+        client.tally(failures=1)
         return QuestionSuggestions(question.id, "failed", error=str(exc))
     checked = check_suggestions(question, reply)
     if checked.status == "invalid":
-        client._spend.invalid_replies += 1
+        client.tally(invalid_replies=1)
     else:
-        client._spend.discarded += len(checked.discarded)
+        client.tally(discarded=len(checked.discarded))
     return checked
 
 
@@ -306,7 +303,7 @@ def suggest(client: LlmClient, draft: Draft, progress: Progress | None = None) -
         if result is None:
             result = QuestionSuggestions(question.id, "skipped", error=unusable)
         if result.status == "skipped":
-            client._spend.skipped += 1
+            client.tally(skipped=1)
         results.append(result)
         if progress is not None:
             progress(done, len(questions))
