@@ -120,7 +120,7 @@ def perturb(answer: str, classmates: list[str], rng: random.Random) -> str:
 
 def corpus_questions(datasets: Path) -> tuple[list[Reference], dict[str, list[str]]]:
     """The 6 corpus questions with the most answers: their references (ids prefixed) and answers."""
-    spec = importlib.util.spec_from_file_location("bench_datasets", ROOT / "bench" / "datasets.py")
+    spec = importlib.util.spec_from_file_location("bench_datasets", ROOT / "bench" / "corpora.py")
     loaders = sys.modules["bench_datasets"] = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(loaders)
     loaders.DATA = datasets

@@ -4,7 +4,7 @@
 
 SemEval-2013 train (Beetle and SciEntsBank, /work/shared/datasets) labels each answer correct,
 contradictory or incorrect. The answers labelled correct or contradictory are graded twice against
-the rubric built from the reference answers (`bench/datasets.py`'s loader and rubric builder), with
+the rubric built from the reference answers (`bench/corpora.py`'s loader and rubric builder), with
 the same vectors: before (`grade(..., negation=False)`: only rubric contradiction regexes, and these
 rubrics have none) and after (the polarity mask of `grader.negation`). For each: how many
 contradictory answers are flagged `contradiction` (caught) and how many correct answers are
@@ -25,7 +25,7 @@ import time
 from collections import Counter
 from dataclasses import replace
 
-import datasets as data
+import corpora as data
 from devset import MARKS, RUBRIC, SAMPLE
 
 from grader.agreement import agreement, read_human_marks
@@ -37,7 +37,7 @@ from grader.submissions import parse_submissions, read_submissions
 
 
 def graded(corpus: data.Corpus, encoder: data.MemoryEncoder, negation: bool) -> tuple[Grades, list[tuple[str, str]]]:
-    """Grade a corpus as bench/datasets.py does, with or without the polarity mask."""
+    """Grade a corpus as bench/corpora.py does, with or without the polarity mask."""
     rubric = references_to_rubric(corpus.references, corpus.name, corpus.name, max_points=MAX_POINTS)
     buffer, keys, seen = io.StringIO(), [], {}
     writer = csv.writer(buffer)

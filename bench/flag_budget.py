@@ -8,9 +8,9 @@ take the human mark; `grader.triage`), and the mean absolute error of the machin
 answers left is printed beside the same after reviewing a random choice of as many (mean of 20).
 
 - dev: the bundled sample graded with the shipped defaults, all answers and short answers only;
-- Mohler, SAF, SemEval (bench/datasets.py loaders and rubrics): graded once, then marked as a TA who
+- Mohler, SAF, SemEval (bench/corpora.py loaders and rubrics): graded once, then marked as a TA who
   calibrates would see them: held-out marks from a Calibrator fitted on the other folds (5 folds
-  within each question, as bench/datasets.py's unseen-answers protocol), flags recomputed for the
+  within each question, as bench/corpora.py's unseen-answers protocol), flags recomputed for the
   calibrated marks. Errors are in each corpus's marks (Mohler 0-5, SAF points, SemEval 0/1).
 Results: bench/README.md.
 """
@@ -22,7 +22,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
-import datasets as data
+import corpora as data
 import numpy as np
 from devset import load_devset
 

@@ -1,6 +1,6 @@
 """Benchmark on real human marks: Mohler (Texas), SAF and SemEval-2013 (/work/shared/datasets/).
 
-    .venv/bin/python bench/datasets.py [--dataset mohler|saf|semeval|all] [--limit N]
+    .venv/bin/python bench/corpora.py [--dataset mohler|saf|semeval|all] [--limit N]
 
 For each corpus the rubric is built from its reference answers (`grader.reference`), the answers go
 through the real CSV reader (long shape) and are graded once on the CPU with the default model.
