@@ -47,7 +47,9 @@ LlmTimeoutOpt = Annotated[float, typer.Option("--timeout", min=0.1, help="Second
 
 @app.command()
 def validate(rubric: RubricArg) -> None:
-    """Check a rubric file and list its questions; exit 2 with the problem if it is invalid."""
+    """Check a rubric file and list its questions; exit 2 with the problem if it is invalid. Patterns
+    that need a time limit or would backtrack catastrophically elsewhere are warned about."""
+    from grader.patterns import pattern_warnings
     from grader.rubric import McqQuestion, load_rubric
 
     loaded = load_rubric(rubric)
@@ -62,6 +64,8 @@ def validate(rubric: RubricArg) -> None:
         table.add_row(q.id, q.type, f"{q.marks:g}", detail)
     console.print(table)
     console.print(f"[green]valid[/]: {len(loaded.questions)} questions, {loaded.max_total:g} marks, fingerprint {loaded.fingerprint}")
+    for warning in pattern_warnings(loaded):
+        _warn(f"{rubric}: {warning}")
 
 
 @app.command()
@@ -509,9 +513,16 @@ def _asking_bar() -> Progress:
     return Progress(TextColumn("Asking the LLM"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True)
 
 
+def _warn(message: str) -> None:
+    """One warning on stderr, as one line in words (the input was used; a person may want to look)."""
+    from rich.markup import escape
+
+    errors.print(f"[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
 def _print_warnings(caught) -> None:
     for warning in caught:
-        errors.print(f"[yellow]warning:[/] {warning.message}", highlight=False, soft_wrap=True)
+        _warn(str(warning.message))
 
 
 def _print_spend(config, spent, words: dict[str, str] | None = None) -> None:

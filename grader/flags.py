@@ -5,6 +5,7 @@ withholds credit (a contradicting segment, a keyword list, an instruction to the
 says what earned nothing. Codes are short and stable (marks.csv lists them):
 
     blank, unreadable-choice               what was written could not be marked
+    pattern-timeout                        a rubric pattern could not be checked in time on it
     contradiction                          a segment says the opposite of a point it resembles
     keyword-stuffing, injection            text written for the grader, not the reader
     copied-question, off-topic             restates the prompt / is about something else
@@ -25,6 +26,7 @@ MARK_DEPENDENT = frozenset({"borderline", "low-confidence"})
 MEANINGS = {
     "blank": "no answer",
     "unreadable-choice": "no single option letter could be read",
+    "pattern-timeout": "a rubric pattern ran out of time on the answer (its point was marked by similarity alone)",
     "contradiction": "a segment says the opposite of a point it resembles (no credit from it)",
     "keyword-stuffing": "rubric terms listed without sentences that connect them (no credit from them)",
     "injection": "an instruction to the grader (no credit from it)",
@@ -59,6 +61,14 @@ def blank() -> Flag:
 
 def unreadable_choice(problem: str) -> Flag:
     return Flag("unreadable-choice", f"MCQ answer could not be read: {problem}")
+
+
+def pattern_timeout(point_id: str, pattern: str) -> Flag:
+    return Flag(
+        "pattern-timeout",
+        f"the rubric pattern {quote(pattern)} of point {point_id} ran out of time on this answer: "
+        "that point was marked by similarity alone",
+    )
 
 
 def contradiction(point_id: str, text: str, why: str = "") -> Flag:

@@ -250,6 +250,7 @@ def _short_grade(
     mark = round_to_step(raw, question.step, question.marks)
     found = [flagging.contradiction(m.point_id, m.contradiction) for m in matches if m.contradiction is not None]
     found += [_opposite_flag(question, m) for m in matches if m.opposite is not None]
+    found += [flagging.pattern_timeout(m.point_id, m.unchecked) for m in matches if m.unchecked is not None]
     found += carried
     near = flagging.borderline(raw, question.step)
     found += [near] if near else []

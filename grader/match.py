@@ -22,12 +22,12 @@ would have been without the `opposite` mask is kept, so the answer can be flagge
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from grader.patterns import PatternTimeout, find_pattern
 from grader.rubric import ShortQuestion
 
 
@@ -77,6 +77,9 @@ class PointMatch:
     opposite: str | None = None
     """The segment that would have earned this point most, but says the opposite of it (negation,
     antonym, another number or verdict): it earned nothing, and the answer is flagged."""
+    unchecked: str | None = None
+    """A rubric pattern that ran out of time on this answer (`grader.patterns`): its credit came from
+    the similarity alone, and the answer is flagged for a TA."""
 
 
 @dataclass(frozen=True)
@@ -175,15 +178,6 @@ def _first_argmax(scores: np.ndarray, best: np.ndarray, starts: np.ndarray, coun
     return -np.maximum.reduceat(first, starts, axis=0)
 
 
-def find_pattern(patterns: Sequence[str], answer: str) -> str | None:
-    """The first text in `answer` that one of the point's patterns matches (case-insensitive)."""
-    for pattern in patterns:
-        found = re.search(pattern, answer, re.IGNORECASE)
-        if found and found.group(0).strip():
-            return found.group(0).strip()
-    return None
-
-
 def point_matches(
     question: ShortQuestion,
     answer: str,
@@ -204,8 +198,15 @@ def point_matches(
     for k, point in enumerate(question.points):
         evidence = segments[int(best.segment[row, k])]
         credit = float(credits[k])
-        hit = find_pattern(point.patterns, answer) if point.patterns else None
-        against = find_pattern(point.contradictions, answer) if point.contradictions and hit is None else None
+        hit, against, unchecked = None, None, None
+        try:
+            hit = find_pattern(point.patterns, answer) if point.patterns else None
+        except PatternTimeout as timeout:
+            unchecked = timeout.pattern
+        try:
+            against = find_pattern(point.contradictions, answer) if point.contradictions and hit is None else None
+        except PatternTimeout as timeout:
+            unchecked = unchecked or timeout.pattern
         opposite = None
         if hit is not None:
             credit, evidence = 1.0, hit
@@ -214,7 +215,7 @@ def point_matches(
         elif unopposed[k] > credit + 1e-9:
             opposite = segments[int(best.unopposed_segment[row, k])]
         similarity, score = float(best.similarity[row, k]), float(best.score[row, k])
-        matches.append(PointMatch(point.id, point.marks, similarity, score, credit, evidence, hit, against, opposite))
+        matches.append(PointMatch(point.id, point.marks, similarity, score, credit, evidence, hit, against, opposite, unchecked))
     return tuple(matches)
 
 

@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from grader.errors import InputError
+from grader.patterns import compile_pattern
 
 _TOLERANCE = 1e-9
 
@@ -49,10 +50,7 @@ class Point(_Model):
     @classmethod
     def _patterns_compile(cls, patterns: tuple[str, ...]) -> tuple[str, ...]:
         for pattern in patterns:
-            try:
-                re.compile(pattern, re.IGNORECASE)
-            except re.error as exc:
-                raise ValueError(f"pattern {pattern!r} is not a valid regular expression: {exc}") from None
+            compile_pattern(pattern)  # ValueError names the pattern
         return patterns
 
     @property

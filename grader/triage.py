@@ -33,6 +33,7 @@ HARD = {
     "keyword-stuffing": 1.0,
     "possible-collusion": 1.0,
     "unreadable-choice": 1.0,
+    "pattern-timeout": 1.0,
     "too-long": 0.5,
     "copied-question": 0.25,
     "off-topic": 0.25,
