@@ -23,9 +23,9 @@ from collections import defaultdict
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import datasets as data  # noqa: E402
+import corpora as data  # noqa: E402  (bench/corpora.py, which puts the repo on the path)
 import numpy as np  # noqa: E402
 
 from grader.embed import Encoder  # noqa: E402

@@ -30,7 +30,7 @@ from grader.submissions import Submissions
 if TYPE_CHECKING:  # importing grade pulls in the model-side stack; the review screen must start fast
     from grader.grade import Grades
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -111,6 +111,10 @@ _MIGRATIONS: dict[int, str] = {
         flag_reason TEXT,
         PRIMARY KEY (student_id, question_id, run_id)
     );
+    """,
+    # Changes made together (a group mark in `grader serve`) share a batch: undo reverts them together.
+    3: """
+    ALTER TABLE audit ADD COLUMN batch INTEGER;
     """,
 }
 
@@ -218,6 +222,8 @@ class AuditEntry:
     reason: str | None
     run_id: int | None
     undoes: int | None
+    batch: int | None = None
+    """Changes applied together (`apply(..., together=True)`) share it: an undo reverts them all."""
 
 
 @dataclass(frozen=True)
@@ -243,6 +249,28 @@ class Change:
     comment: str | None = None
     expected_audit_id: int | None = None
     """Refuse the change if the answer's last audit entry is no longer this one (someone else changed it)."""
+
+
+class StaleChange(GraderError):
+    """A change decided on a view of an answer that another TA changed since: refused, so neither TA's
+    work is silently overwritten. Carries the answer as it is now, to show the other TA's mark."""
+
+    def __init__(self, entry: Entry, by: str, when: str = "since you saw it") -> None:
+        self.entry, self.by = entry, by
+        super().__init__(
+            f"student '{entry.student_id}', question '{entry.question_id}' was changed by {by} {when} "
+            f"(now {describe_review(entry)}): nothing saved; look at it again"
+        )
+
+
+def describe_review(entry: Entry) -> str:
+    """The answer's review state in a few words: whose mark counts, and what it is."""
+    if entry.status == "accepted":
+        return f"{entry.reviewed_by} accepted {entry.ta_mark:g}"
+    if entry.status == "set":
+        return f"{entry.reviewed_by} set {entry.ta_mark:g}"
+    note = f", commented by {entry.reviewed_by}" if entry.status == "commented" else ""
+    return f"the automatic mark {entry.auto_mark:g}{note}"
 
 
 class Triaged(Protocol):
@@ -537,28 +565,30 @@ class Gradebook:
         ta: str,
         reason: str | None = None,
         progress: Callable[[int, int], None] | None = None,
+        together: bool = False,
     ) -> list[Entry]:
-        """Apply TA changes all-or-nothing in one transaction, each recorded in the audit log."""
+        """Apply TA changes all-or-nothing in one transaction, each recorded in the audit log.
+
+        `together`: one decision over several answers (a group mark): `undo` reverts them as one.
+        """
         changes = list(changes)
         if not ta.strip():
             raise GraderError("a TA name is needed for the audit log (--ta NAME)")
         with self._transaction() as db:
+            # Inside BEGIN IMMEDIATE no one else writes: the next audit id names this batch.
+            batch = db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM audit").fetchone()[0] if together else None
             for done, change in enumerate(changes, 1):
-                self._apply_one(db, change, ta, reason)
+                self._apply_one(db, change, ta, reason, batch)
                 if progress is not None:
                     progress(done, len(changes))
         return [self.entry(c.student_id, c.question_id) for c in changes]
 
-    def _apply_one(self, db: sqlite3.Connection, change: Change, ta: str, reason: str | None) -> None:
+    def _apply_one(self, db: sqlite3.Connection, change: Change, ta: str, reason: str | None, batch: int | None = None) -> None:
         entry = self.entry(change.student_id, change.question_id)
         if change.expected_audit_id is not None:
             last = self.last_audit_id(change.student_id, change.question_id)
             if last != change.expected_audit_id:
-                who = db.execute("SELECT ta FROM audit WHERE id = ?", (last,)).fetchone()
-                raise GraderError(
-                    f"student '{change.student_id}', question '{change.question_id}' was changed by "
-                    f"{who[0] if who else 'someone'} after this sheet was exported: export it again"
-                )
+                raise StaleChange(entry, self._changed_by(db, last))
         old = _review_state(entry)
         if change.action == "accept":
             new = {"status": "accepted", "mark": entry.auto_mark, "comment": change.comment if change.comment is not None else entry.comment}
@@ -579,23 +609,38 @@ class Gradebook:
             if new["status"] == "commented" and new["comment"] is None:
                 new = None  # a comment removed from an unreviewed answer: nothing left
         self._write_review(db, change.student_id, change.question_id, new, ta)
-        self._audit(db, ta, change.action, change.student_id, change.question_id, old, new, reason)
+        self._audit(db, ta, change.action, change.student_id, change.question_id, old, new, reason, batch=batch)
 
     def undo(self, ta: str) -> AuditEntry | None:
-        """Revert this TA's most recent change that is not yet undone (logged as an 'undo'); None if none."""
+        """Revert this TA's most recent change that is not yet undone, and the changes made together with
+        it (a group mark), in one transaction, each logged as an 'undo'; None if there is none.
+
+        Refused (StaleChange) where another TA changed one of those answers since: undoing would
+        silently overwrite their decision.
+        """
+        undoable = "ta = ? AND action IN ('accept', 'set', 'comment', 'clear') AND NOT EXISTS (SELECT 1 FROM audit u WHERE u.undoes = a.id)"
         with self._transaction() as db:
-            row = db.execute(
-                "SELECT * FROM audit a WHERE ta = ? AND action IN ('accept', 'set', 'comment', 'clear')"
-                " AND NOT EXISTS (SELECT 1 FROM audit u WHERE u.undoes = a.id) ORDER BY id DESC LIMIT 1",
-                (ta,),
-            ).fetchone()
+            row = db.execute(f"SELECT * FROM audit a WHERE {undoable} ORDER BY id DESC LIMIT 1", (ta,)).fetchone()
             if row is None:
                 return None
             target = _audit_entry(row)
-            current = _review_state(self.entry(target.student_id, target.question_id))
-            self._write_review(db, target.student_id, target.question_id, target.old, ta, restore=True)
-            self._audit(db, ta, "undo", target.student_id, target.question_id, current, target.old, f"undo of change {target.id}", undoes=target.id)
+            together = [target]
+            if target.batch is not None:
+                rows = db.execute(f"SELECT * FROM audit a WHERE {undoable} AND batch = ? ORDER BY id DESC", (ta, target.batch))
+                together = [_audit_entry(r) for r in rows]
+            for change in together:
+                entry = self.entry(change.student_id, change.question_id)
+                current = _review_state(entry)
+                if _decision(current) != _decision(change.new):
+                    last = self.last_audit_id(change.student_id, change.question_id)
+                    raise StaleChange(entry, self._changed_by(db, last), "after your change")
+                self._write_review(db, change.student_id, change.question_id, change.old, ta, restore=True)
+                self._audit(db, ta, "undo", change.student_id, change.question_id, current, change.old, f"undo of change {change.id}", undoes=change.id)
         return target
+
+    def _changed_by(self, db: sqlite3.Connection, audit_id: int | None) -> str:
+        who = db.execute("SELECT ta FROM audit WHERE id = ?", (audit_id,)).fetchone()
+        return who[0] if who else "another TA"
 
     def record_opinion(self, student_id: str, question_id: str, opinion: dict, flag: Flag | None = None) -> None:
         """Store an LLM's second opinion beside the automatic mark of the latest run (it never changes a mark)."""
@@ -640,12 +685,13 @@ class Gradebook:
         reason: str | None = None,
         run_id: int | None = None,
         undoes: int | None = None,
+        batch: int | None = None,
     ) -> None:
         db.execute(
-            "INSERT INTO audit (at, ta, action, student_id, question_id, old_json, new_json, reason, run_id, undoes)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO audit (at, ta, action, student_id, question_id, old_json, new_json, reason, run_id, undoes, batch)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (_now(), ta, action, student_id, question_id,
-             json.dumps(old) if old is not None else None, json.dumps(new) if new is not None else None, reason, run_id, undoes),
+             json.dumps(old) if old is not None else None, json.dumps(new) if new is not None else None, reason, run_id, undoes, batch),
         )
 
 
@@ -657,6 +703,11 @@ def _answer_filter(student_id: str | None, question_id: str | None) -> tuple[lis
             where.append(f"{column} = ?")
             args.append(value)
     return where, args
+
+
+def _decision(state: dict | None) -> tuple | None:
+    """What a review state decides (status, mark, comment), leaving out who and when."""
+    return None if state is None else (state["status"], state["mark"], state["comment"])
 
 
 def _review_state(entry: Entry) -> dict | None:

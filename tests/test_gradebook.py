@@ -17,7 +17,8 @@ import pytest
 
 from grader.errors import GraderError, InputError
 from grader.flags import Flag
-from grader.gradebook import SCHEMA_VERSION, Change, Gradebook
+from grader import gradebook
+from grader.gradebook import SCHEMA_VERSION, Change, Gradebook, StaleChange
 from grader.submissions import Submissions
 from tests import tiny_class
 
@@ -209,3 +210,40 @@ def test_a_process_killed_mid_write_leaves_the_gradebook_as_it_was(tmp_path, boo
         assert after._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert (after.entries(), after.audit(), after.runs()) == before
         after.set_mark("s1", "S1", 0.5, "carol")  # and it is writable again: no lock left behind
+
+
+def test_changes_made_together_are_undone_together(book):
+    book.set_mark("s1", "S1", 0.5, "alice")
+    book.apply([Change("s2", "S1", "set", mark=0.0), Change("s3", "S1", "set", mark=0.0)], "alice", reason="group mark", together=True)
+    target = book.undo("alice")
+    assert target.batch is not None and target.reason == "group mark"
+    assert book.entry("s2", "S1").source == "auto" and book.entry("s3", "S1").source == "auto"
+    assert book.entry("s1", "S1").mark == 0.5  # the change before the group is the next undo's
+    undone = [a for a in book.audit() if a.action == "undo"]
+    assert len(undone) == 2 and {a.student_id for a in undone} == {"s2", "s3"}
+
+
+def test_undo_never_overwrites_another_tas_later_change(book):
+    book.set_mark("s2", "S1", 1.0, "alice")
+    book.set_mark("s2", "S1", 0.0, "bob")
+    with pytest.raises(StaleChange, match="changed by bob after your change .now bob set 0.: nothing saved"):
+        book.undo("alice")
+    assert book.entry("s2", "S1").mark == 0.0 and book.audit("s2", "S1")[-1].ta == "bob"
+
+
+def test_a_stale_change_shows_the_other_tas_mark(book):
+    stamp = book.last_audit_id("s2", "S1")
+    book.accept("s2", "S1", "alice")
+    with pytest.raises(StaleChange, match="changed by alice since you saw it .now alice accepted 0.5.") as caught:
+        book.apply([Change("s2", "S1", "set", mark=1.0, expected_audit_id=stamp)], "bob")
+    assert caught.value.entry.ta_mark == 0.5 and caught.value.by == "alice"
+
+
+def test_a_version_2_gradebook_gains_the_batch_column(tmp_path):
+    old = sqlite3.connect(tmp_path / "v2.db")
+    old.executescript(f"BEGIN; {gradebook._MIGRATIONS[1]} {gradebook._MIGRATIONS[2]} PRAGMA user_version = 2; COMMIT;")
+    old.execute("INSERT INTO audit (at, ta, action) VALUES ('2024-01-01', 'alice', 'grade')")
+    old.commit()
+    old.close()
+    with Gradebook.open(tmp_path / "v2.db") as gb:
+        assert gb.schema_version == SCHEMA_VERSION and gb.audit()[0].batch is None and gb.audit()[0].ta == "alice"
