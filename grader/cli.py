@@ -283,6 +283,23 @@ def review_command(db: DbArg, ta: TaOpt = None) -> None:
         review(book, ta or default_ta(), console)
 
 
+@app.command("serve")
+def serve_command(
+    db: DbArg,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on. 0.0.0.0 exposes every answer to anyone on the network who has the link (plain HTTP).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port (0: any free one).")] = 8765,
+    model: ModelOpt = None,
+    device: DeviceOpt = "auto",
+) -> None:
+    """Review in a browser: the flagged queue, answer groups marked in one go, the class, a student's script, the audit log.
+
+    Several TAs (browsers, `grader review`, sheet imports) can work at once; a change made on a stale view is refused.
+    """
+    from grader.web.server import serve
+
+    serve(db, host, port, _encoder_spec(model, device, None, None, False).load, lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True))
+
+
 @app.command("second-opinion")
 def second_opinion_command(
     db: DbArg,

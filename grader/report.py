@@ -187,6 +187,13 @@ def build_report(results_dir: str | Path, rubric: Rubric, human: Mapping[tuple[s
     return _page(run, rubric, human is not None, sections)
 
 
+def class_overview(grades: Grades, rubric: Rubric) -> dict[str, str]:
+    """The report's summary, mark distributions and flags sections (HTML, keyed as in SECTIONS) for the
+    marks that count now: `grader serve` shows the same figures beside the review queue."""
+    run = Run(grades, {})
+    return {"summary": _summary(run, rubric, None), "distributions": _distributions(run, rubric, None), "flags": _flags(run, rubric)}
+
+
 def write_report(path: str | Path, html_text: str) -> Path:
     """Write the report atomically: a reader never sees half a page."""
     write_atomically({path: html_text})
