@@ -40,7 +40,7 @@ COPIED_ORDER = 0.5
 """...and at least this share of whose words match the prompt's word for word, in order (difflib)."""
 
 _WORD = re.compile(r"[\w+]+(?:[-'’][\w+]+)*")
-_CLAUSE_WORD = re.compile(r"\w{3,}ed$|n['’]t$")
+_CLAUSE_WORD = re.compile(r"\w{3}ed$|n['’]t$")  # not \w{3,}: the same words, in linear time on a long one
 """Participles and negated auxiliaries ("diffused", "doesn't") make a clause too."""
 _RUN_PIECE = re.compile(r"[\w+]+(?:[-'’][\w+]+)*|[^\w\s]")
 _FUNCTION = frozenset(
@@ -67,7 +67,7 @@ _INJECTION = [
         r"\b(deserves?|earns?)\s+(full|maximum|perfect|all( the)?)\s+(marks?|points?|score|credit)\b",
         r"\bas (the|an|a) (grader|examiner|marker|evaluator|ai|assistant|language model|llm|grading (model|system))\b",
         r"\byou (must|should|will|are to|have to|need to)\s+(award|give|grade|mark|assign|ignore|accept|score)\b",
-        r"(^|\n)\s*(system|assistant|user|instruction)\s*:",
+        r"(^|\n)[^\S\n]*(system|assistant|user|instruction)\s*:",  # [^\S\n]: linear on blank lines
         r"<\|?\s*(im_start|im_end|system|endoftext)\s*\|?>|\[/?INST\]|###\s*(instruction|system)",
         r"\b(mark|grade|score|treat|consider)\s+(this|my|the)\s+(answer|response)\s+as\s+(correct|right|full)",
         r"\b(this|my) (answer|response) (should|must) be (marked|graded|given|awarded|considered)\b",

@@ -137,7 +137,9 @@ _ANTONYMS = {
     "biased": ("biased", "unbiased"),
 }
 _WORD = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*|[.,;:!?()\[\]/]")
-_NUMBER = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)(?![\w.]*[a-z_])", re.IGNORECASE)
+# Atomic (?>...): when the lookahead finds a letter later in the token, no shorter run of digits can
+# do better, and retrying each one made a long run of digits quadratic (120,000 digits took minutes).
+_NUMBER = re.compile(r"(?<![\w.])((?>\d+(?:\.\d+)?))(?![\w.]*[a-z_])", re.IGNORECASE)
 _AUX = "is|are|was|were|will|would|can|could|has|have|had|do|does|did|should|may|might|must"
 _CONTRACTIONS = [
     (re.compile(r"\bno longer\b"), "not"),
