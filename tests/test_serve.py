@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from grader.errors import InputError
+from grader.errors import GraderError, InputError
 from grader.gradebook import Gradebook
 from grader.submissions import Submissions
 from grader.triage import triage
@@ -230,6 +230,12 @@ def test_listening_beyond_loopback_says_what_it_exposes():
 
     text = EXPOSED.format(host="0.0.0.0", port=8765)
     assert "anyone who can reach port 8765" in text and "not encrypted" in text
+
+
+def test_a_port_in_use_is_one_line_not_a_traceback(hostile_db, serve, encoder):
+    served = serve(hostile_db)
+    with pytest.raises(GraderError, match=f"cannot listen on 127.0.0.1:{served.port}"):
+        start(hostile_db, "127.0.0.1", served.port, lambda: encoder)
 
 
 def test_a_file_that_is_not_a_gradebook_is_refused_before_serving(tmp_path, encoder):

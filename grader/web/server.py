@@ -10,6 +10,7 @@ from waitress.server import create_server
 from waitress.wasyncore import close_all
 
 from grader.embed import TextEncoder
+from grader.errors import GraderError
 from grader.web.app import create_app
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -25,7 +26,10 @@ def start(db: Path, host: str, port: int, encoder: Callable[[], TextEncoder], to
     Returns (server, the link with its token)."""
     token = token or secrets.token_urlsafe(24)
     app = create_app(db, token, encoder)
-    server = create_server(app, host=host, port=port, threads=8, ident="grader")
+    try:
+        server = create_server(app, host=host, port=port, threads=8, ident="grader")
+    except OSError as exc:  # port taken, address not on this machine
+        raise GraderError(f"cannot listen on {host}:{port}: {exc.strerror or exc} (pick another --port or --host)") from None
     shown = f"[{host}]" if ":" in host else host
     return server, f"http://{shown}:{server.effective_port}/?token={token}"
 
