@@ -12,15 +12,20 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from grader.errors import GraderError
+
 
 def write_atomically(files: Mapping[str | Path, str]) -> None:
-    """Write every file's text; all temporaries are complete before the first rename."""
+    """Write every file's text; all temporaries are complete before the first rename.
+
+    A target that cannot be written (a read-only folder, a folder where a file goes, a file where a
+    folder goes) is a GraderError naming it, raised before anything is replaced."""
     staged: list[tuple[str, Path]] = []
     try:
         for target, text in files.items():
             target = Path(target)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+            check_writable(target)
+            fd, temp = _staged(target)
             staged.append((temp, target))
             os.chmod(temp, _mode_for(target))
             with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
@@ -28,11 +33,46 @@ def write_atomically(files: Mapping[str | Path, str]) -> None:
                 handle.flush()
                 os.fsync(handle.fileno())
         for temp, target in staged:
-            os.replace(temp, target)
+            try:
+                os.replace(temp, target)
+            except OSError as err:  # a folder made at the target meanwhile: earlier files are already in place
+                raise GraderError(f"{target}: cannot write it: {err.strerror}") from None
     finally:
         for temp, _ in staged:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temp)
+
+
+def check_writable(target: str | Path, folder: bool = False) -> None:
+    """Refuse, in one line, a path that cannot be written: commands call it on their outputs before
+    the slow work, so a bad --out costs nothing; `folder` when the path is a folder of outputs."""
+    target = Path(target)
+    if folder:
+        if target.exists() and not target.is_dir():
+            raise GraderError(f"{target}: exists and is not a folder: name a folder for the outputs")
+        target = target / ".probe"
+    if target.is_dir():
+        raise GraderError(f"{target}: is a folder: name a file to write")
+    parent = target.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise GraderError(f"{target}: cannot write it: {parent} is a file, not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(dir=parent, prefix=".grader-probe.", suffix=".tmp")
+    except OSError as err:
+        raise GraderError(f"{target}: cannot write in {parent}: {err.strerror}") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def _staged(target: Path) -> tuple[int, str]:
+    """A temporary file beside `target` (its folder made first); OSError as a one-line GraderError."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as err:
+        raise GraderError(f"{target}: cannot write it: {err.strerror}") from None
 
 
 def _mode_for(target: Path) -> int:

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from grader.atomic import check_writable
 from grader.errors import GraderError
 
 app = typer.Typer(
@@ -89,6 +90,7 @@ def grade(
     from grader.triage import triage
 
     loaded, submissions = _load_inputs(rubric, answers)
+    check_writable(out, folder=True)
     book = _open_gradebook(db) if db is not None else None  # a bad gradebook fails before the model loads
     if book is not None:
         book.check_exam(loaded)
@@ -133,7 +135,8 @@ def calibrate_command(
 ) -> None:
     """Learn how match scores map to marks from a TA's marks, and save it for `grade --calibration`."""
     from grader import calibrate
-    from grader.agreement import read_human_marks
+    from grader.agreement import marks_warnings
+    from grader.rubric import ShortQuestion
 
     if db is not None:
         if rubric or answers or marks:
@@ -146,9 +149,14 @@ def calibrate_command(
         raise GraderError("give RUBRIC ANSWERS MARKS, or --db GRADEBOOK")
     else:
         loaded, submissions = _load_inputs(rubric, answers)
-        human = read_human_marks(marks, set(loaded.question_ids))
+        human = _human_marks(marks, loaded)
+    check_writable(out)
+    calibrator = calibrate.Calibrator(method=method, criterion=criterion)
+    shorts = {q.id: q.marks for q in loaded.questions if isinstance(q, ShortQuestion)}
+    for warning in marks_warnings(human, shorts, calibrator.min_per_question):
+        _warn(f"{marks or db}: {warning}")
     grades = _grade(loaded, submissions, _load_encoder(_encoder_spec(model, device, batch_size, cache, no_cache)))
-    fitted = calibrate.Calibrator(method=method, criterion=criterion).fit(grades, loaded, human)
+    fitted = calibrator.fit(grades, loaded, human)
     calibrate.save(fitted, out)
     table = Table(title="Cross-validated error on marked short answers (rounded marks)", title_justify="left")
     table.add_column("method")
@@ -176,12 +184,12 @@ def evaluate(
     no_cache: NoCacheOpt = False,
 ) -> None:
     """Grade the answers and measure agreement with human marks: QWK, Pearson, Spearman, MAE, RMSE, agreement."""
-    from grader.agreement import read_human_marks
     from grader.evaluation import evaluate as evaluate_run
     from grader.evaluation import evaluation_table, write_evaluation
 
     loaded, submissions = _load_inputs(rubric, answers)
-    human = read_human_marks(marks, set(loaded.question_ids))
+    human = _human_marks(marks, loaded)
+    check_writable(out, folder=True)
     grades, _, _ = _grade_calibrated(loaded, submissions, calibration, _encoder_spec(model, device, batch_size, cache, no_cache))
     result = evaluate_run(grades, loaded, human, n_boot=bootstrap)
     write_evaluation(out, result)
@@ -199,7 +207,6 @@ def report(
     """Write one HTML report: distributions, machine vs human, the learned curve, points missed, MCQ items, flags."""
     import json
 
-    from grader.agreement import read_human_marks
     from grader.errors import InputError
     from grader.report import build_report, write_report
     from grader.rubric import load_rubric
@@ -213,7 +220,7 @@ def report(
             raise InputError(results / "run.json", "no rubric_path recorded: pass --rubric")
         rubric = Path(recorded)
     loaded = load_rubric(rubric)
-    marks = read_human_marks(human, set(loaded.question_ids)) if human is not None else None
+    marks = _human_marks(human, loaded) if human is not None else None
     write_report(out, build_report(results, loaded, marks))
     console.print(f"Wrote [bold]{out}[/].")
 
@@ -224,7 +231,7 @@ def export(
     out: Annotated[Path, typer.Option("--out", "-o", help="CSV file to write.", show_default=False)],
     fmt: Annotated[str, typer.Option("--format", help="csv (every mark, for people), moodle (Grades > Import > CSV file) or canvas (Gradebook > Import). Formats: docs/exports.md.")] = "csv",
     assignment: Annotated[str | None, typer.Option(help='canvas: the assignment column exactly as a Canvas gradebook export names it, "Name (1234)".')] = None,
-    id_column: Annotated[str | None, typer.Option("--id-column", help="moodle: the column identifying students (default: Email address, else ID number, else Username). canvas: a column of Canvas login ids, or ID / SIS User ID / SIS Login ID.")] = None,
+    id_column: Annotated[str | None, typer.Option("--id-column", help="moodle: the column identifying students (default: Email address, else ID number, else Username). canvas: a column of Canvas login ids, or ID / SIS User ID / SIS Login ID. student_id: the answers file's own ids.")] = None,
     item: Annotated[str | None, typer.Option(help="moodle: the grade item column's name (default: the rubric's title).")] = None,
     questions: Annotated[bool, typer.Option("--questions", help="moodle: a column per question besides the total.")] = False,
     feedback: Annotated[bool, typer.Option("--feedback", help="csv, moodle: each student's feedback in a column.")] = False,
@@ -462,7 +469,17 @@ def _load_inputs(rubric: Path, answers: Path):
     from grader.submissions import read_submissions
 
     loaded = load_rubric(rubric)
-    return loaded, read_submissions(answers, loaded.question_ids)
+    submissions = read_submissions(answers, loaded.question_ids)
+    for warning in submissions.warnings:
+        _warn(f"{answers}: {warning}")
+    return loaded, submissions
+
+
+def _human_marks(path: Path, rubric):
+    """A TA's marks file, checked against the rubric: known questions, marks within 0..max."""
+    from grader.agreement import read_human_marks
+
+    return read_human_marks(path, set(rubric.question_ids), {q.id: q.marks for q in rubric.questions})
 
 
 def _encoder_spec(model: Path | None, device: str, batch_size: int | None, cache: Path | None, no_cache: bool):

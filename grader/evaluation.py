@@ -27,6 +27,7 @@ from grader.errors import GraderError
 from grader.grade import Grades
 from grader.results import number
 from grader.rubric import McqQuestion, Rubric, ShortQuestion
+from grader.spreadsheet import spreadsheet_safe
 
 _TOLERANCE = 1e-9
 
@@ -232,8 +233,8 @@ def answers_csv(evaluation: Evaluation) -> str:
         blank = r.human is None
         writer.writerow(
             [
-                r.student_id,
-                r.question_id,
+                spreadsheet_safe(r.student_id),
+                spreadsheet_safe(r.question_id),
                 number(r.machine),
                 "" if blank else number(r.human),
                 "" if blank else number(r.difference),

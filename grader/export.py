@@ -4,14 +4,11 @@ Pure functions: rubric, students and entries in, CSV text out (the CLI writes it
 mark that counts is `Entry.mark`: the TA's when a TA set one, else the automatic one, in every
 format. docs/exports.md gives each format column by column, with the LMS pages it follows.
 
-Formula injection. A cell that starts with = + - @ (or a tab or carriage return) is run as a
-formula by Excel, LibreOffice and Google Sheets. Text that came from students or TAs (ids, kept
-columns, names, sections, feedback) is therefore made inert with a leading apostrophe
-(`spreadsheet_safe`), except where the LMS must match the value exactly: an identifier Moodle or
-Canvas looks users up by cannot be altered, so one that looks like a formula is refused instead
-(a real email, username or SIS id never does). Numbers stay numbers: marks are written by
-`number()`, and a text cell that is a plain number (a student id such as -1) is left alone: a
-number cannot run anything.
+Formula injection. Text that came from students or TAs (ids, kept columns, names, sections,
+feedback) goes through `grader.spreadsheet.spreadsheet_safe`, the guard every CSV grader writes for
+people uses, except where the LMS must match the value exactly: an identifier Moodle or Canvas looks
+users up by cannot be altered, so one that looks like a formula is refused instead (a real email,
+username or SIS id never does). Marks are written by `number()`: numbers run nothing.
 """
 
 from __future__ import annotations
@@ -27,19 +24,9 @@ from grader.feedback import build_feedback, entries_by_student, header_key, rend
 from grader.gradebook import Entry, Student
 from grader.results import number
 from grader.rubric import Rubric
+from grader.spreadsheet import spreadsheet_safe
 
 _LMS = {"moodle": "Moodle", "canvas": "Canvas"}
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
-_PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
-
-
-def spreadsheet_safe(text: str) -> str:
-    """`text` with a leading apostrophe when a spreadsheet would read it as a formula (OWASP's
-    CSV injection advice); a plain number is returned as it is."""
-    head = text.lstrip(" ")[:1]
-    if head and head in _FORMULA_START and not _PLAIN_NUMBER.fullmatch(text.strip()):
-        return "'" + text
-    return text
 
 
 def _csv(rows: Iterable[Sequence[object]]) -> str:
@@ -117,9 +104,22 @@ def _forced_identifier(
                 raise GraderError(f"{lms} export: no '{header}' column to identify students by ({_listing(columns)})")
             return found, header
     found = _find_column(columns, [wanted])
+    if found is None and wanted == header_key(STUDENT_ID):
+        return STUDENT_ID, None
     if found is None:
-        raise GraderError(f"{lms} export: no kept column '{id_column}' ({_listing(columns)})")
+        raise GraderError(f"{lms} export: no kept column '{id_column}' ({_listing(columns)}; or student_id, the answers file's ids)")
     return found, None
+
+
+STUDENT_ID = "student_id"
+"""`--id-column student_id`: the answers file's own student ids, where they are the ids the LMS knows."""
+
+
+def _value(student: Student, column: str) -> str:
+    """A student's value in an identifier column: a kept column, or the student id itself."""
+    if column == STUDENT_ID and column not in student.kept:
+        return student.student_id
+    return (student.kept.get(column) or "").strip()
 
 
 def moodle_identifier(students: Sequence[Student], id_column: str | None = None) -> tuple[str, str]:
@@ -191,7 +191,7 @@ def _identifiers(students: Sequence[Student], column: str, lms: str) -> dict[str
     ids: dict[str, str] = {}
     seen: dict[str, str] = {}
     for student in students:
-        value = (student.kept.get(column) or "").strip()
+        value = _value(student, column)
         sid = student.student_id
         if not value:
             raise GraderError(f"{lms} export: student '{sid}' has no '{column}': {_LMS[lms]} could not match the row")
@@ -279,7 +279,7 @@ def canvas_csv(
     seen: dict[tuple[str, str], str] = {}
     for student in students:
         sid = student.student_id
-        ids = {h: (student.kept.get(c) or "").strip() for h, c in id_columns.items()}
+        ids = {h: _value(student, c) for h, c in id_columns.items()}
         if not any(ids.values()):
             names = " or ".join(f"'{c}'" for c in id_columns.values())
             raise GraderError(f"canvas export: student '{sid}' has no {names}: Canvas could not match the row")

@@ -5,6 +5,7 @@ withholds credit (a contradicting segment, a keyword list, an instruction to the
 says what earned nothing. Codes are short and stable (marks.csv lists them):
 
     blank, unreadable-choice               what was written could not be marked
+    hesitant-choice                        an MCQ letter read, with a question mark after it
     pattern-timeout                        a rubric pattern could not be checked in time on it
     contradiction                          a segment says the opposite of a point it resembles
     keyword-stuffing, injection            text written for the grader, not the reader
@@ -26,6 +27,7 @@ MARK_DEPENDENT = frozenset({"borderline", "low-confidence"})
 MEANINGS = {
     "blank": "no answer",
     "unreadable-choice": "no single option letter could be read",
+    "hesitant-choice": "the option letter was read, but a question mark follows it (\"B?\")",
     "pattern-timeout": "a rubric pattern ran out of time on the answer (its point was marked by similarity alone)",
     "contradiction": "a segment says the opposite of a point it resembles (no credit from it)",
     "keyword-stuffing": "rubric terms listed without sentences that connect them (no credit from them)",
@@ -69,6 +71,10 @@ def pattern_timeout(point_id: str, pattern: str) -> Flag:
         f"the rubric pattern {quote(pattern)} of point {point_id} ran out of time on this answer: "
         "that point was marked by similarity alone",
     )
+
+
+def hesitant_choice(doubt: str) -> Flag:
+    return Flag("hesitant-choice", f"MCQ answer {doubt}: check the student meant it")
 
 
 def contradiction(point_id: str, text: str, why: str = "") -> Flag:

@@ -17,6 +17,7 @@ from grader.errors import GraderError, InputError
 from grader.gradebook import Change, Entry, Gradebook
 from grader.results import number
 from grader.rubric import McqQuestion, Rubric
+from grader.spreadsheet import spreadsheet_safe, spreadsheet_unsafe
 from grader.submissions import read_records
 
 COLUMNS = (
@@ -25,7 +26,6 @@ COLUMNS = (
 )
 EDITABLE = ("ta_mark", "comment")
 INSTRUCTIONS = "ta_mark: a mark, 'accept' (the proposed mark), 'clear' (back to automatic) or empty (no change)"
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 class SheetErrors(GraderError):
@@ -46,16 +46,16 @@ def flags_sheet(gb: Gradebook, include_reviewed: bool = False) -> str:
     for entry in gb.queue(include_reviewed=include_reviewed):
         writer.writerow(
             [
-                entry.student_id,
-                entry.question_id,
-                _safe(_question_text(rubric, entry.question_id)),
-                _safe(entry.answer),
+                spreadsheet_safe(entry.student_id),
+                spreadsheet_safe(entry.question_id),
+                spreadsheet_safe(_question_text(rubric, entry.question_id)),
+                spreadsheet_safe(entry.answer),
                 number(entry.auto_mark),
                 number(entry.max_mark),
-                _safe("; ".join(f.reason for f in entry.flags)),
-                _safe(_points_text(entry)),
+                spreadsheet_safe("; ".join(f.reason for f in entry.flags)),
+                spreadsheet_safe(_points_text(entry)),
                 number(entry.ta_mark) if entry.ta_mark is not None and entry.status == "set" else ("accept" if entry.status == "accepted" else ""),
-                _safe(entry.comment or ""),
+                spreadsheet_safe(entry.comment or ""),
                 gb.last_audit_id(entry.student_id, entry.question_id),
             ]
         )
@@ -91,7 +91,7 @@ def read_flags_sheet(path: str | Path, gb: Gradebook) -> SheetImport:
         return cells[i].strip() if i < len(cells) else ""
 
     for line, cells in records[1:]:
-        key = (cell(cells, "student_id"), cell(cells, "question_id"))
+        key = (spreadsheet_unsafe(cell(cells, "student_id")), spreadsheet_unsafe(cell(cells, "question_id")))
         bad = lambda column, message: problems.append(InputError(path, message, row=line, column=column))  # noqa: E731
         entry = current.get(key)
         if entry is None:
@@ -107,7 +107,7 @@ def read_flags_sheet(path: str | Path, gb: Gradebook) -> SheetImport:
         except ValueError:
             bad("version", f"version {version_text!r} is not the number the export wrote: do not edit this column")
             continue
-        change = _change(entry, cell(cells, "ta_mark"), _unsafe(cell(cells, "comment")), version, bad)
+        change = _change(entry, cell(cells, "ta_mark"), spreadsheet_unsafe(cell(cells, "comment")), version, bad)
         if change is None:
             continue
         if change.action == "none":
@@ -182,13 +182,3 @@ def _why(point) -> str:
     if point.pattern:
         return f'pattern matched "{point.pattern}"'
     return f'"{point.evidence}"'
-
-
-def _safe(text: str) -> str:
-    """Spreadsheets run a cell that starts with = + - @ as a formula: student text must not."""
-    return "'" + text if text.startswith(_FORMULA_START) else text
-
-
-def _unsafe(text: str) -> str:
-    """Undo `_safe` on the way back in (a TA's comment we exported)."""
-    return text[1:] if text.startswith("'") and text[1:].startswith(_FORMULA_START) else text

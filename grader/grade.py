@@ -299,5 +299,7 @@ def _mcq_grade(student: str, question: McqQuestion, answer: str) -> QuestionGrad
         found.append(flagging.blank())
     elif choice.problem is not None:
         found.append(flagging.unreadable_choice(choice.problem))
+    elif choice.doubt is not None:
+        found.append(flagging.hesitant_choice(choice.doubt))
     mark = question.marks if question.void else score_choice(choice, question.keys, question.marks)
     return QuestionGrade(student, question.id, mark, question.marks, mark, tuple(found), choice.letter)

@@ -330,9 +330,11 @@ class Gradebook:
         for target in range(version + 1, SCHEMA_VERSION + 1):
             try:  # each step and its version number in one transaction: a crash leaves the old version
                 self._db.executescript(f"BEGIN IMMEDIATE; {_MIGRATIONS[target]} PRAGMA user_version = {target}; COMMIT;")
-            except BaseException:
+            except BaseException as exc:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.OperationalError):
+                    raise self._unwritable(exc) from None
                 raise
 
     @property
@@ -350,14 +352,28 @@ class Gradebook:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE ... COMMIT: one writer at a time, all or nothing."""
-        self._db.execute("BEGIN IMMEDIATE")
+        """BEGIN IMMEDIATE ... COMMIT: one writer at a time, all or nothing. A gradebook that cannot be
+        written (read-only file or folder) is a one-line GraderError, with nothing changed."""
         try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            raise self._unwritable(exc) from None
+
+    def _unwritable(self, exc: sqlite3.OperationalError) -> Exception:
+        """A read-only gradebook as a one-line GraderError; any other SQLite failure as it was."""
+        if "readonly" not in str(exc) and "read-only" not in str(exc):
+            return exc
+        return GraderError(
+            f"{self.path}: cannot write to the gradebook ({exc}): nothing was changed; check the permissions "
+            "of the file and of its folder"
+        )
 
     # -- runs ----------------------------------------------------------------------------------
 

@@ -11,6 +11,8 @@ Rules, in order (case-insensitive, runs of whitespace read as one space):
    ("a, b", "a and b", "b/c", "ab") are several choices; a letter outside the options, or anything
    else ("I think b", "idk"), is not read. Nothing is guessed: an answer not read goes to a
    person, never to the nearest option.
+5. Question marks after what would be read ("B?", "(b) ??") do not hide the choice: the student
+   chose that letter, and it is read, with a `doubt` so a TA sees the hesitation.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ class Choice:
 
     letter: str | None
     problem: str | None
+    doubt: str | None = None
+    """Why a letter that was read may not be what the student settled on ("B?")."""
 
 
 def read_choice(text: str, options: Mapping[str, str]) -> Choice:
@@ -51,10 +55,13 @@ def read_choice(text: str, options: Mapping[str, str]) -> Choice:
     by_text = _option_typed_out(flat, options) or _option_typed_out(body, options)
     if by_text:
         return Choice(by_text, None)
+    if typed.endswith("?") and typed.rstrip("? "):
+        unsure = read_choice(typed.rstrip("? "), options)
+        if unsure.letter is not None:
+            return Choice(unsure.letter, None, f"'{_shown(typed)}' has a question mark after the choice, read as {unsure.letter}")
     letters = _letters_named(body, options)
     if not letters:
-        shown = typed if len(typed) <= 30 else typed[:29] + "…"
-        return Choice(None, f"could not read a choice from '{shown}'")
+        return Choice(None, f"could not read a choice from '{_shown(typed)}'")
     if len(letters) > 1:
         count = _COUNTS.get(len(letters), str(len(letters)))
         return Choice(None, f"{count} choices ({', '.join(letters)})")
@@ -62,6 +69,10 @@ def read_choice(text: str, options: Mapping[str, str]) -> Choice:
     if letter not in options:
         return Choice(None, f"'{letter}' is not an option ({_span(options)})")
     return Choice(letter, None)
+
+
+def _shown(typed: str) -> str:
+    return typed if len(typed) <= 30 else typed[:29] + "…"
 
 
 def score_choice(choice: Choice, keys: Collection[str], marks: float) -> float:

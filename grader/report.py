@@ -36,6 +36,7 @@ from grader.grade import Grades, QuestionGrade
 from grader.match import CreditCurve, PointMatch
 from grader.results import number, summarise
 from grader.rubric import McqQuestion, Rubric, ShortQuestion
+from grader.spreadsheet import spreadsheet_unsafe
 from grader.triage import BudgetPoint, budget_curve
 
 SECTIONS = {
@@ -85,7 +86,7 @@ def read_run(results_dir: str | Path) -> Run:
         raise InputError(folder / "run.json", f"not a run.json written by `grader grade` (missing {exc})") from None
     items = []
     for row in marks:
-        key = (row["student_id"], row["question_id"])
+        key = (spreadsheet_unsafe(row["student_id"]), spreadsheet_unsafe(row["question_id"]))
         points, choice, reasons = evidence.get(key, ((), None, ()))
         codes = [c for c in row["flags"].split(";") if c]
         flags = tuple(Flag(c, r) for c, r in zip(codes, reasons)) if len(reasons) == len(codes) else tuple(Flag(c, c) for c in codes)

@@ -1,6 +1,7 @@
 """The outputs of a run: marks.csv, totals.csv, evidence.jsonl, run.json, and the summary table.
 
-Everything is rendered to text first and written atomically, so `--out` holds either the previous
+Text from the answers file (student ids, kept columns) goes through the spreadsheet guard
+(`grader.spreadsheet`): these files are opened in spreadsheets. Everything is rendered to text first and written atomically, so `--out` holds either the previous
 run's files or this run's, never a torn one. The rendering is deterministic: the same inputs give
 byte-identical files (no timestamps; similarities rounded to 4 decimals).
 """
@@ -18,6 +19,7 @@ from grader import __version__
 from grader.atomic import write_atomically
 from grader.grade import Grades
 from grader.rubric import McqQuestion, Rubric
+from grader.spreadsheet import spreadsheet_safe
 from grader.submissions import Submissions
 
 
@@ -38,7 +40,7 @@ def marks_csv(grades: Grades) -> str:
     return _csv(
         ["student_id", "question_id", "mark", "max_mark", "flags"],
         (
-            [g.student_id, g.question_id, number(g.mark), number(g.max_mark), ";".join(f.code for f in g.flags)]
+            [spreadsheet_safe(g.student_id), spreadsheet_safe(g.question_id), number(g.mark), number(g.max_mark), ";".join(f.code for f in g.flags)]
             for g in grades.items
         ),
     )
@@ -47,10 +49,10 @@ def marks_csv(grades: Grades) -> str:
 def totals_csv(grades: Grades, rubric: Rubric, submissions: Submissions) -> str:
     kept = list(submissions.kept_columns)
     return _csv(
-        ["student_id", "total", "max_total", *kept],
+        ["student_id", "total", "max_total", *map(spreadsheet_safe, kept)],
         (
-            [student, number(sum(g.mark for g in items)), number(rubric.max_total)]
-            + [submissions.kept.get(student, {}).get(c, "") for c in kept]
+            [spreadsheet_safe(student), number(sum(g.mark for g in items)), number(rubric.max_total)]
+            + [spreadsheet_safe(submissions.kept.get(student, {}).get(c, "")) for c in kept]
             for student, items in grades.by_student()
         ),
     )

@@ -12,6 +12,7 @@ spreadsheet row unless an earlier answer spans several lines.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import re
@@ -31,6 +32,13 @@ ANSWER_ALIASES = ("answer", "response")
 # column to keep silently.
 _QUESTION_LIKE = re.compile(r"^[A-Za-z]{1,3}\d+[a-z]?$")
 _DELIMITERS = {",": "commas", ";": "semicolons", "\t": "tabs"}
+INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e"
+"""Zero-width spaces and joiners, word joiner, BOM, soft hyphen: text made of these and white space
+shows as nothing, so it is a blank answer (or no student id), however many there are."""
+_NO_INVISIBLE = dict.fromkeys(map(ord, INVISIBLE))
+MAX_CELL_CHARS = csv.field_size_limit()
+"""The longest cell (answer) read, in characters: the csv module's limit (131,072); a longer one is
+refused with its row, never cut."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +51,8 @@ class Submissions:
     kept: Mapping[str, Mapping[str, str]]
     answers: Mapping[tuple[str, str], str]
     rows: Mapping[tuple[str, str], int]
+    warnings: tuple[str, ...] = ()
+    """What a person may not have meant but the file allows (a question no column answers), in words."""
 
     def answer(self, student_id: str, question_id: str) -> str:
         """The answer as typed, or "" when the student left it out."""
@@ -67,6 +77,8 @@ def parse_submissions(text: str, source: str, question_ids: Sequence[str]) -> Su
     if not records:
         raise InputError(source, "the file is empty: expected a header row with a student_id column")
     header_row, header = records[0]
+    if len(records) == 1:
+        raise InputError(source, "no students: the file has a header but no answer rows", row=header_row)
     names = _check_header([cell.strip() for cell in header], header_row, source)
     student_col = _find(names, STUDENT_ID_ALIASES)
     if student_col is None:
@@ -102,7 +114,7 @@ class _Table:
                 )
             cells = cells + [""] * (len(self.names) - len(cells))
             student = cells[self.student_col].strip()
-            if not student:
+            if is_blank_text(student):
                 raise InputError(
                     self.source, "empty student id", row=row, column=self.names[self.student_col]
                 )
@@ -150,8 +162,10 @@ class _Table:
             for col, qid in graded.items():
                 answers[student, qid] = _clean(cells[col])
                 rows[student, qid] = row
+        unanswered = [qid for qid in question_ids if qid not in graded.values()]
+        warnings = (f"no column for question(s) {_brief(unanswered)}: every student is marked blank (0) on them",) if unanswered else ()
         return _submissions(
-            self.source, first_row, tuple(self.names[c] for c in kept_cols), kept, answers, rows
+            self.source, first_row, tuple(self.names[c] for c in kept_cols), kept, answers, rows, warnings
         )
 
     def long(self, question_col: int, answer_col: int, question_ids: Sequence[str]) -> Submissions:
@@ -183,7 +197,10 @@ class _Table:
             answers[student, qid] = _clean(cells[answer_col])
             rows[student, qid] = row
         kept = {student: MappingProxyType({}) for student in first_row}
-        return _submissions(self.source, first_row, (), kept, answers, rows)
+        asked = {qid for _, qid in rows}
+        unanswered = [qid for qid in question_ids if qid not in asked]
+        warnings = (f"no row answers question(s) {_brief(unanswered)}: every student is marked blank (0) on them",) if unanswered else ()
+        return _submissions(self.source, first_row, (), kept, answers, rows, warnings)
 
 
 def _submissions(
@@ -193,6 +210,7 @@ def _submissions(
     kept: dict[str, Mapping[str, str]],
     answers: dict[tuple[str, str], str],
     rows: dict[tuple[str, str], int],
+    warnings: tuple[str, ...] = (),
 ) -> Submissions:
     """Freeze the parsed tables so no later stage can edit what the student wrote."""
     return Submissions(
@@ -202,6 +220,7 @@ def _submissions(
         kept=MappingProxyType(kept),
         answers=MappingProxyType(answers),
         rows=MappingProxyType(rows),
+        warnings=warnings,
     )
 
 
@@ -217,8 +236,21 @@ def read_records(path: str | Path) -> list[tuple[int, list[str]]]:
     return _records(text, source, _detect_delimiter(text))
 
 
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+"""UTF-32 first: its little-endian BOM begins with UTF-16's."""
+
+
 def _decode(data: bytes, source: str) -> str:
-    """UTF-8 (with or without BOM) first; old Excel saves cp1252, which UTF-8 rejects."""
+    """A UTF-16/32 byte order mark says the encoding (Excel's "Unicode text" is UTF-16); else UTF-8
+    (with or without BOM) first; old Excel saves cp1252, which UTF-8 rejects."""
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data.decode(encoding).removeprefix("\ufeff")
+            except UnicodeDecodeError as err:
+                raise InputError(source, f"not valid {encoding.upper()} at byte offset {err.start}: save the file as UTF-8") from None
+    if data[:2].count(0) == 1 and data[:64].count(0) >= len(data[:64]) // 4:
+        raise InputError(source, "looks like UTF-16 without a byte order mark: save the file as UTF-8")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -247,8 +279,11 @@ def _detect_delimiter(text: str) -> str:
 
 
 def _records(text: str, source: str, delimiter: str) -> list[tuple[int, list[str]]]:
-    """Non-blank records with the file line each starts on (blank and all-empty lines skipped)."""
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    """Non-blank records with the file line each starts on (blank and all-empty lines skipped).
+
+    Quoting is read strictly: a quote never closed would swallow every later row into one answer,
+    and text after a closing quote would lose the quote; both are refused, naming the row."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     records: list[tuple[int, list[str]]] = []
     start = 1
     try:
@@ -257,13 +292,34 @@ def _records(text: str, source: str, delimiter: str) -> list[tuple[int, list[str
                 records.append((start, cells))
             start = reader.line_num + 1
     except csv.Error as err:
-        raise InputError(source, f"cannot parse CSV: {err}", row=start) from None
+        raise InputError(source, _csv_problem(str(err)), row=start) from None
     return records
+
+
+def _csv_problem(error: str) -> str:
+    """The csv module's complaint in words a person can act on."""
+    if "unexpected end of data" in error:
+        return (
+            "a quote opened in this row is never closed, so every later row would be read as part of one "
+            'answer: close it, or write a quote inside an answer as two ("")'
+        )
+    if "expected after" in error:
+        return 'text follows the closing quote of a field: write a quote inside an answer as two ("")'
+    if "field larger than field limit" in error:
+        return f"a field is longer than {MAX_CELL_CHARS:,} characters (the longest answer read)"
+    if "NUL" in error:
+        return "the file holds NUL bytes: it is not a text CSV (save it as CSV, UTF-8)"
+    return f"cannot parse CSV: {error}"
 
 
 def _is_blank(cells: list[str]) -> bool:
     """A line of nothing but spaces and delimiters (spreadsheets export empty rows so)."""
-    return not any(cell.strip(" \t,;") for cell in cells)
+    return all(is_blank_text(cell.strip(" \t,;")) for cell in cells)
+
+
+def is_blank_text(text: str) -> bool:
+    """Nothing a reader would see: white space and the zero-width characters of INVISIBLE only."""
+    return not text.translate(_NO_INVISIBLE).strip()
 
 
 def _check_header(names: list[str], row: int, source: str) -> list[str]:
@@ -292,7 +348,10 @@ def _find(names: Sequence[str], aliases: Sequence[str]) -> int | None:
 
 
 def _clean(answer: str) -> str:
-    """The answer as typed, with line endings unified and surrounding whitespace dropped."""
+    """The answer as typed, with line endings unified and surrounding whitespace dropped; "" for
+    an answer nothing of which shows (`is_blank_text`)."""
+    if is_blank_text(answer):
+        return ""
     return answer.replace("\r\n", "\n").replace("\r", "\n").strip()
 
 

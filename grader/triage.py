@@ -34,6 +34,7 @@ HARD = {
     "possible-collusion": 1.0,
     "unreadable-choice": 1.0,
     "pattern-timeout": 1.0,
+    "hesitant-choice": 0.25,
     "too-long": 0.5,
     "copied-question": 0.25,
     "off-topic": 0.25,
