@@ -251,6 +251,10 @@ def _decode(data: bytes, source: str) -> str:
                 raise InputError(source, f"not valid {encoding.upper()} at byte offset {err.start}: save the file as UTF-8") from None
     if data[:2].count(0) == 1 and data[:64].count(0) >= len(data[:64]) // 4:
         raise InputError(source, "looks like UTF-16 without a byte order mark: save the file as UTF-8")
+    if data.startswith(b"PK\x03\x04"):
+        raise InputError(source, "a spreadsheet workbook (.xlsx), not a CSV: save it as CSV UTF-8")
+    if b"\x00" in data:
+        raise InputError(source, f"a NUL byte at offset {data.index(0)}: not a text CSV (save it as CSV UTF-8)")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -307,8 +311,6 @@ def _csv_problem(error: str) -> str:
         return 'text follows the closing quote of a field: write a quote inside an answer as two ("")'
     if "field larger than field limit" in error:
         return f"a field is longer than {MAX_CELL_CHARS:,} characters (the longest answer read)"
-    if "NUL" in error:
-        return "the file holds NUL bytes: it is not a text CSV (save it as CSV, UTF-8)"
     return f"cannot parse CSV: {error}"
 
 
