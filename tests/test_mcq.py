@@ -149,3 +149,13 @@ def test_score_choice(typed: str, keys: list[str], marks: float) -> None:
 def test_score_choice_gives_the_question_marks() -> None:
     assert score_choice(Choice("b", None), ["b"], 2) == 2.0
     assert isinstance(score_choice(Choice("b", None), ["b"], 2), float)
+
+
+def test_a_question_mark_after_the_letter_is_read_and_doubted():
+    options = {"a": "one", "b": "two", "c": "three"}
+    for typed in ("B?", "(b) ??", "Ans: B?"):
+        choice = read_choice(typed, options)
+        assert choice.letter == "b" and choice.problem is None and "question mark" in choice.doubt
+    assert read_choice("?", options).letter is None
+    assert read_choice("b or c?", options).letter is None
+    assert read_choice("b", options).doubt is None
