@@ -36,6 +36,7 @@ import io
 import json
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -52,16 +53,22 @@ from sklearn.metrics import accuracy_score, f1_score  # noqa: E402
 from sklearn.model_selection import GroupKFold, KFold  # noqa: E402
 
 from grader.agreement import agreement  # noqa: E402
-from grader.calibrate import Calibrator  # noqa: E402
-from grader.embed import Encoder  # noqa: E402
+from grader.calibrate import METHODS, Calibrator  # noqa: E402
+from grader.embed import Encoder, default_model_path  # noqa: E402
+from grader.exemplars import AnswerVectors, answer_vectors  # noqa: E402
+from grader.finetune import fine_tune, training_pairs  # noqa: E402
 from grader.grade import Grades, QuestionGrade, grade  # noqa: E402
 from grader.match import TOPIC_WEIGHT  # noqa: E402
 from grader.reference import MAX_POINTS, Reference, references_to_rubric  # noqa: E402
+from grader.sampling import pick_answers  # noqa: E402
 from grader.rubric import Rubric  # noqa: E402
 from grader.submissions import parse_submissions  # noqa: E402
 
 DATA = Path("/work/shared/datasets")
 FOLDS = 5
+"""Folds over questions (unseen questions)."""
+ANSWER_FOLDS = 2
+"""Folds within each question (unseen answers): 2 = calibrate on half of each question's answers, grade the rest."""
 SEED = 0
 MOHLER_PUBLISHED = [  # on the whole Texas set (2,273 answers), each paper its own protocol: context only
     ("Mohler et al. 2011 (SVMRank, published)", 0.518, None),
@@ -198,13 +205,13 @@ def grade_corpus(corpus: Corpus, encoder: MemoryEncoder, max_points: int, topic_
 # ---- the two protocols -------------------------------------------------------------------------
 
 
-def unseen_answer_folds(corpus: Corpus) -> np.ndarray:
-    """Fold of each answer: each question's answers split into FOLDS (fewer when it has fewer)."""
+def unseen_answer_folds(corpus: Corpus, folds: int = ANSWER_FOLDS) -> np.ndarray:
+    """Fold of each answer: each question's answers split into `folds` (fewer when it has fewer)."""
     fold = np.zeros(len(corpus.answers), dtype=int)
     questions = np.array([a.question_id for a in corpus.answers])
     for qid in dict.fromkeys(questions):
         index = np.flatnonzero(questions == qid)
-        splitter = KFold(min(FOLDS, len(index)), shuffle=True, random_state=SEED)
+        splitter = KFold(min(folds, len(index)), shuffle=True, random_state=SEED)
         for k, (_, test) in enumerate(splitter.split(index)):
             fold[index[test]] = k
     return fold
@@ -219,31 +226,96 @@ def unseen_question_folds(corpus: Corpus) -> np.ndarray:
 
 
 def calibrated(
-    corpus: Corpus, graded: Graded, fold: np.ndarray, unseen: bool = False, criterion: str = "mae"
+    corpus: Corpus,
+    graded: Graded,
+    fold: np.ndarray,
+    vectors: AnswerVectors | None = None,
+    method: str = "auto",
+    criterion: str = "rmse",
 ) -> tuple[np.ndarray, list[str]]:
-    """Held-out continuous marks from a Calibrator fitted per fold, and the method each fold chose.
-
-    With `unseen` (held-out questions), also check that the Calibrator predicts them with its pooled
-    maps: the same predictions with every per-question map deleted.
-    """
+    """Held-out continuous marks from a Calibrator fitted per fold, and the method each fold chose."""
     predicted, methods = np.zeros(len(corpus.answers)), []
     for k in np.unique(fold):
         human = {key: a.human for key, a, f in zip(graded.keys, corpus.answers, fold) if f != k}
-        calibrator = Calibrator(criterion=criterion).fit(graded.grades, graded.rubric, human)
+        calibrator = Calibrator(method=method, criterion=criterion).fit(graded.grades, graded.rubric, human, vectors)
         methods.append(calibrator.method_)
         held = np.flatnonzero(fold == k)
-        marks = _held_out_marks(calibrator, graded, held)
-        predicted[held] = marks
-        if unseen:
-            per_question = {name: {} for name in ("questions", "curves") if name in calibrator.params_}
-            calibrator.params_ = {**calibrator.params_, **per_question}
-            assert np.array_equal(_held_out_marks(calibrator, graded, held), marks), "unseen questions not pooled"
+        predicted[held] = _held_out_marks(calibrator, graded, held, vectors)
     return predicted, methods
 
 
-def _held_out_marks(calibrator: Calibrator, graded: Graded, held: np.ndarray) -> np.ndarray:
-    after = {(g.student_id, g.question_id): g for g in calibrator.predict(graded.grades, graded.rubric).items}
+def _held_out_marks(calibrator: Calibrator, graded: Graded, held: np.ndarray, vectors: AnswerVectors | None = None) -> np.ndarray:
+    after = {(g.student_id, g.question_id): g for g in calibrator.predict(graded.grades, graded.rubric, vectors).items}
     return np.array([after[graded.keys[i]].raw_mark for i in held])
+
+
+def corpus_vectors(corpus: Corpus, graded: Graded, encoder) -> AnswerVectors:
+    """Each answer's whole-answer vector and lexical features, as `grade --calibration` computes them."""
+    return answer_vectors(graded.rubric, {key: a.text for key, a in zip(graded.keys, corpus.answers)}, encoder)
+
+
+def learning_curve(corpus: Corpus, graded: Graded, vectors: AnswerVectors, sizes: Sequence[int], draws: int) -> str:
+    """Calibrate on n answers per question picked by `grader sample` or at random; score all the others.
+
+    Random picks are averaged over `draws` seeds; the picked answers are deterministic. Blank answers
+    are never picked either way (both are marked 0 without a TA)."""
+    index = {key: i for i, key in enumerate(graded.keys)}
+    answered = [key for key in graded.keys if key in vectors.vectors]
+    lines = ["| answers marked per question | picked by `grader sample`: r | RMSE | random (mean of "
+             f"{draws}): r | RMSE |", "|---|---|---|---|---|"]
+    for n in sizes:
+        picked = {(p.student_id, p.question_id) for p in pick_answers(graded.grades, graded.rubric, vectors, n)}
+        row = [_fit_on(corpus, graded, vectors, picked, index)]
+        randoms = []
+        for draw in range(draws):
+            rng = np.random.default_rng(draw)
+            chosen = set()
+            for qid in dict.fromkeys(k[1] for k in answered):
+                keys = [k for k in answered if k[1] == qid]
+                chosen |= {keys[i] for i in rng.permutation(len(keys))[:n]}
+            randoms.append(_fit_on(corpus, graded, vectors, chosen, index))
+        row.append({m: float(np.mean([r[m] for r in randoms])) for m in ("r", "RMSE")})
+        lines.append(f"| {n} | {row[0]['r']:.3f} | {row[0]['RMSE']:.3f} | {row[1]['r']:.3f} | {row[1]['RMSE']:.3f} |")
+    return "\n".join(lines)
+
+
+def _fit_on(corpus: Corpus, graded: Graded, vectors: AnswerVectors, marked: set, index: dict) -> dict[str, float]:
+    human = {key: corpus.answers[index[key]].human for key in marked}
+    calibrator = Calibrator().fit(graded.grades, graded.rubric, human, vectors)
+    rest = np.array([i for i, key in enumerate(graded.keys) if key not in marked])
+    predicted = np.zeros(len(corpus.answers))
+    predicted[rest] = _held_out_marks(calibrator, graded, rest, vectors)
+    kept = replace(corpus, answers=[corpus.answers[i] for i in rest])
+    return metrics(kept, predicted[rest])
+
+
+def fine_tuned(corpus: Corpus, fold: np.ndarray, max_points: int, topic_weight: float, work: Path) -> tuple[np.ndarray, float]:
+    """Unseen answers with the encoder fine-tuned on each fold's marked answers (`calibrate --fine-tune`):
+    tune on the training folds, grade everything with the tuned encoder, calibrate (exemplar) on the
+    training folds, predict the held-out fold. Returns the marks and the seconds spent tuning."""
+    predicted, tuning = np.zeros(len(corpus.answers)), 0.0
+    for k in np.unique(fold):
+        rubric = references_to_rubric(corpus.references, corpus.name, corpus.name, max_points=max_points)
+        texts = {}
+        human = {}
+        seen: dict[str, int] = {}
+        for a, f in zip(corpus.answers, fold):
+            seen[a.question_id] = seen.get(a.question_id, 0) + 1
+            key = (f"s{seen[a.question_id]}", a.question_id)
+            texts[key] = a.text
+            if f != k:
+                human[key] = a.human
+        pairs = training_pairs(rubric, texts, human)
+        target = work / f"fold{k}.encoder"
+        record = fine_tune(default_model_path(), pairs, target, rubric.fingerprint, "all-MiniLM-L6-v2", progress=False)
+        tuning += record.seconds
+        encoder = MemoryEncoder(Encoder.load(target, device="cpu"))
+        graded = grade_corpus(corpus, encoder, max_points, topic_weight)
+        vectors = corpus_vectors(corpus, graded, encoder)
+        calibrator = Calibrator().fit(graded.grades, graded.rubric, human, vectors)
+        held = np.flatnonzero(fold == k)
+        predicted[held] = _held_out_marks(calibrator, graded, held, vectors)
+    return predicted, tuning
 
 
 def whole_answer_cosines(corpus: Corpus, encoder: MemoryEncoder) -> np.ndarray:
@@ -308,31 +380,57 @@ def table(rows: list[tuple[str, dict[str, float]]]) -> str:
     return "\n".join(lines)
 
 
-def evaluate(corpus: Corpus, encoder: MemoryEncoder, variants: list[tuple[int, float]], criteria: Sequence[str] = ("mae",)) -> str:
+@dataclass(frozen=True)
+class Options:
+    """What `evaluate` measures beyond the core rows (see `main`'s flags)."""
+
+    criteria: Sequence[str] = ("rmse",)
+    methods: bool = True
+    curve: Sequence[int] = (5, 10, 20)
+    draws: int = 5
+    fine_tune: bool = False
+    work: Path | None = None
+
+
+def evaluate(corpus: Corpus, encoder: MemoryEncoder, variants: list[tuple[int, float]], options: Options = Options()) -> str:
     start = time.perf_counter()
     by_answer, by_question = unseen_answer_folds(corpus), unseen_question_folds(corpus)
     cosines = whole_answer_cosines(corpus, encoder)
     rows_a: list[tuple[str, dict]] = []
     rows_q: list[tuple[str, dict]] = []
-    notes = []
+    notes, extra = [], []
     for max_points, topic_weight in variants:
         graded = grade_corpus(corpus, encoder, max_points, topic_weight)
+        vectors = corpus_vectors(corpus, graded, encoder)
         label = f"grader (points <= {max_points}, topic weight {topic_weight:g})"
         item = {(g.student_id, g.question_id): g for g in graded.grades.items}
         default = np.array([item[key].raw_mark for key in graded.keys])
         rows_a.append((f"{label}, no calibration", metrics(corpus, default)))
-        for criterion in criteria:
-            chosen = f"chose by {criterion}: " if len(criteria) > 1 else ""
-            predicted, methods = calibrated(corpus, graded, by_answer, criterion=criterion)
-            rows_a.append((f"{label} + Calibrator ({chosen}{', '.join(sorted(set(methods)))})", metrics(corpus, predicted)))
-            predicted, methods = calibrated(corpus, graded, by_question, unseen=True, criterion=criterion)
+        for criterion in options.criteria:
+            chosen = f"chose by {criterion}: " if len(options.criteria) > 1 else ""
+            predicted, methods = calibrated(corpus, graded, by_answer, vectors, criterion=criterion)
+            rows_a.append((f"**{label} + Calibrator** ({chosen}{', '.join(sorted(set(methods)))})", metrics(corpus, predicted)))
+            predicted, methods = calibrated(corpus, graded, by_question, vectors, criterion=criterion)
             rows_q.append((f"{label} + Calibrator ({chosen}{', '.join(sorted(set(methods)))})", metrics(corpus, predicted)))
+        for method in METHODS[1:] if options.methods else ():
+            predicted, _ = calibrated(corpus, graded, by_answer, vectors, method=method)
+            rows_a.append((f"{label}, method {method} alone", metrics(corpus, predicted)))
+        before = calibrated(corpus, graded, by_answer, None, criterion="mae")[0]
+        rows_a.append((f"{label} + the Calibrator without marked answers' vectors, by MAE (the five earlier methods)",
+                       metrics(corpus, before)))
         # Diagnostic: the grader's own evidence before the credit curve clips it, mapped like the
         # baseline maps its cosine.
         for field in ("similarity", "score"):
             feature = np.array([weighted_evidence(item[key], field) for key in graded.keys])
             name = f"diagnostic: {label}, weighted point {field}, isotonic per question"
             rows_a.append((name, metrics(corpus, baseline(corpus, feature, by_answer, True))))
+        if options.fine_tune and options.work is not None:
+            predicted, seconds = fine_tuned(corpus, by_answer, max_points, topic_weight, options.work)
+            rows_a.append((f"{label}, encoder fine-tuned on each training half ({seconds:.0f} s of tuning) + Calibrator",
+                           metrics(corpus, predicted)))
+        if options.curve:
+            extra.append(f"Learning curve ({label}; calibrated on n answers per question, scored on all the others):\n\n"
+                         + learning_curve(corpus, graded, vectors, options.curve, options.draws))
         points = [len(q.points) for q in graded.rubric.questions]
         notes.append(f"points per question (at most {max_points}): mean {np.mean(points):.2f}, max {max(points)}")
     rows_a.append(("baseline: whole-answer cosine + isotonic per question",
@@ -350,9 +448,11 @@ def evaluate(corpus: Corpus, encoder: MemoryEncoder, variants: list[tuple[int, f
     )
     seconds = time.perf_counter() - start
     return (
-        f"{head}\n\nUnseen answers ({FOLDS}-fold within each question):\n\n{table(rows_a)}\n\n"
+        f"{head}\n\nUnseen answers ({ANSWER_FOLDS}-fold within each question: calibrated on "
+        f"{'half' if ANSWER_FOLDS == 2 else f'{ANSWER_FOLDS - 1}/{ANSWER_FOLDS}'} of each question's answers):\n\n"
+        f"{table(rows_a)}\n\n"
         f"Unseen questions (GroupKFold, {FOLDS} folds over questions; uncalibrated rows as above):\n\n"
-        f"{table(rows_q)}\n\n({seconds:.0f} s for this corpus)\n"
+        f"{table(rows_q)}\n\n" + "".join(f"{e}\n\n" for e in extra) + f"({seconds:.0f} s for this corpus)\n"
     )
 
 
@@ -371,7 +471,11 @@ def main() -> None:
     parser.add_argument("--semeval-sample", type=int, default=0, help="answers per SemEval corpus (0: all)")
     parser.add_argument("--max-points", default=str(MAX_POINTS), help="comma-separated variants, e.g. 6,1")
     parser.add_argument("--topic-weight", default=f"{TOPIC_WEIGHT:g}", help="comma-separated variants, e.g. 0.5,0")
-    parser.add_argument("--criterion", default="mae", help="the Calibrator's choosing error, comma-separated variants: mae,rmse")
+    parser.add_argument("--criterion", default="rmse", help="the Calibrator's choosing error, comma-separated variants: rmse,mae")
+    parser.add_argument("--curve", default="5,10,20", help="learning curve: answers marked per question (empty: none)")
+    parser.add_argument("--draws", type=int, default=5, help="random draws averaged per learning-curve point")
+    parser.add_argument("--no-methods", action="store_true", help="skip the rows of each method alone")
+    parser.add_argument("--fine-tune", action="store_true", help="also fine-tune the encoder per fold (minutes per fold on CPU)")
     args = parser.parse_args()
 
     variants = [(int(p), float(w)) for p in args.max_points.split(",") for w in args.topic_weight.split(",")]
@@ -394,7 +498,13 @@ def main() -> None:
             count = {q: sum(a.question_id == q for a in kept) for q in {a.question_id for a in kept}}
             kept = [a for a in kept if count[a.question_id] >= 2]  # one answer cannot be held out honestly
             corpus = replace(corpus, answers=kept, note=f"{corpus.note}; --limit {args.limit}")
-        print(evaluate(corpus, encoder, variants, args.criterion.split(",")), flush=True)
+        with tempfile.TemporaryDirectory() as work:
+            options = Options(
+                criteria=args.criterion.split(","), methods=not args.no_methods,
+                curve=[int(n) for n in args.curve.split(",") if n], draws=args.draws,
+                fine_tune=args.fine_tune, work=Path(work),
+            )
+            print(evaluate(corpus, encoder, variants, options), flush=True)
     print(f"total {time.perf_counter() - start:.0f} s, of which encoding {encoder.seconds:.0f} s "
           f"({len(encoder._rows)} distinct texts)")
 

@@ -50,7 +50,7 @@ def header() -> str:
 
 def held_out(corpus: data.Corpus, graded: data.Graded) -> Grades:
     """Every answer's grade as predicted by a Calibrator fitted without its fold (unseen answers)."""
-    fold = data.unseen_answer_folds(corpus)
+    fold = data.unseen_answer_folds(corpus, data.FOLDS)
     items = {}
     for k in np.unique(fold):
         human = {key: a.human for key, a, f in zip(graded.keys, corpus.answers, fold) if f != k}

@@ -18,6 +18,7 @@ from scipy.stats import pearsonr, rankdata, spearmanr
 from sklearn.metrics import cohen_kappa_score, mean_absolute_error, mean_squared_error
 
 from grader.errors import InputError
+from grader.spreadsheet import spreadsheet_unsafe
 from grader.submissions import read_records
 
 METRICS = ("mae", "rmse", "qwk", "pearson", "spearman", "exact", "within_step")
@@ -143,6 +144,8 @@ def read_human_marks(
 ) -> dict[tuple[str, str], float]:
     """Read `student_id,question_id,mark` (a TA's marks); every bad row is an error naming row and column.
 
+    Other columns (a marking sheet's `answer`) are ignored, and a row with an empty mark is not marked yet.
+
     Read as every CSV a person saves (`read_records`: encodings, delimiters, quoting). With
     `max_marks` (question id -> its marks), a mark below 0 or above the question's marks is refused,
     as `evaluate` refuses it: fitting or measuring against an impossible mark would be silent nonsense."""
@@ -160,10 +163,13 @@ def read_human_marks(
     for row_number, cells in records[1:]:
         if len(cells) < len(names) or any(cell.strip() for cell in cells[len(names):]):
             raise InputError(path, f"{len(cells)} field(s) but the header has {len(names)}", row=row_number)
-        key = (cells[col["student_id"]].strip(), cells[col["question_id"]].strip())
+        # A sheet grader wrote (a marking sheet) guarded ids that a spreadsheet would run: read them back.
+        key = (spreadsheet_unsafe(cells[col["student_id"]].strip()), cells[col["question_id"]].strip())
         if question_ids is not None and key[1] not in question_ids:
             raise InputError(path, f"unknown question {key[1]!r}", row=row_number, column="question_id")
         typed = cells[col["mark"]].strip()
+        if not typed:  # a marking sheet (`grader sample`) row the TA has not marked yet
+            continue
         try:
             mark = float(typed)
         except ValueError:

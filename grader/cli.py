@@ -98,7 +98,7 @@ def grade(
         raise GraderError(f"--engine must be local or ray, not '{engine}'")
     spec = _encoder_spec(model, device, batch_size, cache, no_cache)
     grades, where, calibrator = _grade_calibrated(loaded, submissions, calibration, spec, engine, ray_address)
-    calibration_info = calibrator.to_dict() if calibrator else None
+    calibration_info = calibrator.summary() if calibrator else None
     triaged = triage(grades, loaded, review_budget)
     write_results(out, grades, loaded, submissions, str(rubric.resolve()), calibration_info)
     _print_summary(summarise(grades, loaded), grades, loaded)
@@ -125,8 +125,9 @@ def calibrate_command(
     marks: Annotated[Path | None, typer.Argument(help="A TA's marks: student_id,question_id,mark (at least ~10 answers per question).", show_default=False)] = None,
     db: Annotated[Path | None, typer.Option("--db", help="Learn from the marks TAs set or accepted in this gradebook, on its latest answers and rubric.")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Calibration file to write (JSON).")] = Path("models/calibration.json"),
-    method: Annotated[str, typer.Option(help="auto (choose by cross-validation), default, isotonic, pooled, thresholds or similarity.")] = "auto",
-    criterion: Annotated[str, typer.Option(help="What auto minimises on held-out marks: mae, or rmse (punishes marks far off more, as QWK does).")] = "mae",
+    method: Annotated[str, typer.Option(help="auto (choose by cross-validation), default, isotonic, pooled, thresholds, similarity or exemplar.")] = "auto",
+    criterion: Annotated[str, typer.Option(help="What auto minimises on held-out marks: rmse (punishes marks far off more, as QWK does) or mae.")] = "rmse",
+    fine_tune: Annotated[bool, typer.Option("--fine-tune", help="First fine-tune the encoder on the marked answers (minutes on a CPU); saved beside --out as NAME.encoder and used by `grade` automatically.")] = False,
     model: ModelOpt = None,
     device: DeviceOpt = "auto",
     batch_size: BatchOpt = None,
@@ -134,8 +135,9 @@ def calibrate_command(
     no_cache: NoCacheOpt = False,
 ) -> None:
     """Learn how match scores map to marks from a TA's marks, and save it for `grade --calibration`."""
-    from grader import calibrate
     from grader.agreement import marks_warnings
+    from grader.calibrate import Calibrator
+    from grader.learning import calibrate_exam
     from grader.rubric import ShortQuestion
 
     if db is not None:
@@ -151,13 +153,13 @@ def calibrate_command(
         loaded, submissions = _load_inputs(rubric, answers)
         human = _human_marks(marks, loaded)
     check_writable(out)
-    calibrator = calibrate.Calibrator(method=method, criterion=criterion)
     shorts = {q.id: q.marks for q in loaded.questions if isinstance(q, ShortQuestion)}
-    for warning in marks_warnings(human, shorts, calibrator.min_per_question):
+    for warning in marks_warnings(human, shorts, Calibrator().min_per_question):
         _warn(f"{marks or db}: {warning}")
-    grades = _grade(loaded, submissions, _load_encoder(_encoder_spec(model, device, batch_size, cache, no_cache)))
-    fitted = calibrator.fit(grades, loaded, human)
-    calibrate.save(fitted, out)
+    fitted = calibrate_exam(
+        loaded, submissions, human, _encoder_spec(model, device, batch_size, cache, no_cache), out, _grade,
+        method=method, criterion=criterion, fine_tune=fine_tune, log=console.print,
+    )
     table = Table(title="Cross-validated error on marked short answers (rounded marks)", title_justify="left")
     table.add_column("method")
     table.add_column("MAE", justify="right")
@@ -166,7 +168,39 @@ def calibrate_command(
         table.add_row(name + (" (chosen)" if name == fitted.method_ else ""), f"{mae:.3f}", f"{fitted.cv_rmse_[name]:.3f}")
     console.print(table)
     counts = ", ".join(f"{q} {n}" for q, n in fitted.counts_.items())
-    console.print(f"Marked answers used: {counts}. Wrote [bold]{out}[/].")
+    console.print(f"Marked answers used: {counts}. Chosen: {fitted.method_}. Wrote [bold]{out}[/].")
+
+
+@app.command("sample")
+def sample_command(
+    rubric: RubricArg,
+    answers: Annotated[Path, typer.Argument(help="Answers CSV (as for `grade`).", show_default=False)],
+    per_question: Annotated[int, typer.Option("--per-question", "-n", min=1, help="Answers to pick per short question.")] = 15,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Marking sheet to write (CSV: fill the mark column, then `grader calibrate`).")] = Path("to-mark.csv"),
+    model: ModelOpt = None,
+    device: DeviceOpt = "auto",
+    batch_size: BatchOpt = None,
+    cache: CacheOpt = None,
+    no_cache: NoCacheOpt = False,
+) -> None:
+    """Pick the answers a TA should mark first (covering the range of answers, and those the grader is least sure of)."""
+    from grader.atomic import write_atomically
+    from grader.exemplars import answer_vectors
+    from grader.sampling import marking_sheet, pick_answers
+
+    loaded, submissions = _load_inputs(rubric, answers)
+    check_writable(out)
+    encoder = _load_encoder(_encoder_spec(model, device, batch_size, cache, no_cache))
+    grades = _grade(loaded, submissions, encoder)
+    picks = pick_answers(grades, loaded, answer_vectors(loaded, submissions.answers, encoder), per_question)
+    write_atomically({out: marking_sheet(picks, loaded, submissions.answers)})
+    per = {}
+    for p in picks:
+        per[p.question_id] = per.get(p.question_id, 0) + 1
+    console.print(
+        f"Wrote [bold]{out}[/]: {len(picks)} answers to mark ({', '.join(f'{q} {n}' for q, n in per.items())}). "
+        f"Fill the mark column, then: grader calibrate {rubric} {answers} {out} --out models/NAME.calibration"
+    )
 
 
 @app.command()
@@ -495,10 +529,13 @@ def _grade_calibrated(rubric, submissions, calibration: Path | None, spec, engin
 
     Returns the grades, where the model ran (for the summary line) and the calibrator (or None)."""
     from grader import calibrate
+    from grader.learning import apply_calibration, calibration_encoder
 
     calibrator = calibrate.load(calibration) if calibration is not None else None
+    encoder = None
     if calibrator is not None:
         calibrator.check(rubric, source=str(calibration))
+        spec = calibration_encoder(calibrator, calibration, spec, rubric)
     if engine == "ray":
         grades = _grade_on_ray(rubric, submissions, spec, address)
         where = f"{grades.model} on Ray"
@@ -510,7 +547,9 @@ def _grade_calibrated(rubric, submissions, calibration: Path | None, spec, engin
         where = f"{encoder.name} on {encoder.device}"
     if calibrator is not None:
         calibrator.check(rubric, grades.model, source=str(calibration))
-        grades = calibrator.predict(grades, rubric)
+        if encoder is None and calibrator.needs_vectors:
+            encoder = _load_encoder(spec)  # the exemplar method reads each answer's vector, here
+        grades = apply_calibration(calibrator, grades, rubric, submissions, encoder)
     return grades, where, calibrator
 
 

@@ -23,6 +23,7 @@ import numpy as np
 from grader import flags as flagging
 from grader.collusion import near_copies
 from grader.embed import Progress, TextEncoder
+from grader.exemplars import Neighbour
 from grader.flags import Flag
 from grader.gaming import rubric_terms, screen
 from grader.match import (
@@ -75,6 +76,9 @@ class QuestionGrade:
     points: tuple[PointMatch, ...] = ()
     words: int = 0
     """Length of the answer in words (a calibration feature)."""
+    neighbours: tuple[Neighbour, ...] = ()
+    """The nearest answers a TA marked, where a calibration leaned on them (`grader.exemplars`): for the
+    TA's eyes only, never for student feedback (they are other students' answers)."""
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from grader import __version__
 from grader.errors import GraderError, InputError
+from grader.exemplars import Neighbour
 from grader.flags import Flag
 from grader.match import PointMatch
 from grader.rubric import Rubric, parse_rubric
@@ -30,7 +31,7 @@ from grader.submissions import Submissions
 if TYPE_CHECKING:  # importing grade pulls in the model-side stack; the review screen must start fast
     from grader.grade import Grades
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -116,6 +117,10 @@ _MIGRATIONS: dict[int, str] = {
     3: """
     ALTER TABLE audit ADD COLUMN batch INTEGER;
     """,
+    # The nearest marked answers a calibrated mark leaned on (grader.exemplars), for the TA's eyes.
+    4: """
+    ALTER TABLE auto_marks ADD COLUMN neighbours_json TEXT;
+    """,
 }
 
 _CURRENT = """
@@ -173,6 +178,8 @@ class Entry:
     """The automatic mark the TA saw when they reviewed it."""
     opinion: dict | None = None
     """An LLM's second opinion on this run's answer (grader.llm.Opinion.to_dict()); never a mark."""
+    neighbours: tuple[Neighbour, ...] = ()
+    """The nearest marked answers a calibrated mark leaned on (for TAs; never in student feedback)."""
 
     @property
     def mark(self) -> float:
@@ -412,6 +419,7 @@ class Gradebook:
                     json.dumps([asdict(p) for p in g.points], ensure_ascii=False),
                     float(t.doubt) if t is not None else 0.0,
                     int(t.queued) if t is not None else int(bool(g.flags)),
+                    json.dumps([n.to_dict() for n in g.neighbours]) if g.neighbours else None,
                 )
             )
         with self._transaction() as db:
@@ -445,7 +453,7 @@ class Gradebook:
             block = 2000
             for start in range(0, len(rows), block):
                 db.executemany(
-                    f"INSERT INTO auto_marks VALUES ({run_id}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows[start : start + block]
+                    f"INSERT INTO auto_marks VALUES ({run_id}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows[start : start + block]
                 )
                 if progress is not None:
                     progress(min(start + block, len(rows)), len(rows))
@@ -761,6 +769,7 @@ def _entry(r: sqlite3.Row) -> Entry:
         reviewed_at=r["at"],
         auto_at_review=r["auto_at_review"],
         opinion=json.loads(r["opinion_json"]) if r["opinion_json"] else None,
+        neighbours=tuple(_known(Neighbour, n) for n in json.loads(r["neighbours_json"] or "[]")),
     )
 
 

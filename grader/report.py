@@ -694,7 +694,7 @@ def _curve_figure(run: Run, rubric: Rubric, human: Mapping[tuple[str, str], floa
     answered = [g for g in run.grades.items if g.points and isinstance(rubric.question(g.question_id), ShortQuestion)]
     calibration = run.calibration or {}
     method = calibration.get("method")
-    if method in ("isotonic", "similarity", "pooled"):
+    if method in ("isotonic", "similarity", "pooled", "exemplar"):
         _calibration_map(left, answered, run.grades.curve, method, calibration.get("params") or {})
     else:
         _credit_curves(left, answered, run.grades.curve, rubric, (calibration.get("params") or {}) if method == "thresholds" else None)

@@ -80,6 +80,8 @@ def evidence_jsonl(grades: Grades) -> str:
                     "opposite": p.opposite,
                     "flags": [f.reason for f in g.flags],
                 }
+                # The marked answers a calibrated mark leaned on (absent when none did).
+                | ({"neighbours": [n.to_dict() for n in g.neighbours]} if g.neighbours else {})
             )
     return "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
 

@@ -39,6 +39,13 @@ def sample(encoder, rubric):
     from grader.grade import grade
     from grader.submissions import read_submissions
 
+    from grader.exemplars import answer_vectors
+
     submissions = read_submissions(SAMPLE, rubric.question_ids)
     grades = grade(rubric, submissions, encoder)
-    return SimpleNamespace(submissions=submissions, grades=grades, human=read_human_marks(SAMPLE_MARKS, set(rubric.question_ids)))
+    return SimpleNamespace(
+        submissions=submissions,
+        grades=grades,
+        human=read_human_marks(SAMPLE_MARKS, set(rubric.question_ids)),
+        vectors=answer_vectors(rubric, submissions.answers, encoder),
+    )

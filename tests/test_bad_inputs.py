@@ -23,9 +23,13 @@ from grader.agreement import marks_warnings
 from grader.errors import GraderError
 from grader.export import canvas_csv, moodle_csv
 from grader.flagsheet import import_flags_sheet
+from grader.gaming import rubric_terms, screen
 from grader.gradebook import Gradebook
+from grader.mcq import read_choice
+from grader.negation import polarity, verdict
 from grader.patterns import find_pattern
 from grader.rubric import load_rubric
+from grader.segment import overlong, segments
 from test_cli import assert_one_line_error, grader
 from test_export import ASHA, BEN, RUBRIC as EXPORT_RUBRIC, ta_overruled
 
@@ -64,7 +68,18 @@ HOSTILE = {  # student -> (name, M1, S1); there is no S2 column at all
     "s-invisible": ("Ivy", "b", "\u200b\u200c\ufeff \u2060"),
     "s-hesitant": ("Hana", "B?", "+1 is all I know"),
     "s-digits": ("Dan", "b", "1" * 100_000 + "x"),
+    "s-gap": ("Gus", "b", "ReLU" + " " * 120_000 + "saturates, " + "\n" * 5_000 + "no"),
 }
+LONG_RUNS = [  # each took minutes somewhere in segmenting, screening or the negation check (quadratic)
+    "sqrt" + " " * 120_000,
+    "a" + " " * 120_000 + "b",
+    "sqrt" + " \n" * 60_000,
+    "1" * 120_000 + "x",
+    "a" * 120_000,
+    "you must " + " " * 120_000,
+    "ab, " * 30_000,
+    "(" * 120_000,
+]
 
 
 def write_rubric(folder: Path) -> Path:
@@ -101,12 +116,12 @@ def hostile(tmp_path_factory):
 # ---------------------------------------------------------------- the hostile class is graded, whole
 
 
-def test_the_hostile_class_is_graded_with_one_warning_and_no_traceback(hostile):
+def test_the_hostile_class_is_graded_whole_with_the_missing_column_warned_once(hostile):
     *_, out, db, run, sheet, exported = hostile
     assert run.returncode == 0, run.stderr
     assert "Traceback" not in run.stderr + run.stdout
     warnings = [line for line in run.stderr.splitlines() if line.startswith("warning:")]
-    assert len(warnings) == 1 and "no column for question(s) S2" in warnings[0] and "blank (0)" in warnings[0]
+    assert sum("no column for question(s) S2: every student is marked blank (0)" in w for w in warnings) == 1
     marks = read_csv(out / "marks.csv")
     assert len(marks) == len(HOSTILE) * 3  # nobody swallowed, nobody dropped
     by = {(spreadsheet_id(r["student_id"]), r["question_id"]): r for r in marks}
@@ -209,6 +224,21 @@ def test_adversarial_patterns_and_answers_finish_at_once():
     assert find_pattern(load_rubric(Path(__file__).parent.parent / "rubrics" / "dl-midsem.yaml").question("I3").points[0].patterns,
                         "sqrt" + " " * 120_000) is None
     assert find_pattern([XAVIER], "W ~ U(±SQRT(6 / (fan_in + fan_out)))") == "SQRT(6 / (fan_in + fan_out"
+
+
+def test_long_runs_of_one_character_pass_every_text_check_at_once():
+    """The checks that read an answer's words, on what a hostile student can paste: each is linear."""
+    question = load_rubric(Path(__file__).parent.parent / "rubrics" / "dl-midsem.yaml").question("I3")
+    terms = rubric_terms(question)
+    for text in LONG_RUNS:
+        pieces = segments(text)
+        assert all(len(p.split()) <= 100 for p in pieces)
+        overlong(text)
+        screen(question, text, pieces, terms)
+        polarity(pieces[:50])
+        verdict(text)
+        read_choice(text, {"a": "one", "b": "two"})
+        assert find_pattern(question.points[0].patterns, text) is None
 
 
 # ---------------------------------------------------------------- answers files refused, outputs kept

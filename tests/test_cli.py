@@ -211,14 +211,23 @@ def test_model_directory_without_a_model(tmp_path):
 def test_calibrate_then_grade_with_it_and_refuse_it_for_an_edited_rubric(tmp_path):
     marks = ROOT / "submissions" / "dl-midsem-sample-marks.csv"
     calibration = tmp_path / "exam.calibration"
-    result = grader("calibrate", RUBRIC, SAMPLE, marks, "--out", calibration)
+    result = grader("calibrate", RUBRIC, SAMPLE, marks, "--out", calibration, "--method", "exemplar")
     assert result.returncode == 0, result.stderr
-    assert "(chosen)" in result.stdout and "isotonic" in result.stdout and "pooled" in result.stdout
-    method = json.loads(calibration.read_text())["method"]
+    assert "(chosen)" in result.stdout and "exemplar" in result.stdout
+    saved = json.loads(calibration.read_text())
+    assert saved["method"] == "exemplar" and saved["params"]["marked"]["I3"]["students"]
 
     result = grader("grade", RUBRIC, SAMPLE, "--calibration", calibration, "--out", tmp_path / "out")
     assert result.returncode == 0, result.stderr
-    assert json.loads((tmp_path / "out" / "run.json").read_text())["calibration"]["method"] == method
+    recorded = json.loads((tmp_path / "out" / "run.json").read_text())["calibration"]
+    assert recorded["method"] == "exemplar"
+    assert "vectors_f32_base64" not in json.dumps(recorded)  # run.json names the marked answers, never their vectors
+    lines = [json.loads(line) for line in (tmp_path / "out" / "evidence.jsonl").read_text().splitlines()]
+    leaned = [line for line in lines if line.get("neighbours")]
+    assert leaned and all(line["point_id"] for line in leaned)
+    for line in leaned:
+        assert 1 <= len(line["neighbours"]) <= 3
+        assert all(n["student_id"] != line["student_id"] for n in line["neighbours"])
 
     edited = tmp_path / "edited.yaml"
     edited.write_text(RUBRIC.read_text().replace("neither vanish nor explode", "neither vanish nor blow up"))
