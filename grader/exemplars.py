@@ -124,6 +124,15 @@ def answer_vectors(rubric: Rubric, answers: Mapping[tuple[str, str], str], encod
     return AnswerVectors(vectors, lexical)
 
 
+def describe(neighbours: Sequence[Neighbour]) -> str:
+    """The nearest marked answers in words, for a TA (review screen, flags sheet); "" when none."""
+    if not neighbours:
+        return ""
+    return "nearest marked answers: " + ", ".join(
+        f"{n.student_id} (mark {n.mark:g}, similarity {n.similarity:.2f})" for n in neighbours
+    )
+
+
 def normalise(text: str) -> str:
     """An answer as it is encoded and compared: whitespace collapsed (line breaks say nothing)."""
     return " ".join(text.split())

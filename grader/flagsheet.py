@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grader.errors import GraderError, InputError
+from grader.exemplars import describe
 from grader.gradebook import Change, Entry, Gradebook
 from grader.results import number
 from grader.rubric import McqQuestion, Rubric
@@ -173,7 +174,8 @@ def _question_text(rubric: Rubric, question_id: str) -> str:
 def _points_text(entry: Entry) -> str:
     if entry.choice is not None or not entry.points:
         return f"read: {entry.choice}" if entry.choice else ""
-    return "; ".join(f"{p.point_id} {number(p.credit * p.marks)}/{number(p.marks)}: {_why(p)}" for p in entry.points)
+    points = [f"{p.point_id} {number(p.credit * p.marks)}/{number(p.marks)}: {_why(p)}" for p in entry.points]
+    return "; ".join(points + ([describe(entry.neighbours)] if entry.neighbours else []))
 
 
 def _why(point) -> str:

@@ -26,6 +26,7 @@ from rich.table import Table
 from rich.text import Text
 
 from grader.errors import GraderError
+from grader.exemplars import describe
 from grader.gradebook import Entry, Gradebook, default_ta
 from grader.match import PointMatch
 from grader.rubric import McqQuestion, Rubric, ShortQuestion
@@ -557,6 +558,8 @@ def _marks(entry: Entry, question: McqQuestion | ShortQuestion) -> Group:
     lines.append(proposed)
     for flag in entry.flags:
         lines.append(Text.assemble(("⚑ ", "yellow"), (flag.code, "bold yellow"), f": {flag.reason}"))
+    if entry.neighbours:  # the calibration leaned on these marked answers: the TA can compare
+        lines.append(Text(describe(entry.neighbours), style="cyan"))
     if entry.status in ("accepted", "set"):
         verb = "accepted" if entry.status == "accepted" else "set"
         lines.append(Text.assemble(("TA mark ", "bold"), (f"{entry.ta_mark:g}", "bold green"), f": {entry.reviewed_by} {verb} it ({entry.reviewed_at})"))

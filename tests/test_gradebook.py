@@ -247,3 +247,32 @@ def test_a_version_2_gradebook_gains_the_batch_column(tmp_path):
     old.close()
     with Gradebook.open(tmp_path / "v2.db") as gb:
         assert gb.schema_version == SCHEMA_VERSION and gb.audit()[0].batch is None and gb.audit()[0].ta == "alice"
+
+
+def test_the_nearest_marked_answers_are_kept_and_shown_to_tas_not_students(tmp_path):
+    """A calibrated mark's nearest marked answers are stored with the answer, shown on the review screen
+    and in the flags sheet, and never in a student's feedback."""
+    from grader.exemplars import Neighbour
+    from grader.feedback import feedback_text
+    from grader.flagsheet import flags_sheet
+    from grader.review import render
+
+    near = (Neighbour("s1", 1.0, 0.93), Neighbour("s3", 0.5, 0.81))
+    g = tiny_class.grades()
+    leaned = replace(g, items=tuple(replace(i, neighbours=near) if (i.student_id, i.question_id) == ("s3", "S1") else i for i in g.items))
+    with Gradebook.open(tmp_path / "exam.db") as gb:
+        gb.record_run(tiny_class.RUBRIC, tiny_answers(), leaned, rubric_path="tiny.yaml")
+        entry = gb.entry("s3", "S1")
+        assert entry.neighbours == near and gb.entry("s1", "S1").neighbours == ()
+        from io import StringIO
+
+        from rich.console import Console
+
+        screen = Console(file=StringIO(), width=200)
+        screen.print(render(entry, gb.rubric(), 1, 1, "alice"))
+        assert "nearest marked answers: s1 (mark 1, similarity 0.93), s3 (mark 0.5" in screen.file.getvalue()
+        sheet = flags_sheet(gb, include_reviewed=True)
+        assert entry.queued and "nearest marked answers: s1 (mark 1, similarity 0.93)" in sheet
+        student = next(s for s in gb.students() if s.student_id == "s3")
+        text = feedback_text(gb.rubric(), student, gb.entries())
+        assert "S1: 0 / 1" in text and "nearest" not in text and "0.93" not in text

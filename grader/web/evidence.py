@@ -50,7 +50,7 @@ class AnswerView:
 
 def answer_view(entry: Entry, question: McqQuestion | ShortQuestion) -> AnswerView:
     """What the queue page shows of one answer (see the module docstring)."""
-    neighbours = tuple(n for n in (getattr(entry, "neighbours", None) or ()) if isinstance(n, dict))
+    neighbours = tuple(n.to_dict() for n in entry.neighbours)
     if isinstance(question, McqQuestion):
         options = tuple(
             (letter, text, letter in question.keys and not question.void, entry.choice == letter)
