@@ -113,6 +113,51 @@ def stuffed_runs(answer: str, terms: frozenset[str]) -> list[list[str]]:
     return found
 
 
+LIST_ITEMS = 5
+"""A sentence split by separators into at least this many bare terms is a keyword list,"""
+LIST_ITEM_WORDS = 4
+"""...each of at most this many words, with no verb or function word that would make it a claim,"""
+LIST_TERMS = 2
+"""...at least this many naming a rubric term; and it counts only in an answer with no sentence that
+states something, to a question that does not ask for a list ("Name three ...")."""
+_SEPARATOR = re.compile(r"(?<!\s)\s*(?:,|;|/|\||=>|->|-->|→|⟶|⇒|=|\band\b|\bor\b|\bvs\b\.?|\.\.\.|…)\s*", re.IGNORECASE)
+_TERM_WORDS = frozenset({"of", "the", "a", "an", "etc", "vs", "ie", "eg", "and", "or"})
+_STOP = re.compile(r"(?<=[.!?])\s+")
+_ASKS_FOR_LIST = re.compile(r"\b(list|name|enumerate|mention|write[- ]down|give (\w+ )?examples)\b", re.IGNORECASE)
+
+
+def _is_term(item: str) -> bool:
+    found = words(item)
+    return 0 < len(found) <= LIST_ITEM_WORDS and not any(
+        (w in _FUNCTION and w not in _TERM_WORDS) or w in _VERBS or _CLAUSE_WORD.search(w) for w in found
+    )
+
+
+def _states(sentence: str) -> bool:
+    """True for a sentence that makes a claim: three words or more, one of them a verb or function word."""
+    found = words(sentence)
+    return len(found) >= 3 and any((w in _FUNCTION and w not in _TERM_WORDS) or w in _VERBS or _CLAUSE_WORD.search(w) for w in found)
+
+
+def keyword_lists(answer: str, terms: frozenset[str], prompt: str = "") -> list[str]:
+    """Sentences of an answer that only list terms, whatever separates them (commas, slashes, '=',
+    arrows, semicolons), when no other sentence of the answer states anything. Unlike `stuffed_runs`,
+    the terms need not be the rubric's: a list of near-topic words embeds close to the points too."""
+    if _ASKS_FOR_LIST.search(prompt):
+        return []
+    # Split at stops only: semicolons and line breaks separate the items of a list as well as clauses.
+    pieces = [p for p in _STOP.split(answer.replace("\n", " ; ")) if words(p)]
+    lists = []
+    for sentence in pieces:
+        items = [i for i in _SEPARATOR.split(sentence.strip(" .:;!?")) if words(i)]
+        named = sum(any(stem(w) in terms for w in words(i)) for i in items)
+        if len(items) >= LIST_ITEMS and named >= LIST_TERMS and all(_is_term(i) for i in items):
+            lists.append(sentence)
+    if not lists or any(_states(s) for s in pieces if s not in lists):
+        return []
+    return lists
+
+
 def injected_sentences(answer: str) -> list[str]:
     """Sentences of the answer that address the grader."""
     found = [s for s in sentences(answer) if any(p.search(s) for p in _INJECTION)]
@@ -158,6 +203,10 @@ def screen(question: ShortQuestion, answer: str, segments: Sequence[str], terms:
     for run in stuffed_runs(answer, terms):
         found.append(flagging.keyword_stuffing(" ".join(run)))
         spans.append(run)
+    for listed in keyword_lists(answer, terms, question.prompt or ""):
+        if not any(_touches(words(listed), span) for span in spans):
+            found.append(flagging.keyword_stuffing(listed))
+            spans.append(words(listed))
     for sentence in injected_sentences(answer):
         found.append(flagging.injection(sentence))
         spans.append(words(sentence))

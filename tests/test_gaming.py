@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from grader.gaming import copied_share, injected_sentences, rubric_terms, screen, stuffed_runs
+from grader.gaming import copied_share, injected_sentences, keyword_lists, rubric_terms, screen, stuffed_runs
 from grader.segment import segments
 
 STUFFED = "ReLU sigmoid vanishing gradient Xavier variance"
@@ -76,3 +76,42 @@ def test_screen_masks_every_segment_carrying_the_list(rubric):
     masked = {s for s, m in zip(segs, found.excluded) if m}
     assert "The variance stays the same across layers." not in masked
     assert any(STUFFED in s for s in masked) and all(STUFFED.split()[2] not in s or s in masked for s in segs)
+
+
+@pytest.mark.parametrize(
+    ("question", "answer"),
+    [
+        ("I5", "Polynomial / degree / dense / continuous functions / UAT / Leshno."),
+        ("I3", "Glorot = Xavier = uniform = fan average = sqrt(6) = symmetric"),
+        ("A1d", "depth -> vanishing gradients -> saturation -> diffuse maps -> shallow nets -> Grad-CAM"),
+        ("I4", "Nonlinearity; adaptive basis; Gibbs phenomenon; discontinuities; approximation rate; sines and cosines"),
+        ("A1c", "Second order gradients, noisy maps,\nsaturation, adversarial examples, spurious regions, CAM"),
+    ],
+)
+def test_a_list_of_terms_is_a_keyword_list_whatever_separates_them(rubric, question, answer):
+    q = rubric.question(question)
+    assert keyword_lists(answer, rubric_terms(q), q.prompt)
+    found = screen(q, answer, segments(answer))
+    assert "keyword-stuffing" in {f.code for f in found.flags} and found.excluded.any()
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        # A list inside a claim, or with a sentence that explains it, answers the question.
+        "Depth, width, saturation, noise and resolution all change the map because each alters the gradients.",
+        "Vanishing gradients, saturation, diffuse maps, noise, redundancy. Deep nets blur the map while wide nets spread it.",
+        "deep → vanishing 2nd order grads → diffused map. wide → saturation, spread out map.",
+        "Depth and width matter.",  # too short to be a list
+    ],
+)
+def test_enumerations_that_state_something_are_not_keyword_lists(rubric, answer):
+    q = rubric.question("A1d")
+    assert keyword_lists(answer, rubric_terms(q), q.prompt) == []
+
+
+def test_a_question_that_asks_for_a_list_gets_one(rubric):
+    terms = rubric_terms(rubric.question("A1d"))
+    listed = "vanishing gradients, saturation, diffuse maps, noise, shallow nets"
+    assert keyword_lists(listed, terms, "Discuss depth and width.")
+    assert keyword_lists(listed, terms, "Name five problems of Grad-CAM++ in deep networks.") == []
