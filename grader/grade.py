@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from grader import flags as flagging
+from grader.checker import Checker, checked_opposite, probability_of
 from grader.collusion import near_copies
 from grader.embed import Progress, TextEncoder
 from grader.exemplars import Neighbour
@@ -109,11 +110,13 @@ def grade(
     progress: Progress | None = None,
     topic_weight: float = TOPIC_WEIGHT,
     negation: bool = True,
+    checker: Checker | None = None,
 ) -> Grades:
     """Grade every student on every question of the rubric (see `grader.match` for the scoring).
 
     `progress(done, total)` counts short answers graded. `negation=False` skips the polarity mask
-    (the matching as it was before it, for benchmarks).
+    (the matching as it was before it, for benchmarks). `checker` (`grader.checker`) also takes out
+    the winning segments it reads as contradicting a point; without it, the rules alone do.
     """
     shorts = [q for q in rubric.questions if isinstance(q, ShortQuestion)]
     students = list(submissions.students)
@@ -125,7 +128,7 @@ def grade(
         for start in range(0, len(students), ENCODE_BLOCK):
             block = students[start : start + ENCODE_BLOCK]
             short_grades.update(
-                _grade_block(question, block, answers, twins, encoder, curve, topic_weight, negation)
+                _grade_block(question, block, answers, twins, encoder, curve, topic_weight, negation, checker)
             )
             done += len(block)
             if progress is not None:
@@ -159,6 +162,7 @@ def _grade_block(
     curve: CreditCurve,
     topic_weight: float,
     negation: bool,
+    checker: Checker | None = None,
 ) -> dict[tuple[str, str], QuestionGrade]:
     """Grade one question for a block of students: segment, encode the distinct texts, match.
 
@@ -183,10 +187,17 @@ def _grade_block(
         seg_index = [row[t] for ss in segs for t in ss]
         opposite = opposed(polar.rows(seg_index), polar.rows(phrasing_rows)) if polar is not None else None
         excluded = np.concatenate([screens[s].excluded for s in block])
+        refuted = None
+        if checker is not None:
+            texts = [t for p in question.points for t in p.phrasings]
+            refuted = checked_opposite(checker, phrasings, texts, vectors[seg_index], segs, opposite, excluded, topic_weight, curve)
+            opposite = refuted.opposite
         best = best_matches(vectors[seg_index], [len(ss) for ss in segs], phrasings, topic_weight, opposite, excluded)
         for i, student in enumerate(block):
             answer = answers[student]
             matches = point_matches(question, answer, segs[i], best, i, curve)
+            if refuted is not None:
+                matches = tuple(replace(m, opposite_probability=probability_of(refuted, i, k, m.opposite)) for k, m in enumerate(matches))
             carried = _answer_flags(answer, matches, screens[student].flags, best, i, twins.get(student, ()))
             graded[(student, question.id)] = _short_grade(student, question, matches, len(answer.split()), carried, curve)
     return graded
@@ -266,6 +277,9 @@ def _short_grade(
 def _opposite_flag(question: ShortQuestion, match: PointMatch) -> Flag:
     point = next(p for p in question.points if p.id == match.point_id)
     why = next((w for w in (explain(match.opposite, t) for t in point.phrasings) if w), "")
+    if match.opposite_probability is not None:
+        learned = f"the learned check reads it as contradicting the point, p = {match.opposite_probability:.2f}"
+        why = f"{why}; {learned}" if why else learned
     return flagging.contradiction(match.point_id, match.opposite, why)
 
 

@@ -80,6 +80,8 @@ class PointMatch:
     unchecked: str | None = None
     """A rubric pattern that ran out of time on this answer (`grader.patterns`): its credit came from
     the similarity alone, and the answer is flagged for a TA."""
+    opposite_probability: float | None = None
+    """The learned checker's P(contradicts) for `opposite`, when the checker took it out (`grader.checker`)."""
 
 
 @dataclass(frozen=True)

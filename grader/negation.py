@@ -202,6 +202,16 @@ def _normalise(text: str) -> str:
     return text
 
 
+def antonym(word: str) -> str | None:
+    """A word from the other side of the curated antonym pair `word` belongs to ('decrease' for
+    'increase', 'linear' for 'nonlinear'), or None: the checker's training pairs swap them."""
+    found = _ANTONYM.get(stem(word))
+    if found is None:
+        return None
+    concept, sign = found
+    return _ANTONYMS[concept][0 if sign < 0 else 1].split()[0]
+
+
 def verdict(text: str) -> int:
     """+1 for an answer that opens with yes, -1 with no ("No, ...", "no because"), else 0."""
     found = _VERDICT.match(text.strip())

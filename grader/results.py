@@ -78,6 +78,7 @@ def evidence_jsonl(grades: Grades) -> str:
                     "pattern": p.pattern,
                     "contradiction": p.contradiction,
                     "opposite": p.opposite,
+                    "opposite_probability": None if p.opposite_probability is None else round(p.opposite_probability, 4),
                     "flags": [f.reason for f in g.flags],
                 }
                 # The marked answers a calibrated mark leaned on (absent when none did).
@@ -98,6 +99,7 @@ def run_json(
         "submissions": Path(submissions.source).name,
         "students": len(grades.students),
         "model": grades.model,
+        "segments": grades.segments,
         "credit_curve": {"low": grades.curve.low, "high": grades.curve.high},
         "calibration": calibration,
     }

@@ -1,0 +1,244 @@
+"""The learned contradiction checker (`grader.checker`) measured: recall, false alarms, grading time.
+
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/checker.py cv [--folds 3] [--sample 0]
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/checker.py alarms [--checker models/checker]
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/checker.py timing [--students 526]
+
+cv: question-grouped cross-validation on SemEval-2013 train. Each fold's questions are never trained
+on: the checker is trained by `grader.checker_train.train_checker` (the same function as `grader
+model train-checker`) on the other folds' answers, their references' pairs and the bundled rubric's
+pairs, with the threshold it chooses on its own held-out questions; then the fold's contradictory and
+correct answers are scored against their question's first reference. Beside it, the rules
+(`grader.negation.opposed`) on the same (reference, answer) pairs.
+
+alarms: full-mark answers wrongly flagged `contradiction` when graded (rules alone, rules + checker):
+Mohler dev (score_avg 5), SAF train (the question's top score), and the bundled sample (our full marks).
+
+timing: the bundled sample and a synthetic class (bench/bench_grading.py's) graded without and with
+the checker in one run (see `timing` for how the encoding is shared). Results: bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+DATA = Path(os.environ.get("GRADER_DATASETS", ROOT.parent / "shared" / "datasets"))
+
+from grader.checker import Checker, contradiction_score, load, rubric_pairs, tokenizer_for
+from grader.checker_train import Marked, read_semeval, recall_at, train_checker
+from grader.embed import Encoder, default_model_path
+from grader.grade import grade
+from grader.negation import opposed, polarity
+from grader.reference import MAX_POINTS, Reference, references_to_rubric
+from grader.rubric import ShortQuestion, load_rubric
+from grader.submissions import parse_submissions, read_submissions
+
+RUBRIC = ROOT / "rubrics" / "dl-midsem.yaml"
+SAMPLE = ROOT / "submissions" / "dl-midsem-sample.csv"
+MARKS = ROOT / "submissions" / "dl-midsem-sample-marks.csv"
+FALSE_ALARMS = 0.03
+
+
+def folds_of(questions: list[str], k: int, seed: int = 0) -> dict[str, int]:
+    ordered = sorted(set(questions))
+    random.Random(seed).shuffle(ordered)
+    return {q: i % k for i, q in enumerate(ordered)}
+
+
+def recall_at_false_alarms(contradictory: np.ndarray, correct: np.ndarray, rate: float) -> tuple[float, float]:
+    """Recall of contradictory answers at the lowest threshold flagging at most `rate` of correct ones."""
+    ranked = np.sort(correct)[::-1]
+    allowed = int(np.floor(rate * len(ranked)))
+    threshold = np.nextafter(ranked[allowed], 1.0) if allowed < len(ranked) else 0.0
+    return recall_at(contradictory, threshold), float(np.mean(correct >= threshold))
+
+
+def rules_flag(pairs: list[tuple[str, str]]) -> np.ndarray:
+    """The polarity rules on (reference, answer) pairs: True where the answer opposes the reference."""
+    both = polarity([p for p, _ in pairs] + [a for _, a in pairs])  # one vocabulary for both sides
+    n = len(pairs)
+    return np.array([opposed(both.rows([n + i]), both.rows([i]))[0, 0] for i in range(n)], dtype=bool)
+
+
+def cv(args: argparse.Namespace) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    answers, references = read_semeval(DATA / "semeval2013_train.csv")
+    if args.sample:
+        answers = random.Random(0).sample(answers, args.sample)
+    fold = folds_of([a.question for a in answers], args.folds)
+    rubric = load_rubric(RUBRIC)
+    own = [p for q in rubric.questions if isinstance(q, ShortQuestion) for p in rubric_pairs(q)]
+    base = default_model_path()
+    scores, labels, thresholds, rules, every = [], [], [], [], []
+    print("| fold | questions held out | contradictory / correct | threshold (chosen inside) | recall | false alarms | train s |")
+    print("|---|---|---|---|---|---|---|")
+    for k in range(args.folds):
+        started = time.perf_counter()
+        train_part: list[Marked] = [a for a in answers if fold[a.question] != k]
+        refs = {q: r for q, r in references.items() if fold.get(q, -1) != k}
+        model, meta = train_checker(train_part, refs, own, base)
+        checker = Checker(model, tokenizer_for(base), meta["threshold"], "cv")
+        held = [a.scored for a in answers if fold[a.question] == k and a.scored.label in ("entails", "contradicts")]
+        pairs = [(s.point, s.segment) for s in held]
+        probabilities = checker.probabilities(pairs)
+        p = contradiction_score(probabilities)
+        y = np.array([s.label for s in held])
+        scores.append(p), labels.append(y), thresholds.append(np.full(len(p), meta["threshold"])), rules.append(rules_flag(pairs))
+        every.append(probabilities)
+        t = meta["threshold"]
+        print(
+            f"| {k} | {sum(1 for q in fold.values() if q == k)} | {(y == 'contradicts').sum()} / {(y == 'entails').sum()} | {t:.3f} "
+            f"| {recall_at(p[y == 'contradicts'], t):.1%} | {np.mean(p[y == 'entails'] >= t):.1%} | {time.perf_counter() - started:.0f} |",
+            flush=True,
+        )
+    p, y, t, r = map(np.concatenate, (scores, labels, thresholds, rules))
+    con, cor = y == "contradicts", y == "entails"
+    at3, fa3 = recall_at_false_alarms(p[con], p[cor], FALSE_ALARMS)
+    print(f"\npooled over {args.folds} folds: {con.sum()} contradictory, {cor.sum()} correct answers")
+    print(f"checker, each fold's own threshold: recall {np.mean(p[con] >= t[con]):.1%}, false alarms {np.mean(p[cor] >= t[cor]):.1%}")
+    print(f"checker, operating point at <= {FALSE_ALARMS:.0%} false alarms: recall {at3:.1%} (false alarms {fa3:.1%})")
+    print(f"rules (grader.negation) on the same pairs: recall {r[con].mean():.1%}, false alarms {r[cor].mean():.1%}")
+    print(f"checker or rules, own thresholds: recall {np.mean(((p >= t) | r)[con]):.1%}, "
+          f"false alarms {np.mean(((p >= t) | r)[cor]):.1%}")
+    if args.save:
+        np.savez(args.save, p=p, y=y, t=t, r=r, probabilities=np.concatenate(every))
+
+
+def _class(references: list[Reference], answers: list[tuple[str, str]], name: str):
+    """A rubric from references and the answers as a long CSV, as bench/corpora.py builds them."""
+    rubric = references_to_rubric(references, name, name, max_points=MAX_POINTS)
+    buffer, seen = io.StringIO(), {}
+    writer = csv.writer(buffer)
+    writer.writerow(["student_id", "question_id", "answer"])
+    for question, text in answers:
+        seen[question] = seen.get(question, 0) + 1
+        writer.writerow([f"s{seen[question]}", question, text])
+    return rubric, parse_submissions(buffer.getvalue(), name, rubric.question_ids)
+
+
+def full_mark_classes(limit: int = 0):
+    """(name, rubric, submissions, keys of full-mark answers) for Mohler dev, SAF train and the sample
+    (`limit`: only the first so many of each corpus, for a quick try)."""
+    import pandas as pd
+
+    mohler = pd.read_csv(DATA / "mohler_dev.csv", dtype=str, keep_default_na=False)
+    full = mohler[mohler.score_avg.astype(float) == 5].head(limit or None)
+    refs = [Reference(r.id, r.question, r.desired_answer, 5.0) for r in mohler.drop_duplicates("id").itertuples()]
+    yield ("Mohler dev (score_avg 5)", *_class(refs, [(r.id, r.student_answer) for r in full.itertuples()], "mohler"), None)
+    saf = pd.read_csv(DATA / "saf_en_train.csv", dtype=str, keep_default_na=False)
+    full = saf[saf.score.astype(float) == saf.max_score_observed_in_question.astype(float)].head(limit or None)
+    refs = [
+        Reference(r.question_id, r.question, r.reference_answer, float(r.max_score_observed_in_question))
+        for r in saf.drop_duplicates("question_id").itertuples()
+    ]
+    yield ("SAF train (top score)", *_class(refs, [(r.question_id, r.student_answer) for r in full.itertuples()], "saf"), None)
+    rubric = load_rubric(RUBRIC)
+    marks = {(r["student_id"], r["question_id"]): float(r["mark"]) for r in csv.DictReader(MARKS.open())}
+    full = {(s, q) for (s, q), m in marks.items() if isinstance(rubric.question(q), ShortQuestion) and m >= rubric.question(q).marks}
+    yield ("bundled sample (our full marks)", rubric, read_submissions(SAMPLE, rubric.question_ids), full)
+
+
+def alarms(args: argparse.Namespace) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    sys.path.insert(0, str(ROOT / "bench"))
+    from corpora import MemoryEncoder
+
+    encoder = MemoryEncoder(Encoder.load(device="cpu"))
+    checker = load(Path(args.checker), default_model_path())
+    print("| answers | full-mark answers | flagged contradiction: rules alone | rules + checker | checker's share | keyword-stuffing |")
+    print("|---|---|---|---|---|---|")
+    for name, rubric, submissions, keys in full_mark_classes(args.limit):
+        counts = []
+        for used in (None, checker):
+            grades = grade(rubric, submissions, encoder, checker=used)
+            items = [g for g in grades.items if isinstance(rubric.question(g.question_id), ShortQuestion) and submissions.answer(g.student_id, g.question_id).strip()]
+            if keys is not None:
+                items = [g for g in items if (g.student_id, g.question_id) in keys]
+            counts.append((len(items), sum(any(f.code == "contradiction" for f in g.flags) for g in items),
+                           sum(any(p.opposite_probability is not None for p in g.points) for g in items),
+                           sum(any(f.code == "keyword-stuffing" for f in g.flags) for g in items)))
+        (n, rules, _, stuffed), (_, both, learned, _) = counts
+        print(f"| {name} | {n} | {rules} ({rules / n:.1%}) | {both} ({both / n:.1%}) | {learned} | {stuffed} ({stuffed / n:.1%}) |", flush=True)
+
+
+class Counting:
+    """A checker that counts the pairs it is asked about."""
+
+    def __init__(self, checker: Checker) -> None:
+        self.checker, self.threshold, self.asked = checker, checker.threshold, 0
+
+    def contradiction(self, pairs: list[tuple[str, str]]) -> np.ndarray:
+        self.asked += len(pairs)
+        return self.checker.contradiction(pairs)
+
+
+def timing(args: argparse.Namespace) -> None:
+    """Grading time without and with the checker, in one run.
+
+    Encoding both ways would encode every text twice: instead each class is graded (1) cold without
+    the checker, through a memory of its vectors, then (2) warm without and (3) warm with it (the
+    vectors read back from memory). With the checker, cold = (1) + (3) - (2): the checker's cost is
+    all in (3) - (2)."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from bench_grading import synthetic_class
+    from corpora import MemoryEncoder
+
+    base = Encoder.load(device="cpu")
+    checker = load(Path(args.checker), default_model_path())
+    rubric = load_rubric(RUBRIC)
+    classes = [("bundled sample", rubric, read_submissions(SAMPLE, rubric.question_ids))]
+    classes.append((f"synthetic, {args.students} students", *synthetic_class(args.students, 0)))
+    print("| class | answers | without checker (cold) | checker's extra | ratio | pairs asked |")
+    print("|---|---|---|---|---|---|")
+    for name, r, submissions in classes:
+        encoder = MemoryEncoder(base)
+        started = time.perf_counter()
+        grade(r, submissions, encoder)
+        cold = time.perf_counter() - started
+        started = time.perf_counter()
+        grade(r, submissions, encoder)
+        warm = time.perf_counter() - started
+        counting = Counting(checker)
+        started = time.perf_counter()
+        grade(r, submissions, encoder, checker=counting)
+        extra = time.perf_counter() - started - warm
+        answers = len(submissions.students) * len(r.questions)
+        print(f"| {name} | {answers} | {cold:.1f} s | {extra:.1f} s | {(cold + extra) / cold:.2f} | {counting.asked} |", flush=True)
+    print(f"(load average {os.getloadavg()[0]:.1f} at the end; torch threads {__import__('torch').get_num_threads()})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="what", required=True)
+    c = sub.add_parser("cv")
+    c.add_argument("--folds", type=int, default=3)
+    c.add_argument("--sample", type=int, default=0, help="answers to use (0: all)")
+    c.add_argument("--save", default="", help="an .npz file for the pooled scores")
+    a = sub.add_parser("alarms")
+    a.add_argument("--checker", default=str(ROOT / "models" / "checker"))
+    a.add_argument("--limit", type=int, default=0, help="full-mark answers per corpus (0: all)")
+    t = sub.add_parser("timing")
+    t.add_argument("--checker", default=str(ROOT / "models" / "checker"))
+    t.add_argument("--students", type=int, default=526, help="526 students x 19 questions: about 10k answers")
+    args = parser.parse_args()
+    {"cv": cv, "alarms": alarms, "timing": timing}[args.what](args)
+
+
+if __name__ == "__main__":
+    main()
