@@ -17,8 +17,9 @@ import numpy as np
 from devset import load_devset
 
 from grader.agreement import agreement
-from grader.calibrate import METHODS, Calibrator, examples
+from grader.calibrate import METHODS, Calibrator
 from grader.exemplars import answer_vectors
+from grader.rubric import ShortQuestion
 
 
 def main() -> None:
@@ -27,7 +28,8 @@ def main() -> None:
     args = parser.parse_args()
     dev = load_devset()
     vectors = answer_vectors(dev.rubric, dev.submissions.answers, dev.encoder)
-    shorts = examples(dev.grades, dev.rubric, dev.human)
+    # Every short answer, blanks included (0 by rule, as `dev_agreement.py` counts them).
+    shorts = [(g.student_id, g.question_id) for g in dev.grades.items if isinstance(dev.rubric.question(g.question_id), ShortQuestion)]
     students = list(dev.grades.students)
     rows: dict[str, list[tuple[float, float]]] = {}
     chosen: list[str] = []
@@ -46,7 +48,7 @@ def main() -> None:
                     for g in fitted.predict(dev.grades, dev.rubric, vectors).items
                     if g.student_id in score_on
                 }
-            found = agreement([predicted[e.key] for e in shorts], [e.human for e in shorts], 0.25)
+            found = agreement([predicted[k] for k in shorts], [dev.human[k] for k in shorts], 0.25)
             rows.setdefault(name, []).append((found.qwk, found.mae))
         print(f"split {split}: auto QWK {rows['auto'][-1][0]:.3f} MAE {rows['auto'][-1][1]:.3f}; "
               f"no calibration QWK {rows['default'][-1][0]:.3f} MAE {rows['default'][-1][1]:.3f}", flush=True)

@@ -67,3 +67,31 @@ def test_student_text_that_a_spreadsheet_would_run_is_guarded(rubric):
 def test_asking_for_none_is_refused(sample, rubric):
     with pytest.raises(ValueError):
         pick_answers(sample.grades, rubric, sample.vectors, per_question=0)
+
+
+def test_the_sample_command_writes_a_sheet_calibrate_reads(tmp_path):
+    """`grader sample` on a real (small) class, then the filled sheet through `grader calibrate`."""
+    from tests.conftest import RUBRIC, SAMPLE, SAMPLE_MARKS
+    from tests.test_cli import grader
+
+    with SAMPLE.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.reader(handle))[:13]  # 12 students
+    answers = tmp_path / "answers.csv"
+    with answers.open("w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+    sheet = tmp_path / "to-mark.csv"
+    result = grader("sample", RUBRIC, answers, "--per-question", "6", "--out", sheet)
+    assert result.returncode == 0, result.stderr
+    picked = list(csv.DictReader(sheet.open(encoding="utf-8")))
+    assert {r["question_id"] for r in picked} == {"I3", "I4", "I5", "A1a", "A1b", "A1c", "A1d"}
+    assert all(r["answer"].strip() and r["mark"] == "" for r in picked)
+    ours = read_human_marks(SAMPLE_MARKS)
+    for r in picked:
+        r["mark"] = f"{ours[(r['student_id'], r['question_id'])]:g}"
+    with sheet.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, SHEET_COLUMNS)
+        writer.writeheader()
+        writer.writerows(picked)
+    result = grader("calibrate", RUBRIC, answers, sheet, "--out", tmp_path / "exam.calibration")
+    assert result.returncode == 0, result.stderr
+    assert "Chosen:" in result.stdout and (tmp_path / "exam.calibration").is_file()
