@@ -164,12 +164,17 @@ def alarms(args: argparse.Namespace) -> None:
     print("| answers | full-mark answers | flagged contradiction: rules alone | rules + checker | checker's share | keyword-stuffing |")
     print("|---|---|---|---|---|---|")
     for name, rubric, submissions, keys in full_mark_classes(args.limit):
+        if args.only and not name.lower().startswith(args.only.lower()):
+            continue
         counts = []
         for used in (None, checker):
             grades = grade(rubric, submissions, encoder, checker=used)
             items = [g for g in grades.items if isinstance(rubric.question(g.question_id), ShortQuestion) and submissions.answer(g.student_id, g.question_id).strip()]
             if keys is not None:
                 items = [g for g in items if (g.student_id, g.question_id) in keys]
+            if used is not None:  # what a higher threshold would leave flagged
+                found = sorted(max(p.opposite_probability or 0 for p in g.points) for g in items)
+                print(f"{name}: checker probabilities of the answers it took points from: {[round(x, 3) for x in found if x]}", file=sys.stderr)
             counts.append((len(items), sum(any(f.code == "contradiction" for f in g.flags) for g in items),
                            sum(any(p.opposite_probability is not None for p in g.points) for g in items),
                            sum(any(f.code == "keyword-stuffing" for f in g.flags) for g in items)))
@@ -233,6 +238,7 @@ def main() -> None:
     a = sub.add_parser("alarms")
     a.add_argument("--checker", default=str(ROOT / "models" / "checker"))
     a.add_argument("--limit", type=int, default=0, help="full-mark answers per corpus (0: all)")
+    a.add_argument("--only", default="", help="only the corpus whose name starts so (mohler, saf, bundled)")
     t = sub.add_parser("timing")
     t.add_argument("--checker", default=str(ROOT / "models" / "checker"))
     t.add_argument("--students", type=int, default=526, help="526 students x 19 questions: about 10k answers")

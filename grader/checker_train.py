@@ -25,7 +25,6 @@ from grader.checker import (
     Pair,
     build_model,
     length_batches,
-    negations,
     phrasing_pairs,
     tokenizer_for,
 )
@@ -84,16 +83,6 @@ def split_questions(questions: Sequence[str], share: float, seed: int) -> tuple[
 def reference_pairs(references: dict[str, list[list[str]]]) -> list[Pair]:
     """Rubric pairs (negations, paraphrases, other points) made from every question's references."""
     return [p for points in references.values() for p in phrasing_pairs(points)]
-
-
-def negated_answers(answers: Sequence[Marked]) -> list[Pair]:
-    """Correct answers turned around (`grader.checker.negations`, the first way that applies) as
-    contradictions of their reference: real students' wordings, said the other way."""
-    return [
-        Pair(a.learned.point, found[0], "contradicts")
-        for a in answers
-        if a.learned.label == "entails" and (found := negations(a.learned.segment))
-    ]
 
 
 def train(
@@ -175,8 +164,7 @@ def train_checker(
     started = time.perf_counter()
     learn, held = split_questions([a.question for a in answers], HOLDOUT, seed)
     pairs = [a.learned for a in answers if a.question in learn]
-    negated = negated_answers([a for a in answers if a.question in learn])
-    pairs += negated + reference_pairs({q: r for q, r in references.items() if q in learn}) + list(rubric_pairs)
+    pairs += reference_pairs({q: r for q, r in references.items() if q in learn}) + list(rubric_pairs)
     model = train(pairs, base, epochs=epochs, learning_rate=learning_rate, seed=seed, progress=progress)
     checker = Checker(model, tokenizer_for(base), 1.0, "checker")
     scored = [a.scored for a in answers if a.question in held]
@@ -194,8 +182,7 @@ def train_checker(
         "learning_rate": learning_rate,
         "pairs": {
             "semeval": sum(a.question in learn for a in answers),
-            "semeval_correct_negated": len(negated),
-            "semeval_references": len(pairs) - sum(a.question in learn for a in answers) - len(negated) - len(rubric_pairs),
+            "semeval_references": len(pairs) - sum(a.question in learn for a in answers) - len(rubric_pairs),
             "rubric": len(rubric_pairs),
         },
         "held_out": {

@@ -209,21 +209,29 @@ def shipped_checker():
     return load(DEFAULT_DIR, default_model_path())
 
 
-@shipped
-@pytest.mark.xfail(
+NOT_REACHED = pytest.mark.xfail(
     strict=True,
-    reason="not reached (issue 12): the shipped checker (22 % recall on held-out SemEval questions) does not "
-    "read these paraphrased reversals as contradicting; strict, so a checker that catches them fails here until "
-    "this mark is removed",
+    reason="not reached (issue 12): the shipped checker (22 % recall on held-out SemEval questions at its own threshold, "
+    "less at the floor of 0.5) does not read this reversal as contradicting; strict, so a checker that catches it "
+    "fails here until the mark is removed",
 )
+
+
+@shipped
 @pytest.mark.parametrize(
     ("question", "answer"),
     [
         # Our own wordings of answers that turn a point around (not from any issue or data set).
-        ("A1a", "ReLU is not needed here, the negative values matter and should stay in the heatmap."),
-        ("I5", "A polynomial activation works fine as long as its degree is large enough, the network can still approximate anything."),
-        ("I4", "Neural networks cannot approximate discontinuous functions, while Fourier series handle discontinuities without trouble."),
-        ("I3", "The weights are drawn from a uniform distribution between minus and plus sqrt(3/(n_in + n_out))."),
+        pytest.param(
+            "I4", "Neural networks cannot approximate discontinuous functions, while Fourier series handle discontinuities without trouble.",
+            marks=NOT_REACHED,
+        ),
+        pytest.param("A1a", "ReLU is not needed here, the negative values matter and should stay in the heatmap.", marks=NOT_REACHED),
+        pytest.param(
+            "I5", "A polynomial activation works fine as long as its degree is large enough, the network can still approximate anything.",
+            marks=NOT_REACHED,
+        ),
+        pytest.param("I3", "The weights are drawn from a uniform distribution between minus and plus sqrt(3/(n_in + n_out)).", marks=NOT_REACHED),
     ],
 )
 def test_shipped_weights_zero_answers_that_turn_a_point_around(rubric, encoder, shipped_checker, question, answer):
