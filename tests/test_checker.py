@@ -137,6 +137,8 @@ def test_without_weights_the_rules_run_and_it_is_said_once(tmp_path, monkeypatch
     assert len(said) == 1 and "rules only" in said[0]
     monkeypatch.setenv("GRADER_CHECKER", "off")
     assert default_checker(tmp_path, said.append) is None and len(said) == 1
+    monkeypatch.delenv("GRADER_CHECKER")  # off unless asked for: nothing to say
+    assert default_checker(tmp_path, said.append) is None and len(said) == 1
 
 
 def test_saved_weights_hold_only_the_trained_layers_and_load_back(tmp_path):
@@ -199,6 +201,15 @@ def test_shipped_weights_record_how_they_were_made():
     meta = json.loads((DEFAULT_DIR / META).read_text())
     assert {"threshold", "trained_layers", "command", "held_out"} <= set(meta)
     assert meta["held_out"]["false_alarms"] <= 0.03
+
+
+@shipped
+def test_grading_uses_the_shipped_weights_when_asked(monkeypatch):
+    from grader.embed import default_model_path
+
+    said = []
+    monkeypatch.setenv("GRADER_CHECKER", "on")
+    assert default_checker(default_model_path(), said.append) is not None and said == []
 
 
 @pytest.fixture(scope="module")
