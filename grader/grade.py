@@ -43,6 +43,7 @@ from grader.mcq import read_choice, score_choice
 from grader.negation import explain, opposed, polarity, verdict
 from grader.rubric import McqQuestion, Rubric, ShortQuestion
 from grader.segment import WINDOW_WORDS, overlong, segments
+from grader.spans import pooled_segments, segment_mode
 from grader.submissions import Submissions
 
 ENCODE_BLOCK = 16384
@@ -92,6 +93,8 @@ class Grades:
     curve: CreditCurve
     students: tuple[str, ...]
     items: tuple[QuestionGrade, ...]
+    segments: str = "separate"
+    """How answer segments were embedded (`grader.spans.SegmentMode`): the marks depend on it."""
 
     def by_student(self) -> Iterator[tuple[str, tuple[QuestionGrade, ...]]]:
         per = len(self.items) // len(self.students) if self.students else 0
@@ -150,6 +153,7 @@ def grade(
         curve=curve,
         students=tuple(submissions.students),
         items=tuple(items),
+        segments=segment_mode(encoder).value,
     )
 
 
@@ -172,9 +176,15 @@ def _grade_block(
     answered = [s for s in students if pieces[s]]
     if not answered:
         return {}
-    unique = list(dict.fromkeys([*texts_to_encode(question), *(t for s in answered for t in pieces[s])]))
-    vectors = encoder.encode(unique)
-    row = {text: i for i, text in enumerate(unique)}
+    rubric_texts = list(dict.fromkeys(texts_to_encode(question)))
+    pooled = pooled_segments(encoder, [answers[s] for s in answered])
+    if pooled is None:  # each distinct text encoded on its own
+        unique = list(dict.fromkeys([*rubric_texts, *(t for s in answered for t in pieces[s])]))
+        vectors = encoder.encode(unique)
+    else:  # the rubric's texts, then each distinct answer's segments from one pass over it (grader.spans)
+        unique = [*rubric_texts, *pooled.texts]
+        vectors = np.concatenate([encoder.encode(rubric_texts), pooled.vectors])
+    row = {text: i for i, text in enumerate(unique if pooled is None else rubric_texts)}
     polar = polarity(unique) if negation else None
     phrasings = QuestionVectors.build(question, lambda t: vectors[row[t]])
     phrasing_rows = [row[t] for p in question.points for t in p.phrasings]
@@ -184,7 +194,7 @@ def _grade_block(
     for start in range(0, len(answered), ANSWER_BLOCK):
         block = answered[start : start + ANSWER_BLOCK]
         segs = [pieces[s] for s in block]
-        seg_index = [row[t] for ss in segs for t in ss]
+        seg_index = [row[t] for ss in segs for t in ss] if pooled is None else pooled.index([answers[s] for s in block], len(rubric_texts))
         opposite = opposed(polar.rows(seg_index), polar.rows(phrasing_rows)) if polar is not None else None
         excluded = np.concatenate([screens[s].excluded for s in block])
         refuted = None

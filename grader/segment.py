@@ -16,6 +16,7 @@ flag the answer.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 # Sentence ends: . ! ? ; followed by space, or line breaks and bullets. Abbreviations and decimals
 # ("e.g. the", "0.5") are protected because the split needs whitespace after the stop.
@@ -32,6 +33,8 @@ _CLAUSE_BREAK = re.compile(
     re.IGNORECASE,
 )
 _PROTECT = "\u0000"
+_SENTENCE_TRIM = " \t-*•"
+_WORD = re.compile(r"\S+")
 
 CLAUSE_WINDOW = 3
 """Longest run of consecutive clauses kept as one segment."""
@@ -45,11 +48,32 @@ WINDOW_STRIDE = 50
 """Windows overlap by half, so a point that straddles one window's edge is whole in the next."""
 
 
+@dataclass(frozen=True)
+class Segment:
+    """A segment's text (what is compared and shown as evidence) and where its words lie in the
+    answer: `parts` are (start, end) character ranges of the answer (two for a sentence pair, whose
+    separator, a bullet or a number, is not part of it). The text may differ from the answer's
+    characters in white space only (a window is rejoined by single spaces), so the ranges hold the
+    same word pieces: what `grader.spans` pools."""
+
+    text: str
+    parts: tuple[tuple[int, int], ...]
+
+
 def sentences(answer: str) -> list[str]:
     """Sentences of an answer, trimmed; empty pieces dropped."""
+    return [answer[a:b] for a, b in sentence_spans(answer)]
+
+
+def sentence_spans(answer: str) -> list[tuple[int, int]]:
+    """Where the sentences of `answer` lie: (start, end) ranges, trimmed of spaces and bullets."""
     protected = _ABBREVIATIONS.sub(lambda m: m.group(0).replace(". ", "." + _PROTECT), answer)
-    parts = (p.replace(_PROTECT, " ").strip(" \t-*•") for p in _SENTENCE_END.split(protected))
-    return [p for p in parts if len(p) >= MIN_SEGMENT_CHARS]
+    found, begin = [], 0
+    for stop in _SENTENCE_END.finditer(protected):
+        found.append(_trim(answer, begin, stop.start(), _SENTENCE_TRIM))
+        begin = stop.end()
+    found.append(_trim(answer, begin, len(answer), _SENTENCE_TRIM))
+    return [(a, b) for a, b in found if b - a >= MIN_SEGMENT_CHARS]
 
 
 def clauses(sentence: str) -> list[str]:
@@ -76,10 +100,12 @@ def clause_spans(sentence: str) -> list[tuple[int, int]]:
     return [_trim(sentence, a, b) for a, b in spans if re.search(r"\w", sentence[a:b])]
 
 
-def _trim(text: str, start: int, stop: int) -> tuple[int, int]:
-    while start < stop and text[start].isspace():
+def _trim(text: str, start: int, stop: int, chars: str | None = None) -> tuple[int, int]:
+    """(start, stop) moved inwards past white space (past `chars`, when given), as str.strip would."""
+    strip = str.isspace if chars is None else chars.__contains__
+    while start < stop and strip(text[start]):
         start += 1
-    while stop > start and text[stop - 1].isspace():
+    while stop > start and strip(text[stop - 1]):
         stop -= 1
     return start, stop
 
@@ -101,27 +127,49 @@ def overlong(answer: str) -> int:
 
 def segments(answer: str) -> list[str]:
     """Every segment of `answer` worth comparing with a rubric point; [] for a blank answer."""
+    return [segment.text for segment in segment_spans(answer)]
+
+
+def segment_spans(answer: str) -> list[Segment]:
+    """The segments of `answer` (as `segments`) with where each lies in it (see `Segment`)."""
+    lead = len(answer) - len(answer.lstrip())
     answer = answer.strip()
     if not answer:
         return []
-    found: dict[str, None] = {}
+    found: dict[str, Segment] = {}
 
-    def add(text: str) -> None:
-        for piece in windows(text.strip()):
-            if len(piece) >= MIN_SEGMENT_CHARS:
-                found.setdefault(piece, None)
+    def add(start: int, stop: int, text: str | None = None) -> None:
+        """The text answer[start:stop] (or `text`, the same words), as windows when too long."""
+        start, stop = _trim(answer, start, stop)
+        words = [(m.start(), m.end()) for m in _WORD.finditer(answer, start, stop)]
+        if len(words) <= WINDOW_WORDS:
+            pieces = [(text if text is not None else answer[start:stop], start, stop)]
+        else:
+            pieces = [
+                (" ".join(answer[a:b] for a, b in words[k : k + WINDOW_WORDS]), words[k][0], words[min(k + WINDOW_WORDS, len(words)) - 1][1])
+                for k in range(0, len(words) - WINDOW_STRIDE, WINDOW_STRIDE)
+            ]
+        for piece, a, b in pieces:
+            if len(piece) >= MIN_SEGMENT_CHARS and piece not in found:
+                found[piece] = Segment(piece, ((lead + a, lead + b),))
 
-    sents = sentences(answer)
+    sents = sentence_spans(answer)
     if len(answer.split()) <= WHOLE_ANSWER_WORDS:
-        add(" ".join(answer.split()))
-    for i, sentence in enumerate(sents):
-        add(sentence)
-        if i + 1 < len(sents) and len(sentence.split()) + len(sents[i + 1].split()) <= WINDOW_WORDS:
-            add(f"{sentence} {sents[i + 1]}")
+        add(0, len(answer), " ".join(answer.split()))
+    for i, (start, stop) in enumerate(sents):
+        sentence = answer[start:stop]
+        add(start, stop)
+        if i + 1 < len(sents):
+            after = answer[sents[i + 1][0] : sents[i + 1][1]]
+            text = f"{sentence} {after}".strip()
+            if len(sentence.split()) + len(after.split()) <= WINDOW_WORDS and text not in found:
+                parts = (_trim(answer, start, stop), _trim(answer, *sents[i + 1]))
+                found[text] = Segment(text, tuple((lead + a, lead + b) for a, b in parts))
         spans = clause_spans(sentence)
         if len(spans) > 1:
             for first in range(len(spans)):
                 for last in range(first, min(first + CLAUSE_WINDOW, len(spans))):
                     if last - first + 1 < len(spans):
-                        add(sentence[spans[first][0] : spans[last][1]].strip(" ,;:"))
-    return list(found)
+                        a, b = _trim(sentence, spans[first][0], spans[last][1], " ,;:")
+                        add(start + a, start + b)
+    return list(found.values())

@@ -166,7 +166,7 @@ def test_grading_in_small_blocks_gives_the_same_marks(monkeypatch, grades, rubri
 
     monkeypatch.setattr(grading, "ENCODE_BLOCK", 3)
     monkeypatch.setattr(grading, "ANSWER_BLOCK", 2)
-    again = grade(rubric, submissions, encoder)
+    again = grade(rubric, submissions, encoder.with_segments("separate"))  # as `grades`, which counted texts
     assert [(g.mark, g.flags) for g in again.items] == [(g.mark, g.flags) for g in grades.items]
 
 
@@ -211,7 +211,22 @@ def test_apply_curve_stricter_never_raises_a_mark(grades, rubric):
 def test_long_shape_gives_the_same_marks_as_wide(encoder, rubric, grades):
     three = {sid: CLASS[sid] for sid in ("s1", "s3", "s4")}
     long = parse_submissions(long_csv(three), "long.csv", rubric.question_ids)
-    from_long = grade(rubric, long, encoder)
+    from_long = grade(rubric, long, encoder.with_segments("separate"))  # as `grades`
     assert from_long.students == ("s1", "s3", "s4")
     wide = [(g.student_id, g.question_id, g.mark, g.flags) for g in grades.items if g.student_id != "s2"]
     assert [(g.student_id, g.question_id, g.mark, g.flags) for g in from_long.items] == wide
+
+
+def test_pooled_segments_read_each_answer_once_and_mark_the_same_twice(encoder, rubric, submissions, grades):
+    pooled = encoder.with_segments("pooled")
+    pooled.encoded = 0
+    first = grade(rubric, submissions, pooled)
+    shorts = [q for q in rubric.questions if isinstance(q, ShortQuestion)]
+    answers = {(q.id, submissions.answer(s, q.id)) for q in shorts for s in submissions.students}
+    rubric_texts = sum(len(set(texts_to_encode(q))) for q in shorts)
+    assert pooled.encoded == len({(q, a) for q, a in answers if a.strip()}) + rubric_texts  # each answer read once
+    assert first.segments == "pooled" and grades.segments == "separate"
+    again = grade(rubric, submissions, pooled)
+    assert [(g.mark, g.raw_mark, g.flags, g.points) for g in again.items] == [(g.mark, g.raw_mark, g.flags, g.points) for g in first.items]
+    for qid in SHORT_IDS:  # the same judgement of good and bad answers
+        assert item(first, "s1", qid).raw_mark > item(first, "s3", qid).raw_mark, qid

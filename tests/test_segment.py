@@ -1,4 +1,4 @@
-from grader.segment import WINDOW_WORDS, clauses, overlong, segments, sentences, windows
+from grader.segment import WINDOW_WORDS, clauses, overlong, segment_spans, segments, sentences, windows
 
 
 def test_blank_answer_has_no_segments():
@@ -50,3 +50,13 @@ def test_a_run_on_sentence_becomes_overlapping_windows_none_too_long():
 def test_long_sentence_pairs_are_not_formed():
     first, second = " ".join(["a"] * 70) + ".", " ".join(["b"] * 70) + "."
     assert all(len(s.split()) <= WINDOW_WORDS for s in segments(f"{first} {second}"))
+
+
+def test_segment_spans_point_at_the_same_words_in_the_answer():
+    answer = "  No.\n- second order grads are noisy, so it fails\n2) hence Adam, e.g. with  warm-up " + " ".join(f"w{i}" for i in range(150))
+    found = segment_spans(answer)
+    assert [s.text for s in found] == segments(answer)
+    for segment in found:
+        assert " ".join(answer[a:b] for a, b in segment.parts).split() == segment.text.split(), segment.text
+    pair = next(s for s in found if s.text == "No. second order grads are noisy, so it fails")
+    assert answer[pair.parts[0][1] : pair.parts[1][0]] == "\n- "  # the bullet between is not part of it
