@@ -676,6 +676,8 @@ class Calibrator:
         }
         if getattr(self, "encoder_", None):
             data["encoder"] = self.encoder_
+        if getattr(self, "learning_curve_", None):
+            data["learning_curve"] = self.learning_curve_
         return data
 
     def summary(self) -> dict:
@@ -705,6 +707,7 @@ class Calibrator:
             calibrator.cv_rmse_ = dict(data.get("cv_rmse", {}))  # absent from files written before it
             calibrator.counts_ = dict(data["answers_per_question"])
             calibrator.encoder_ = data.get("encoder")
+            calibrator.learning_curve_ = list(data.get("learning_curve", []))
             calibrator.estimator_ = MODELS[Method(data["method"])].from_params(data["params"])
             calibrator.estimator_.min_per_question = calibrator.min_per_question
         except (KeyError, TypeError, ValueError) as exc:

@@ -361,7 +361,28 @@ def _credit_curve(run: Run, rubric: Rubric, human: Mapping[tuple[str, str], floa
         '<p class="note">Right: each non-blank short answer\'s score averaged over its points (weighted by their marks) '
         "against its mark as a share of the question's marks" + (", machine and human." if human else ".") + "</p>"
     )
+    curve = (calibration or {}).get("learning_curve") or []
+    if curve:
+        parts.append(_image(_learning_curve_figure(curve), "Error against answers marked per question"))
+        parts.append(
+            '<p class="note">Within the TA\'s marked answers: the calibration fitted on n answers per question, picked '
+            "as <code>grader sample</code> picks them or at random, and its error on the marked answers left out. A line "
+            "still falling at the right says marking more answers would help.</p>"
+        )
     return "\n".join(parts)
+
+
+def _learning_curve_figure(curve: Sequence[Mapping]) -> Figure:
+    figure = _figure(5.5, 3.2)
+    ax = figure.subplots()
+    sizes = [c["per_question"] for c in curve]
+    ax.plot(sizes, [c["picked_rmse"] for c in curve], marker="o", color=MACHINE, label="picked by grader sample")
+    ax.plot(sizes, [c["random_rmse"] for c in curve], marker="s", color="#7b8794", linestyle="--", label="picked at random")
+    ax.set(xlabel="answers marked per question", ylabel="RMSE on the other marked answers", xticks=sizes,
+           title="Would marking more help?")
+    ax.legend(fontsize=8, frameon=False)
+    ax.spines[["top", "right"]].set_visible(False)
+    return figure
 
 
 def _points(run: Run, rubric: Rubric) -> str:

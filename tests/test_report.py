@@ -131,6 +131,21 @@ def test_calibrated_runs_plot_their_curves(tmp_path, results):
         assert len(PNG.findall(section)) == 1
 
 
+def test_a_calibration_with_a_learning_curve_plots_it(tmp_path):
+    folder = tmp_path / "exemplar"
+    write_run(folder)
+    info = json.loads((folder / "run.json").read_text())
+    curve = [{"per_question": n, "picked_rmse": 0.4 - n / 100, "random_rmse": 0.45 - n / 100} for n in (5, 10)]
+    info["calibration"] = {"method": "exemplar", "cv_mae": {"default": 0.2, "exemplar": 0.15}, "params": {}, "learning_curve": curve}
+    (folder / "run.json").write_text(json.dumps(info))
+    section = _section(build_report(folder, RUBRIC, HUMAN), "credit-curve")
+    assert "<strong>exemplar</strong>" in section and 'alt="Error against answers marked per question"' in section
+    assert len(PNG.findall(section)) == 2
+    del info["calibration"]["learning_curve"]
+    (folder / "run.json").write_text(json.dumps(info))
+    assert len(PNG.findall(_section(build_report(folder, RUBRIC, HUMAN), "credit-curve"))) == 1
+
+
 def test_report_is_deterministic(results, without_human):
     assert build_report(results, RUBRIC) == without_human
 
