@@ -547,6 +547,7 @@ class Calibrator:
             )
         self.rubric_fingerprint_ = grades.rubric_fingerprint
         self.model_ = grades.model
+        self.segments_ = grades.segments
         self.counts_ = {q: sum(e.question.id == q for e in found) for q in dict.fromkeys(e.question.id for e in found)}
         usable = all(e.vector is not None for e in found)
         self.candidates_ = tuple(
@@ -607,6 +608,11 @@ class Calibrator:
         """The same grades with calibrated marks on every non-blank short answer (and, for the exemplar
         method, the nearest marked answers each mark leaned on)."""
         self._check_fitted()
+        if grades.segments != self.segments_:
+            raise GraderError(
+                f"this calibration was fitted on marks with {self.segments_} segments, these were graded with "
+                f"{grades.segments} ones: grade with --segments {self.segments_}, or re-run `grader calibrate`"
+            )
         if self.needs_vectors and answers is None:
             raise GraderError("this calibration (exemplar) needs the answers' vectors: pass answers=AnswerVectors")
         items = list(grades.items)
@@ -661,6 +667,7 @@ class Calibrator:
             "version": FORMAT_VERSION,
             "rubric_fingerprint": self.rubric_fingerprint_,
             "model": self.model_,
+            "segments": self.segments_,
             "topic_weight": TOPIC_WEIGHT,
             "method": self.method_,
             "cv_mae": self.cv_mae_,
@@ -702,6 +709,7 @@ class Calibrator:
             calibrator = cls(method=data["method"], **{"criterion": "mae", **data["settings"]})
             calibrator.rubric_fingerprint_ = data["rubric_fingerprint"]
             calibrator.model_ = data["model"]
+            calibrator.segments_ = data.get("segments", "separate")  # files before pooled segments
             calibrator.method_ = data["method"]
             calibrator.cv_mae_ = dict(data["cv_mae"])
             calibrator.cv_rmse_ = dict(data.get("cv_rmse", {}))  # absent from files written before it

@@ -153,6 +153,15 @@ def test_refuses_another_rubric_version_or_model(sample, rubric):
         fitted.check(rubric, "other-model")
 
 
+def test_marks_graded_with_other_segments_are_refused(sample, rubric):
+    from dataclasses import replace
+
+    fitted = Calibrator(method="pooled").fit(sample.grades, rubric, sample.human)
+    assert fitted.to_dict()["segments"] == "separate"
+    with pytest.raises(GraderError, match="fitted on marks with separate segments.*--segments separate"):
+        fitted.predict(replace(sample.grades, segments="pooled"), rubric)
+
+
 def test_bad_calibration_files_are_clear_errors(tmp_path):
     path = tmp_path / "c.json"
     with pytest.raises(InputError, match="no such calibration file"):
