@@ -27,7 +27,7 @@ def main() -> None:
     totals = [(dev.grades.total(s), sum(v for (st, _), v in dev.human.items() if st == s)) for s in dev.grades.students]
     t = agreement([m for m, _ in totals], [h for _, h in totals], step=0.25)
     print(f"\nPer-student totals (out of {dev.rubric.max_total:g}): MAE {t.mae:.2f}, Pearson r {t.pearson:.3f}")
-    print(f"(QWK on mark steps: 0.5 for most questions, 0.25 for A1d and for the pooled row.)")
+    print("(QWK on mark steps: 0.5 for most questions, 0.25 for A1d and for the pooled row.)")
 
 
 if __name__ == "__main__":

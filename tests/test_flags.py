@@ -7,7 +7,6 @@ import pytest
 from grader import flags
 from grader.grade import grade
 from grader.rubric import parse_rubric
-from grader.segment import WINDOW_WORDS
 from grader.submissions import parse_submissions
 from test_grade import long_csv
 
