@@ -189,15 +189,23 @@ class Graded:
     """(student id, question id) of each answer, in corpus order."""
 
 
-def grade_corpus(corpus: Corpus, encoder: MemoryEncoder, max_points: int, topic_weight: float) -> Graded:
-    rubric = references_to_rubric(corpus.references, corpus.name, corpus.name, max_points=max_points)
-    buffer, keys, seen = io.StringIO(), [], {}
-    writer = csv.writer(buffer)
-    writer.writerow(["student_id", "question_id", "answer"])
-    for a in corpus.answers:  # students numbered within each question, so the class stays narrow
+def corpus_keys(corpus: Corpus) -> list[tuple[str, str]]:
+    """(student id, question id) of each answer, in corpus order: students numbered within each
+    question, so the class stays narrow."""
+    keys, seen = [], {}
+    for a in corpus.answers:
         seen[a.question_id] = seen.get(a.question_id, 0) + 1
         keys.append((f"s{seen[a.question_id]}", a.question_id))
-        writer.writerow([keys[-1][0], a.question_id, a.text])
+    return keys
+
+
+def grade_corpus(corpus: Corpus, encoder: MemoryEncoder, max_points: int, topic_weight: float) -> Graded:
+    rubric = references_to_rubric(corpus.references, corpus.name, corpus.name, max_points=max_points)
+    buffer, keys = io.StringIO(), corpus_keys(corpus)
+    writer = csv.writer(buffer)
+    writer.writerow(["student_id", "question_id", "answer"])
+    for key, a in zip(keys, corpus.answers):
+        writer.writerow([key[0], a.question_id, a.text])
     submissions = parse_submissions(buffer.getvalue(), corpus.name, rubric.question_ids)
     return Graded(rubric, grade(rubric, submissions, encoder, topic_weight=topic_weight), keys)
 
@@ -296,15 +304,9 @@ def fine_tuned(corpus: Corpus, fold: np.ndarray, max_points: int, topic_weight: 
     predicted, tuning = np.zeros(len(corpus.answers)), 0.0
     for k in np.unique(fold):
         rubric = references_to_rubric(corpus.references, corpus.name, corpus.name, max_points=max_points)
-        texts = {}
-        human = {}
-        seen: dict[str, int] = {}
-        for a, f in zip(corpus.answers, fold):
-            seen[a.question_id] = seen.get(a.question_id, 0) + 1
-            key = (f"s{seen[a.question_id]}", a.question_id)
-            texts[key] = a.text
-            if f != k:
-                human[key] = a.human
+        keys = corpus_keys(corpus)
+        texts = {key: a.text for key, a in zip(keys, corpus.answers)}
+        human = {key: a.human for key, a, f in zip(keys, corpus.answers, fold) if f != k}
         pairs = training_pairs(rubric, texts, human)
         target = work / f"fold{k}.encoder"
         record = fine_tune(default_model_path(), pairs, target, rubric.fingerprint, "all-MiniLM-L6-v2", progress=False)

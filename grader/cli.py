@@ -191,6 +191,8 @@ def sample_command(
     segments: SegmentsOpt = None,
 ) -> None:
     """Pick the answers a TA should mark first (covering the range of answers, and those the grader is least sure of)."""
+    from collections import Counter
+
     from grader.atomic import write_atomically
     from grader.exemplars import answer_vectors
     from grader.sampling import marking_sheet, pick_answers
@@ -201,9 +203,7 @@ def sample_command(
     grades = _grade(loaded, submissions, encoder)
     picks = pick_answers(grades, loaded, answer_vectors(loaded, submissions.answers, encoder), per_question)
     write_atomically({out: marking_sheet(picks, loaded, submissions.answers)})
-    per = {}
-    for p in picks:
-        per[p.question_id] = per.get(p.question_id, 0) + 1
+    per = Counter(p.question_id for p in picks)
     console.print(
         f"Wrote [bold]{out}[/]: {len(picks)} answers to mark ({', '.join(f'{q} {n}' for q, n in per.items())}). "
         f"Fill the mark column, then: grader calibrate {rubric} {answers} {out} --out models/NAME.calibration"
