@@ -7,8 +7,8 @@ import re
 import socket
 import sqlite3
 import time
-from email.utils import format_datetime
 from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
 
 import pytest
 
@@ -23,7 +23,6 @@ from grader.llm import (
     Opinion,
     PointVerdict,
     Spend,
-    _retry_after,
     build_messages,
     check_reply,
     opinion_flag,
@@ -31,6 +30,7 @@ from grader.llm import (
     run_second_opinions,
     second_opinion,
 )
+from grader.llm.client import _retry_after
 from grader.rubric import parse_rubric
 from tests.llm_server import ScriptedLlm
 
