@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from grader.draft import TODO_ANSWER, TODO_POINT, Draft
+from grader.draft.record import TODO_ANSWER, TODO_POINT, Draft
 from grader.errors import GraderError
 from grader.llm import CallFailed, CallsStopped, LlmClient, first_error, id_text, normalise, parse_reply
 from grader.rubric import ShortQuestion
