@@ -19,7 +19,8 @@ named by a `Method`, and the Calibrator chooses among them by cross-validation:
 - ``exemplar``: one ridge model pooled over questions on the rubric evidence *and* the marked answers
   themselves (`grader.exemplars`: the marks of the nearest marked answers, similarity to the best and
   worst ones, overlap with the model answer), with the weights of rubric evidence bounded so more
-  evidence never lowers a mark. It needs the answers' vectors (`AnswerVectors`).
+  evidence never lowers a mark, then corrected by what the model got wrong on the nearest marked
+  answers (their residuals). It needs the answers' vectors (`AnswerVectors`).
 
 Choosing by cross-validation is itself noisy: with a few dozen marked answers per question the
 method with the lowest held-out error often wins by luck, and that is how calibrating on an
@@ -338,11 +339,14 @@ hundred answers do not chase noise (on Mohler and the sample, 1 and 10 were with
 
 
 class ExemplarRidge(MarkModel):
-    """A bounded ridge model pooled over questions on rubric evidence, lexical and exemplar features.
+    """A bounded ridge model pooled over questions on rubric evidence, lexical and exemplar features,
+    plus a local correction: the nearest marked answers' residuals (`exemplars.local_correction`).
 
     Questions with marked answers are predicted with every feature; a question nobody marked (or an
     answer with no vector) with the rubric and lexical features alone, by a second model fitted on
-    the same answers, rather than with made-up exemplar features."""
+    the same answers, rather than with made-up exemplar features. The pooled model says how evidence
+    maps to marks on any question; the correction says where this question's TA departs from that
+    map for answers like this one (measured: Mohler r 0.712 -> 0.731, the sample's QWK 0.843 -> 0.852)."""
 
     method = Method.EXEMPLAR
     features: ClassVar[tuple[str, ...]] = (*RUBRIC_FEATURES, *exemplars.FEATURES[8:], *exemplars.FEATURES[:8])
@@ -360,6 +364,8 @@ class ExemplarRidge(MarkModel):
         self.full_ = _BoundedRidge.fit(x, y, [_SIGNS[f] for f in self.features])
         short = len(RUBRIC_FEATURES) + 4
         self.rubric_only_ = _BoundedRidge.fit(x[:, :short], y, [_SIGNS[f] for f in self.features[:short]])
+        residual = dict(zip((e.key for e in found), y - self.full_.predict(x)))
+        self.residuals_ = {qid: np.array([residual[(sid, qid)] for sid in m.student_ids]) for qid, m in self.pool_.items()}
         return self
 
     def _features(self, found: Sequence[Example]) -> np.ndarray:
@@ -392,6 +398,8 @@ class ExemplarRidge(MarkModel):
         short = len(RUBRIC_FEATURES) + 4
         exemplar = ~np.isnan(x[:, short:]).all(axis=1)
         shares = np.where(exemplar, self.full_.predict(x), self.rubric_only_.predict(x[:, :short]))
+        for usable, sims, marked in self._similarities(found):
+            shares[usable] += exemplars.local_correction(sims, self.residuals_[marked.question_id])
         return _from_shares(shares, found)
 
     def neighbours(self, found: Sequence[Example]) -> list[tuple[Neighbour, ...]]:
@@ -407,6 +415,7 @@ class ExemplarRidge(MarkModel):
             "full": self.full_.to_params(),
             "rubric_only": self.rubric_only_.to_params(),
             "marked": {qid: _marked_to_params(m) for qid, m in self.pool_.items()},
+            "residuals": {qid: r.tolist() for qid, r in self.residuals_.items()},
         }
 
     @classmethod
@@ -417,6 +426,9 @@ class ExemplarRidge(MarkModel):
         model.full_ = _BoundedRidge.from_params(params["full"])
         model.rubric_only_ = _BoundedRidge.from_params(params["rubric_only"])
         model.pool_ = {qid: _marked_from_params(qid, p) for qid, p in params["marked"].items()}
+        # Files written before the local correction existed have no residuals: grade them without it.
+        stored = params.get("residuals", {})
+        model.residuals_ = {qid: np.array(stored.get(qid, np.zeros(len(m))), dtype=np.float64) for qid, m in model.pool_.items()}
         return model
 
     def summary(self) -> dict:

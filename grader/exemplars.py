@@ -34,6 +34,9 @@ LOW_SHARE = 0.4
 """... and with at most this share as a low-mark exemplar."""
 SHOWN = 3
 """Nearest marked answers shown to a TA as evidence."""
+PRIOR_WEIGHT = 1.0
+"""The local correction averages the nearest marked answers' residuals together with this much weight
+on "no correction" (as much as one exact paraphrase), so one loose neighbour moves a mark little."""
 FEATURES = (
     "neighbours_share",
     "top_similarity",
@@ -168,12 +171,8 @@ def exemplar_features(sims: np.ndarray, marked: MarkedAnswers) -> np.ndarray:
         return out
     shares = marked.shares
     valid = np.isfinite(sims)
-    k = min(NEIGHBOURS, m)
-    top = np.argsort(-np.where(valid, sims, -np.inf), axis=1, kind="stable")[:, :k]
-    top_sims = np.take_along_axis(sims, top, axis=1)
-    top_ok = np.isfinite(top_sims)
+    top, top_sims, top_ok, weights = _nearest_weights(sims)
     top_shares = np.where(top_ok, shares[top], np.nan)
-    weights = np.where(top_ok, np.clip(np.where(top_ok, top_sims, 0.0), 1e-3, None) ** WEIGHT_POWER, 0.0)
     has = top_ok.any(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         out[:, 0] = np.where(has, (weights * np.nan_to_num(top_shares)).sum(axis=1) / weights.sum(axis=1), np.nan)
@@ -191,6 +190,27 @@ def exemplar_features(sims: np.ndarray, marked: MarkedAnswers) -> np.ndarray:
         counts = valid.sum(axis=1)
         out[:, 7] = np.where(counts > 0, (valid * shares[None, :]).sum(axis=1) / np.maximum(counts, 1), np.nan)
     return out
+
+
+def local_correction(sims: np.ndarray, residuals: np.ndarray) -> np.ndarray:
+    """What the nearest marked answers say a pooled model gets wrong here: the similarity-weighted mean
+    of their residuals (TA's share minus the model's), shrunk towards 0 by PRIOR_WEIGHT. A TA's
+    "this reads like s03, and I gave s03 more than the rubric suggests"; 0 with no marked answer."""
+    if sims.shape[1] == 0:
+        return np.zeros(sims.shape[0])
+    top, _, top_ok, weights = _nearest_weights(sims)
+    return (weights * np.where(top_ok, residuals[top], 0.0)).sum(axis=1) / (weights.sum(axis=1) + PRIOR_WEIGHT)
+
+
+def _nearest_weights(sims: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The NEIGHBOURS most similar marked answers of each row (masked ones last): their columns, cosines,
+    whether each is a real neighbour, and their weights (similarity**WEIGHT_POWER, 0 when masked)."""
+    k = min(NEIGHBOURS, sims.shape[1])
+    top = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+    top_sims = np.take_along_axis(sims, top, axis=1)
+    top_ok = np.isfinite(top_sims)
+    weights = np.where(top_ok, np.clip(np.where(top_ok, top_sims, 0.0), 1e-3, None) ** WEIGHT_POWER, 0.0)
+    return top, top_sims, top_ok, weights
 
 
 def lexical_features(answer: str, vector: np.ndarray | None, texts: AnswerTexts, reference_vector: np.ndarray) -> list[float]:

@@ -119,6 +119,27 @@ def test_exemplar_features_are_leave_one_out_while_fitting(sample, rubric):
     assert duplicate_free and (x[duplicate_free, top] < 0.999).all()
 
 
+def test_the_exemplar_model_corrects_towards_the_marks_of_near_marked_answers(sample, rubric):
+    """Where the TA marked a question more generously than the pooled model predicts, unmarked answers
+    close to those marked ones move up; the stored residuals are what the fit left unexplained."""
+    from grader.calibrate import ExemplarRidge
+
+    first = _first_students(sample, 21)
+    found = examples(sample.grades, rubric, first, sample.vectors)
+    plain = ExemplarRidge().fit(found)
+    qid = "I4"
+    generous = {k: (min(v + 0.5, rubric.question(qid).marks) if k[1] == qid else v) for k, v in first.items()}
+    lifted = ExemplarRidge().fit(examples(sample.grades, rubric, generous, sample.vectors))
+    assert lifted.residuals_[qid].mean() > plain.residuals_[qid].mean()
+    others = [e for e in examples(sample.grades, rubric, sample.human, sample.vectors) if e.key not in first and e.question.id == qid]
+    assert others and (lifted.raw_marks(others) - plain.raw_marks(others)).mean() > 0.05
+    restored = ExemplarRidge.from_params(json.loads(json.dumps(lifted.to_params())))
+    assert np.allclose(restored.raw_marks(others), lifted.raw_marks(others))
+    older = lifted.to_params()
+    del older["residuals"]  # written before the correction existed: graded without it
+    assert not ExemplarRidge.from_params(older).residuals_[qid].any()
+
+
 def test_calibrating_on_half_the_sample_beats_no_calibration_on_the_other_half(sample, rubric):
     """The README's figure: fitted on the marks of 21 students, graded on the other 21, and the other way
     round (short answers, QWK on the pooled held-out marks)."""

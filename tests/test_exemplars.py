@@ -12,6 +12,7 @@ from grader.exemplars import (
     answer_vectors,
     exemplar_features,
     lexical_features,
+    local_correction,
     nearest,
     normalise,
     similarities,
@@ -50,6 +51,18 @@ def test_an_unmarked_answer_sees_every_marked_one(marked):
     assert named["marked_mean"] == pytest.approx(0.5)
     shown = nearest(sims, marked)[0]
     assert [n.student_id for n in shown] == ["s1", "s2", "s3"] and shown[0].mark == 2.0
+
+
+def test_the_local_correction_follows_the_nearest_residuals_and_never_its_own(marked):
+    # The pooled model under-marked s1 by 0.3 of the marks and over-marked s3 by 0.2.
+    residuals = np.array([0.3, 0.0, -0.2])
+    near_s1 = local_correction(similarities(_unit([1, 0, 0.05]), ["new"], marked), residuals)[0]
+    near_s3 = local_correction(similarities(_unit([0.05, 0, 1]), ["new"], marked), residuals)[0]
+    assert 0.1 < near_s1 < 0.3 and -0.2 < near_s3 < -0.05  # pulled their way, shrunk towards 0
+    # A marked answer's correction comes from the others: s1 alone would get nearly +0.3 from itself.
+    own = local_correction(similarities(marked.vectors, ["s1", "s2", "s3"], marked), residuals)
+    assert abs(own[0]) < 0.01
+    assert local_correction(np.zeros((2, 0)), np.zeros(0)).tolist() == [0.0, 0.0]
 
 
 def test_no_other_marked_answer_gives_missing_features():
