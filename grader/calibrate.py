@@ -643,9 +643,10 @@ class Calibrator:
             for d in (-SCORE_SHIFT, SCORE_SHIFT)
         ]
         near = model.neighbours(found)
+        mapped = model.method is not Method.DEFAULT
         for n, e in enumerate(found):
             graded = _with_mark(e.grade, e.question, float(marks[n]), [float(m[n]) for m in moved])
-            items[index[e.key]] = replace(graded, neighbours=near[n])
+            items[index[e.key]] = replace(graded, neighbours=near[n], calibrated=mapped)
         return replace(grades, items=tuple(items))
 
     def _check_fitted(self) -> None:
@@ -775,10 +776,7 @@ def _similarity(e: Example) -> float:
 def _weighted_credit(e: Example, matched: Callable[[PointMatch], float]) -> float:
     """Marks times credit over the answer's points: a pattern hit earns 1, a contradiction 0, and a
     point matched by similarity earns `matched(point)`."""
-    return sum(
-        p.marks * (1.0 if p.pattern is not None else 0.0 if p.contradiction is not None else matched(p))
-        for p in e.grade.points
-    )
+    return sum(p.marks * p.credit_with(matched(p)) for p in e.grade.points)
 
 
 def _by_question(found: Sequence[Example]) -> dict[str, list[Example]]:
@@ -805,7 +803,7 @@ def _interp(curve: Mapping[str, list[float]], value: float) -> float:
 
 
 def _raw_under(e: Example, curve: CreditCurve) -> float:
-    return _weighted_credit(e, lambda p: float(curve.credit(p.score)))
+    return sum(p.marks * p.credit_under(curve) for p in e.grade.points)
 
 
 def _best_curve(found: Sequence[Example]) -> tuple[float, float]:
@@ -816,16 +814,14 @@ def _best_curve(found: Sequence[Example]) -> tuple[float, float]:
     for i, e in enumerate(found):
         for k, p in enumerate(e.grade.points):
             marks[i, k], scores[i, k] = p.marks, p.score
-            fixed[i, k] = 1.0 if p.pattern is not None else 0.0 if p.contradiction is not None else np.nan
+            fixed[i, k] = np.nan if p.fixed_credit is None else p.fixed_credit
     step = np.array([e.question.step for e in found])
     top = np.array([e.question.marks for e in found])
     human = np.array([e.human for e in found])
 
     def error(curve: CreditCurve) -> float:
-        credit = np.clip((scores - curve.low) / (curve.high - curve.low), 0.0, 1.0)
-        raw = (marks * np.where(np.isnan(fixed), credit, fixed)).sum(axis=1)
-        rounded = np.minimum(np.maximum(np.floor(raw / step + 0.5 + 1e-9) * step, 0.0), top)
-        return float(np.mean(np.abs(rounded - human)))
+        raw = (marks * np.where(np.isnan(fixed), curve.credit(scores), fixed)).sum(axis=1)
+        return float(np.mean(np.abs(round_to_step(raw, step, top) - human)))
 
     best = min(_CURVES, key=lambda c: (round(error(c), 9), abs(c.low - DEFAULT_CURVE.low) + abs(c.high - DEFAULT_CURVE.high)))
     return (best.low, best.high)
@@ -839,8 +835,7 @@ def _regrade_one(grade: QuestionGrade, rubric: Rubric, curve: CreditCurve) -> Qu
 def _shifted(grade: QuestionGrade, curve: CreditCurve, shift: float) -> QuestionGrade:
     """The grade as if every point's match score were `shift` higher (pattern and contradiction credits stay)."""
     points = tuple(
-        p if p.pattern is not None or p.contradiction is not None
-        else replace(p, score=p.score + shift, credit=float(curve.credit(p.score + shift)))
+        p if p.fixed_credit is not None else replace(p, score=p.score + shift, credit=p.credit_under(curve, shift))
         for p in grade.points
     )
     return replace(grade, points=points, raw_mark=sum(p.marks * p.credit for p in points))

@@ -35,6 +35,7 @@ from grader.match import (
     BestMatches,
     QuestionVectors,
     best_matches,
+    credits,
     point_matches,
     round_to_step,
     texts_to_encode,
@@ -81,6 +82,9 @@ class QuestionGrade:
     neighbours: tuple[Neighbour, ...] = ()
     """The nearest answers a TA marked, where a calibration leaned on them (`grader.exemplars`): for the
     TA's eyes only, never for student feedback (they are other students' answers)."""
+    calibrated: bool = False
+    """A calibration's fitted map made the mark, not a credit curve (so the points' credits do not add up
+    to it). Known in memory while grading (triage reads it); run.json records the calibration itself."""
 
 
 @dataclass(frozen=True)
@@ -221,22 +225,11 @@ def apply_curve(grades: Grades, rubric: Rubric, curve: CreditCurve) -> Grades:
     for g in grades.items:
         question = rubric.question(g.question_id)
         if isinstance(question, ShortQuestion) and g.points:
-            matches = tuple(
-                replace(m, credit=_credit(m, curve))
-                for m in g.points
-            )
+            matches = tuple(replace(m, credit=m.credit_under(curve)) for m in g.points)
             carried = tuple(f for f in g.flags if f.code not in flagging.MARK_DEPENDENT and f.code != "contradiction")
             g = _short_grade(g.student_id, question, matches, g.words, carried, curve)
         items.append(g)
     return replace(grades, curve=curve, items=tuple(items))
-
-
-def _credit(match: PointMatch, curve: CreditCurve) -> float:
-    if match.pattern is not None:
-        return 1.0
-    if match.contradiction is not None:
-        return 0.0
-    return float(curve.credit(match.score))
 
 
 def _answer_flags(
@@ -256,7 +249,7 @@ def _answer_flags(
     nearest = float(best.top_similarity[row].max()) if best.top_similarity is not None else 1.0
     if best.prompt_similarity is not None:
         nearest = max(nearest, float(best.prompt_similarity[row]))
-    read = any(m.pattern is not None or m.contradiction is not None for m in matches)
+    read = any(m.fixed_credit is not None for m in matches)
     if nearest < OFF_TOPIC_COSINE and not read and not verdict(answer) and len(answer.split()) >= OFF_TOPIC_MIN_WORDS:
         found.append(flagging.off_topic(nearest))
     found += [flagging.possible_collusion(other, similarity) for other, similarity in twins]
@@ -301,14 +294,13 @@ def low_confidence(
     Pattern hits and rubric contradictions are fixed credits and do not move. The reason names the
     point whose score sits nearest a credit edge.
     """
-    free = [m for m in matches if m.pattern is None and m.contradiction is None]
+    free = [m for m in matches if m.fixed_credit is None]
     if not free:
         return None
-    fixed = sum(m.marks * m.credit for m in matches if m.pattern is not None or m.contradiction is not None)
     scores = np.array([m.score for m in free])
-    weights = np.array([m.marks for m in free])
+    weights = np.array([m.marks for m in matches])
     for direction in (1, -1):
-        raw = fixed + float(weights @ curve.credit(scores + direction * shift))
+        raw = float(weights @ credits(matches, curve, direction * shift))
         other = round_to_step(raw, question.step, question.marks)
         if abs(other - mark) > 1e-9:
             edges = np.array([curve.low, curve.high])

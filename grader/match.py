@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -82,6 +83,36 @@ class PointMatch:
     the similarity alone, and the answer is flagged for a TA."""
     opposite_probability: float | None = None
     """The learned checker's P(contradicts) for `opposite`, when the checker took it out (`grader.checker`)."""
+
+    @property
+    def fixed_credit(self) -> float | None:
+        """The credit a rubric rule gave whatever the score says (`fixed_credit`); None when the score decides."""
+        return fixed_credit(self.pattern, self.contradiction)
+
+    def credit_with(self, scored: float) -> float:
+        """The credit rule with `scored` as the score's reading (the credit curve's, or a calibration's)."""
+        fixed = self.fixed_credit
+        return scored if fixed is None else fixed
+
+    def credit_under(self, curve: CreditCurve, shift: float = 0.0) -> float:
+        """This point's credit under `curve`, as if its score were `shift` higher (rules do not move)."""
+        return self.credit_with(float(curve.credit(self.score + shift)))
+
+
+def fixed_credit(pattern: str | None, contradiction: str | None) -> float | None:
+    """The credit rule, in one place: a rubric pattern hit earns the whole point whatever the segments
+    say; otherwise a rubric contradiction earns nothing; otherwise (None) the credit curve of the score
+    decides. Every caller (grading, re-marking, calibration, report, triage) goes through here."""
+    if pattern is not None:
+        return 1.0
+    if contradiction is not None:
+        return 0.0
+    return None
+
+
+def credits(matches: Sequence[PointMatch], curve: CreditCurve, shift: float = 0.0) -> np.ndarray:
+    """The credit rule over an answer's points as an array (scores moved by `shift`)."""
+    return np.array([m.credit_under(curve, shift) for m in matches])
 
 
 @dataclass(frozen=True)
@@ -210,10 +241,9 @@ def point_matches(
         except PatternTimeout as timeout:
             unchecked = unchecked or timeout.pattern
         opposite = None
-        if hit is not None:
-            credit, evidence = 1.0, hit
-        elif against is not None:
-            credit, evidence = 0.0, against
+        fixed = fixed_credit(hit, against)
+        if fixed is not None:
+            credit, evidence = fixed, hit if hit is not None else against
         elif unopposed[k] > credit + 1e-9:
             opposite = segments[int(best.unopposed_segment[row, k])]
         similarity, score = float(best.similarity[row, k]), float(best.score[row, k])
@@ -221,7 +251,8 @@ def point_matches(
     return tuple(matches)
 
 
-def round_to_step(raw: float, step: float, maximum: float) -> float:
-    """Round half up to a whole number of steps, within [0, maximum]; exact for steps like 0.25 and 0.5."""
-    steps = np.floor(raw / step + 0.5 + 1e-9)
-    return float(min(max(steps * step, 0.0), maximum))
+def round_to_step(raw: float | np.ndarray, step: float | np.ndarray, maximum: float | np.ndarray) -> Any:
+    """Round half up to a whole number of steps, within [0, maximum]; exact for steps like 0.25 and 0.5.
+    A float for a float; element-wise for arrays (the calibrator's curve search)."""
+    rounded = np.minimum(np.maximum(np.floor(np.asarray(raw) / step + 0.5 + 1e-9) * step, 0.0), maximum)
+    return float(rounded) if np.ndim(rounded) == 0 else rounded

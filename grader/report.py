@@ -578,8 +578,7 @@ def _weighted_score(g: QuestionGrade) -> float:
 
 def _default_share(g: QuestionGrade, curve: CreditCurve) -> float:
     """The share of marks the uncalibrated curve gives (before rounding), whatever the run was calibrated with."""
-    credit = [1.0 if p.pattern is not None else 0.0 if p.contradiction is not None else float(curve.credit(p.score)) for p in g.points]
-    return sum(p.marks * c for p, c in zip(g.points, credit)) / g.max_mark
+    return sum(p.marks * p.credit_under(curve) for p in g.points) / g.max_mark
 
 
 # ---- figures -----------------------------------------------------------------------------------

@@ -82,7 +82,7 @@ def doubt(grade: QuestionGrade, rubric: Rubric, curve: CreditCurve) -> float:
     question = rubric.question(grade.question_id)
     if not isinstance(question, ShortQuestion) or not grade.points:
         return hard
-    if abs(grade.raw_mark - sum(p.marks * p.credit for p in grade.points)) > 1e-6:
+    if grade.calibrated:
         # A calibrated mark (a fitted map, not the credit curve, made it): a partial mark is where the
         # map is least sure; full or no marks are where most answers sit and agree.
         share = min(max(grade.raw_mark / question.marks, 0.0), 1.0)
@@ -91,7 +91,7 @@ def doubt(grade: QuestionGrade, rubric: Rubric, curve: CreditCurve) -> float:
         at_stake = sum(
             p.marks * math.exp(-max(curve.low - p.score, p.score - curve.high, 0.0) / SCORE_SCALE)
             for p in grade.points
-            if p.pattern is None and p.contradiction is None  # a rubric regex decided these, not a similarity
+            if p.fixed_credit is None  # a rubric regex decided the others, not a similarity
         )
     position = grade.raw_mark / question.step % 1.0
     at_stake += question.step * max(0.0, 1.0 - 2.0 * abs(position - 0.5))

@@ -72,6 +72,18 @@ def test_works_from_ten_marked_answers_per_question(sample, rubric):
 def test_default_method_changes_nothing(sample, rubric):
     predicted = Calibrator(method="default").fit(sample.grades, rubric, sample.human).predict(sample.grades, rubric)
     assert [g.mark for g in predicted.items] == [g.mark for g in sample.grades.items]
+    assert not any(g.calibrated for g in predicted.items)
+
+
+@pytest.mark.parametrize("method, mapped", [("isotonic", True), ("exemplar", True), ("thresholds", False)])
+def test_a_grade_says_whether_a_fitted_map_made_its_mark(sample, rubric, method, mapped):
+    """Triage reads this: a mapped mark is not the sum of its points' credits; a refitted curve's is."""
+    predicted = Calibrator(method=method).fit(sample.grades, rubric, sample.human, sample.vectors).predict(
+        sample.grades, rubric, sample.vectors
+    )
+    shorts = [g for g in predicted.items if g.points]
+    assert shorts and all(g.calibrated == mapped for g in shorts)
+    assert not any(g.calibrated for g in predicted.items if not g.points)  # MCQs and blanks
 
 
 @pytest.mark.parametrize("method", ["auto", "exemplar", "thresholds"])

@@ -5,7 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from grader.match import DEFAULT_CURVE, CreditCurve, QuestionVectors, best_matches, find_pattern, point_matches, round_to_step, texts_to_encode
+from grader.match import (
+    DEFAULT_CURVE,
+    CreditCurve,
+    PointMatch,
+    QuestionVectors,
+    best_matches,
+    credits,
+    find_pattern,
+    point_matches,
+    round_to_step,
+    texts_to_encode,
+)
 from grader.segment import segments
 
 
@@ -81,6 +92,26 @@ def test_credit_curve_and_rounding():
     assert round_to_step(0.75, 0.5, 1) == 1.0
     assert round_to_step(0.3, 0.25, 1) == 0.25
     assert round_to_step(1.3, 0.5, 1) == 1.0
+    # Element-wise for arrays (per-row steps and maxima), the same numbers as the scalar rule.
+    rounded = round_to_step(np.array([0.74, 0.75, 0.3, 1.3, -0.2]), np.array([0.5, 0.5, 0.25, 0.5, 0.5]), np.array([1, 1, 1, 1, 1]))
+    assert rounded.tolist() == [0.5, 1.0, 0.25, 1.0, 0.0]
+
+
+def test_the_credit_rule_pattern_then_contradiction_then_the_curve():
+    curve = CreditCurve(0.4, 0.6)
+
+    def match(score: float, pattern: str | None = None, contradiction: str | None = None) -> PointMatch:
+        return PointMatch("p", 1.0, score, score, 0.0, "e", pattern, contradiction)
+
+    assert match(0.1, pattern="W ~ U").credit_under(curve) == 1.0  # a pattern hit pays whatever the score
+    assert match(0.9, contradiction="not needed").credit_under(curve) == 0.0  # a contradiction pays nothing
+    assert match(0.1, pattern="x", contradiction="y").fixed_credit == 1.0  # the pattern wins
+    assert match(0.5).fixed_credit is None and match(0.5).credit_under(curve) == pytest.approx(0.5)
+    assert match(0.5).credit_under(curve, shift=0.1) == pytest.approx(1.0)  # a moved score moves the credit
+    assert match(0.5, pattern="x").credit_under(curve, shift=-0.5) == 1.0  # ... never a rule's
+    assert match(0.2).credit_with(0.7) == 0.7 and match(0.2, contradiction="c").credit_with(0.7) == 0.0
+    together = [match(0.5), match(0.1, pattern="x"), match(0.9, contradiction="c")]
+    assert credits(together, curve).tolist() == pytest.approx([0.5, 1.0, 0.0])
 
 
 def test_best_similarities_is_matrix_work_over_many_answers():
