@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from grader.sqlite import DamagedFile, connect, is_damaged, set_aside, transaction, use_wal
+
 FORMAT = "grader-embeddings"
 SCHEMA_VERSION = 1
 DEFAULT_MAX_ENTRIES = 500_000
@@ -50,17 +52,12 @@ UNIT_TOLERANCE = 1e-2
 ENV_VAR = "GRADER_CACHE"
 
 _SCHEMA = {"meta": ["name", "value"], "vectors": ["key", "vector", "used"]}
-_CORRUPT_CODES = {getattr(sqlite3, "SQLITE_CORRUPT", 11), getattr(sqlite3, "SQLITE_NOTADB", 26)}
 _SAMPLE_BLOCKS, _BLOCK = 16, 1 << 16
 _WHOLE_FILE_LIMIT = 16 << 20
 
 
 class CacheWarning(UserWarning):
     """The embedding cache was rebuilt or bypassed; grading went on and its results are unaffected."""
-
-
-class _Corrupt(Exception):
-    """The file is not a cache this code wrote: never read from it."""
 
 
 def default_cache_path(environ: Mapping[str, str] = os.environ) -> Path | None:
@@ -126,11 +123,11 @@ class EmbeddingCache:
         self.hits = self.misses = self.evicted = 0
         try:
             self._open()
-        except (_Corrupt, sqlite3.DatabaseError) as exc:
-            if isinstance(exc, sqlite3.DatabaseError) and not _is_corrupt(exc):
-                self._give_up("cannot open", exc)
-            else:
+        except sqlite3.DatabaseError as exc:
+            if is_damaged(exc):
                 self._rebuild(exc)
+            else:
+                self._give_up("cannot open", exc)
         except OSError as exc:
             self._give_up("cannot create", exc)
 
@@ -214,11 +211,11 @@ class EmbeddingCache:
 
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+        db = connect(self.path, BUSY_TIMEOUT_S, check_same_thread=False)
         self._db = db
         db.execute("PRAGMA auto_vacuum = INCREMENTAL")  # only takes effect on a new file: freed pages can go back
-        mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if mode.lower() != "wal":  # e.g. a network file system: still correct, only more lock waits
+        mode = use_wal(db)
+        if mode != "wal":  # e.g. a network file system: still correct, only more lock waits
             warnings.warn(f"{self.path}: SQLite could not use WAL here ({mode}); concurrent runs will wait more", CacheWarning, stacklevel=3)
         db.execute("PRAGMA synchronous = NORMAL")
         tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -237,10 +234,10 @@ class EmbeddingCache:
         for table, columns in _SCHEMA.items():
             found = [row[1] for row in db.execute(f"PRAGMA main.table_info({table})")]
             if found != columns:
-                raise _Corrupt(f"not a grader embedding cache (table {table!r} has columns {found or 'none'})")
+                raise DamagedFile(f"not a grader embedding cache (table {table!r} has columns {found or 'none'})")
         meta = dict(db.execute("SELECT name, value FROM meta"))
         if meta.get("format") != FORMAT or meta.get("schema") != str(SCHEMA_VERSION):
-            raise _Corrupt(f"cache format {meta.get('format')!r} version {meta.get('schema')!r}, expected {FORMAT!r} version {SCHEMA_VERSION}")
+            raise DamagedFile(f"cache format {meta.get('format')!r} version {meta.get('schema')!r}, expected {FORMAT!r} version {SCHEMA_VERSION}")
 
     def _lookup(self, keys: list[bytes], vectors: np.ndarray, found: np.ndarray) -> bool:
         """Fill `vectors` and `found` from the file; False (after emptying the table) if a row is not a vector we wrote."""
@@ -248,7 +245,7 @@ class EmbeddingCache:
         assert db is not None
         stale, problem = False, None
         now = int(self._clock())
-        with _Transaction(db, "BEGIN"):  # a read: in WAL it never waits for a writer, nor makes one wait
+        with transaction(db, write=False):  # a read: in WAL it never waits for a writer, nor makes one wait
             db.execute("DELETE FROM temp.wanted")
             db.executemany("INSERT INTO temp.wanted(key, position) VALUES (?, ?)", ((k, i) for i, k in enumerate(keys)))
             cursor = db.execute(
@@ -304,7 +301,8 @@ class EmbeddingCache:
         return surplus
 
     def _transaction(self):
-        return _Transaction(self._db)
+        assert self._db is not None
+        return transaction(self._db)
 
     def _distrust(self, reason: str) -> None:
         """Rows that are not what this code writes: the whole table is suspect, so it is emptied."""
@@ -316,7 +314,7 @@ class EmbeddingCache:
             self._failed("empty", exc)
 
     def _failed(self, what: str, exc: sqlite3.DatabaseError) -> None:
-        if _is_corrupt(exc):
+        if is_damaged(exc):
             self._rebuild(exc)
         else:
             self._give_up(f"cannot {what}", exc)
@@ -324,13 +322,10 @@ class EmbeddingCache:
     def _rebuild(self, reason: BaseException) -> None:
         """Move the damaged file aside (never delete what may be someone's data) and start afresh."""
         self.close()
-        aside = self.path.with_name(self.path.name + ".corrupt")
         try:
-            self.path.replace(aside)
-            for suffix in ("-wal", "-shm"):  # they belong to the damaged file: never replay them into the new one
-                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+            aside = set_aside(self.path)
             self._open()
-        except (OSError, sqlite3.DatabaseError, _Corrupt) as exc:
+        except (OSError, sqlite3.DatabaseError) as exc:
             self._give_up("cannot rebuild", exc)
             return
         warnings.warn(
@@ -340,35 +335,3 @@ class EmbeddingCache:
     def _give_up(self, what: str, exc: BaseException) -> None:
         self.close()
         warnings.warn(f"{self.path}: {what} the embedding cache ({exc}); going on without it", CacheWarning, stacklevel=4)
-
-
-class _Transaction:
-    """`BEGIN IMMEDIATE` ... `COMMIT` (rollback on error): takes the write lock up front, so two
-    processes queue on the busy timeout instead of failing mid-way on a read-to-write upgrade."""
-
-    def __init__(self, db: sqlite3.Connection | None, begin: str = "BEGIN IMMEDIATE") -> None:
-        assert db is not None
-        self.db, self.begin = db, begin
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.db.execute(self.begin)
-        return self.db
-
-    def __exit__(self, kind, exc, tb) -> None:
-        if kind is None:
-            self.db.execute("COMMIT")
-        elif self.db.in_transaction:
-            try:
-                self.db.execute("ROLLBACK")
-            except sqlite3.DatabaseError:
-                pass
-
-
-def _is_corrupt(exc: BaseException) -> bool:
-    if isinstance(exc, _Corrupt):
-        return True
-    code = getattr(exc, "sqlite_errorcode", None)
-    if code is not None:
-        return code & 0xFF in _CORRUPT_CODES
-    text = str(exc).lower()
-    return "not a database" in text or "malformed" in text

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from grader.text import shorten
+
 BORDERLINE_MARGIN = 0.15
 """A raw mark within this share of a step from a rounding boundary is flagged as borderline."""
 QUOTE_CHARS = 90
@@ -53,8 +55,8 @@ class Flag:
 
 
 def quote(text: str, limit: int = QUOTE_CHARS) -> str:
-    text = " ".join(text.split())
-    return f"'{text}'" if len(text) <= limit else f"'{text[: limit - 1]}…'"
+    """`text` on one line, shortened to `limit` characters, in single quotes."""
+    return f"'{shorten(text, limit)}'"
 
 
 def blank() -> Flag:

@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
-from pathlib import Path
 from functools import cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from grader import __version__
@@ -26,12 +26,15 @@ from grader.exemplars import Neighbour
 from grader.flags import Flag
 from grader.match import PointMatch
 from grader.rubric import Rubric, parse_rubric
+from grader.sqlite import connect, is_damaged, rollback, transaction, use_wal
 from grader.submissions import Submissions
 
 if TYPE_CHECKING:  # importing grade pulls in the model-side stack; the review screen must start fast
     from grader.grade import Grades
 
 SCHEMA_VERSION = 4
+BUSY_TIMEOUT_S = 30.0
+"""How long a TA's change waits for another TA's write to the same gradebook."""
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -314,16 +317,17 @@ class Gradebook:
         if not path.exists() and not create:
             raise InputError(path, "no such gradebook (create one with `grader grade ... --db FILE`)")
         try:
-            db = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+            db = connect(path, BUSY_TIMEOUT_S)
             db.row_factory = sqlite3.Row
             db.execute("PRAGMA foreign_keys = ON")
-            db.execute("PRAGMA busy_timeout = 30000")
-            mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            mode = use_wal(db)
             version = db.execute("PRAGMA user_version").fetchone()[0]
             tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        except sqlite3.DatabaseError as exc:
-            raise InputError(path, f"not a gradebook (cannot read it as SQLite: {exc})") from None
-        if mode.lower() != "wal":  # a read-only or network file system; rollback journal still works
+        except sqlite3.DatabaseError as exc:  # refused, never moved aside: the file may hold TA marks
+            if is_damaged(exc):
+                raise InputError(path, f"not a gradebook (cannot read it as SQLite: {exc})") from None
+            raise InputError(path, f"cannot open the gradebook ({exc})") from None
+        if mode != "wal":  # a read-only or network file system; rollback journal still works
             db.execute("PRAGMA journal_mode = DELETE")
         if version > SCHEMA_VERSION:
             raise InputError(path, f"gradebook schema version {version} is newer than this grader knows ({SCHEMA_VERSION}): upgrade grader")
@@ -338,8 +342,7 @@ class Gradebook:
             try:  # each step and its version number in one transaction: a crash leaves the old version
                 self._db.executescript(f"BEGIN IMMEDIATE; {_MIGRATIONS[target]} PRAGMA user_version = {target}; COMMIT;")
             except BaseException as exc:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
+                rollback(self._db)
                 if isinstance(exc, sqlite3.OperationalError):
                     raise self._unwritable(exc) from None
                 raise
@@ -362,14 +365,8 @@ class Gradebook:
         """BEGIN IMMEDIATE ... COMMIT: one writer at a time, all or nothing. A gradebook that cannot be
         written (read-only file or folder) is a one-line GraderError, with nothing changed."""
         try:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+            with transaction(self._db) as db:
+                yield db
         except sqlite3.OperationalError as exc:
             raise self._unwritable(exc) from None
 

@@ -37,6 +37,7 @@ from grader.match import CreditCurve, PointMatch
 from grader.results import number, summarise
 from grader.rubric import McqQuestion, Rubric, ShortQuestion
 from grader.spreadsheet import spreadsheet_unsafe
+from grader.text import shorten
 from grader.triage import BudgetPoint, budget_curve
 
 SECTIONS = {
@@ -392,7 +393,7 @@ def _points(run: Run, rubric: Rubric) -> str:
     rows = [
         [
             s.question_id, s.point_id, number(s.marks), f"{s.mean_credit:.2f}", f"{s.full:.0%}", f"{s.none:.0%}",
-            s.patterns, s.contradictions, _Html(f'<td class="text">{html.escape(_shorten(s.text, 110))}</td>'),
+            s.patterns, s.contradictions, _Html(f'<td class="text">{html.escape(shorten(s.text, 110))}</td>'),
         ]
         for s in sorted(stats, key=lambda s: (s.mean_credit, s.question_id, s.point_id))
     ]
@@ -877,8 +878,3 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[object]], pooled_rows:
 
 def _fixed(value: float) -> str:
     return "–" if math.isnan(value) else f"{value:.2f}"
-
-
-def _shorten(text: str, limit: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"

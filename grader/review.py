@@ -30,6 +30,7 @@ from grader.exemplars import describe
 from grader.gradebook import Entry, Gradebook, default_ta
 from grader.match import PointMatch
 from grader.rubric import McqQuestion, Rubric, ShortQuestion
+from grader.text import shorten
 
 POINT_STYLES = (
     "black on bright_green",
@@ -527,7 +528,7 @@ def _points_table(entry: Entry, question: ShortQuestion, found: dict[str, tuple[
         if found.get(point.id) is None:
             evidence = match.evidence
         else:
-            evidence = _shorten(match.evidence, EVIDENCE_IN_TABLE if _earned(match) else CLOSEST_IN_TABLE)
+            evidence = _quoted(match.evidence, EVIDENCE_IN_TABLE if _earned(match) else CLOSEST_IN_TABLE)
         quoted = Text(f"“{evidence}”", style="" if _earned(match) else "dim")
         notes = []
         if match.pattern:  # the pattern's match is the evidence then: not quoted twice
@@ -537,7 +538,7 @@ def _points_table(entry: Entry, question: ShortQuestion, found: dict[str, tuple[
             notes.append(Text(f"contradiction “{match.contradiction}”" + ("" if match.pattern else ": no credit"), style="red"))
         opposite = getattr(match, "opposite", None)
         if opposite and not _earned(match):
-            notes.append(Text(f"says the opposite: “{_shorten(opposite, CLOSEST_IN_TABLE)}”: no credit", style="red"))
+            notes.append(Text(f"says the opposite: “{_quoted(opposite, CLOSEST_IN_TABLE)}”: no credit", style="red"))
         if not match.pattern and not match.contradiction and not opposite:
             notes.append(Text(f"score {match.score:.2f}" + ("" if _earned(match) else " (too low)"), style="dim"))
         if found.get(point.id) is None and match.evidence.strip():
@@ -546,8 +547,9 @@ def _points_table(entry: Entry, question: ShortQuestion, found: dict[str, tuple[
     return table
 
 
-def _shorten(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+def _quoted(text: str, limit: int) -> str:
+    """Evidence as the answer has it (spacing kept: it was found verbatim in the answer shown above), shortened."""
+    return shorten(text, limit, collapse=False, trim=True)
 
 
 def _marks(entry: Entry, question: McqQuestion | ShortQuestion) -> Group:

@@ -26,6 +26,7 @@ from grader.errors import GraderError
 from grader.llm.config import LlmConfig, Spend
 from grader.llm.prompt import cache_key
 from grader.llm.reply_cache import ReplyCache, _reason
+from grader.text import shorten
 
 MAX_FAILED_IN_A_ROW = 3
 """After this many answers in a row got no usable reply, the server is taken to be down: no more calls."""
@@ -250,10 +251,8 @@ def _server_message(body: bytes, limit: int = 200) -> str:
         if isinstance(error, dict):
             error = error.get("message", error)
         text = error if isinstance(error, str) else json.dumps(error)
-    text = " ".join(text.split())
-    if not text:
-        return ""
-    return ": " + (text if len(text) <= limit else text[: limit - 1] + "…")
+    text = shorten(text, limit)
+    return ": " + text if text else ""
 
 
 def _refusal_message(status: int, endpoint: str, config: LlmConfig, detail: str, headers: Any) -> str:

@@ -17,6 +17,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from grader.llm.prompt import _escape_tags
 from grader.llm.verdicts import CREDIT, Opinion, PointVerdict, Verdict, first_error
 from grader.rubric import ShortQuestion
+from grader.text import shorten
+
+QUOTE_IN_ERROR = 80
+"""A quote the answer does not contain is named in the error cut to this many characters."""
 
 
 def id_text(value: Any) -> Any:
@@ -117,7 +121,7 @@ def _check_reply(question: ShortQuestion, answer: str, reply: str, model: str) -
         elif parsed.verdict == "not_met":
             kept[parsed.point_id] = PointVerdict(parsed.point_id, "not_met", "")
         elif not quote_in_answer(parsed.quote, answer):
-            what = "gives no quote" if not parsed.quote.strip() else f"quotes words not in the answer: {_clip(parsed.quote)!r}"
+            what = "gives no quote" if not parsed.quote.strip() else f"quotes words not in the answer: {shorten(parsed.quote, QUOTE_IN_ERROR)!r}"
             discarded.append(f"point '{parsed.point_id}' ({parsed.verdict}) {what}")
         else:
             kept[parsed.point_id] = PointVerdict(parsed.point_id, parsed.verdict, parsed.quote.strip())
@@ -134,9 +138,3 @@ def _check_reply(question: ShortQuestion, answer: str, reply: str, model: str) -
         **base,
     )
     return opinion, False
-
-
-def _clip(text: str, limit: int = 80) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-

@@ -6,7 +6,6 @@ it, fall back to memory) is its own set of rules.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import warnings
 from datetime import datetime, timezone
@@ -14,6 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from grader.errors import GraderError
+from grader.sqlite import DamagedFile, connect, is_damaged, set_aside
+
+BUSY_TIMEOUT_S = 5.0
+"""How long a run waits for another run writing a reply to the same cache (each write is one short statement)."""
 
 
 class LlmCacheWarning(UserWarning):
@@ -43,13 +46,12 @@ class ReplyCache:
             return self._connect(path)
         except _NotACache as exc:
             raise GraderError(f"{path}: {exc}, so it is not an LLM cache: give the cache a file of its own") from None
-        except sqlite3.OperationalError as exc:  # locked, unreadable, read-only: the file itself may be fine
-            raise GraderError(f"{path}: cannot use the LLM cache ({exc})") from None
-        except sqlite3.DatabaseError as exc:  # not a database, or a damaged one
+        except sqlite3.DatabaseError as exc:
+            if not is_damaged(exc):  # locked, unreadable, read-only: the file itself may be fine
+                raise GraderError(f"{path}: cannot use the LLM cache ({exc})") from None
             problem = exc
-        aside = path.with_name(path.name + ".corrupt")
         try:
-            os.replace(path, aside)
+            aside = set_aside(path)
         except OSError as exc:
             raise GraderError(f"{path}: the LLM cache is unreadable ({problem}) and cannot be moved aside ({_reason(exc)})") from None
         warnings.warn(
@@ -62,7 +64,7 @@ class ReplyCache:
 
     @staticmethod
     def _connect(path: Path) -> sqlite3.Connection:
-        db = sqlite3.connect(path)
+        db = connect(path, BUSY_TIMEOUT_S)
         try:
             tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             if tables - {"llm_replies"}:
@@ -70,9 +72,8 @@ class ReplyCache:
             db.execute("CREATE TABLE IF NOT EXISTS llm_replies (key TEXT PRIMARY KEY, reply TEXT NOT NULL, model TEXT, saved_at TEXT)")
             check = db.execute("PRAGMA quick_check").fetchone()
             if check is None or check[0] != "ok":
-                raise sqlite3.DatabaseError(f"integrity check: {check[0] if check else 'no answer'}")
+                raise DamagedFile(f"integrity check: {check[0] if check else 'no answer'}")
             db.execute("SELECT key, reply FROM llm_replies LIMIT 1").fetchall()
-            db.commit()
         except (sqlite3.DatabaseError, _NotACache):
             db.close()
             raise
@@ -95,11 +96,11 @@ class ReplyCache:
         if self._db is None:
             return
         try:
+            # one statement in autocommit: each reply paid for is kept at once, even if the run is interrupted
             self._db.execute(
                 "INSERT OR REPLACE INTO llm_replies VALUES (?, ?, ?, ?)",
                 (key, reply, model, datetime.now(timezone.utc).isoformat(timespec="seconds")),
             )
-            self._db.commit()  # each reply paid for is kept, even if the run is interrupted
         except sqlite3.DatabaseError as exc:
             self._give_up(exc)
 
