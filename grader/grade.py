@@ -25,7 +25,7 @@ from grader.checker import Checker, checked_opposite, probability_of
 from grader.collusion import near_copies
 from grader.embed import Progress, TextEncoder
 from grader.exemplars import Neighbour
-from grader.flags import Flag
+from grader.flags import Flag, FlagCode
 from grader.gaming import rubric_terms, screen
 from grader.match import (
     DEFAULT_CURVE,
@@ -226,7 +226,7 @@ def apply_curve(grades: Grades, rubric: Rubric, curve: CreditCurve) -> Grades:
         question = rubric.question(g.question_id)
         if isinstance(question, ShortQuestion) and g.points:
             matches = tuple(replace(m, credit=m.credit_under(curve)) for m in g.points)
-            carried = tuple(f for f in g.flags if f.code not in flagging.MARK_DEPENDENT and f.code != "contradiction")
+            carried = tuple(f for f in g.flags if f.code not in flagging.MARK_DEPENDENT and f.code != FlagCode.CONTRADICTION)
             g = _short_grade(g.student_id, question, matches, g.words, carried, curve)
         items.append(g)
     return replace(grades, curve=curve, items=tuple(items))

@@ -31,7 +31,7 @@ from grader.atomic import write_atomically
 from grader.errors import GraderError, InputError
 from grader.evaluation import Evaluation, evaluate, with_interval
 from grader import flags as flagging
-from grader.flags import Flag
+from grader.flags import Flag, FlagCode
 from grader.grade import Grades, QuestionGrade
 from grader.match import CreditCurve, PointMatch
 from grader.results import number, summarise
@@ -86,11 +86,14 @@ def read_run(results_dir: str | Path) -> Run:
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(folder / "run.json", f"not a run.json written by `grader grade` (missing {exc})") from None
     items = []
-    for row in marks:
+    for line, row in enumerate(marks, start=2):
         key = (spreadsheet_unsafe(row["student_id"]), spreadsheet_unsafe(row["question_id"]))
         points, choice, reasons = evidence.get(key, ((), None, ()))
         codes = [c for c in row["flags"].split(";") if c]
-        flags = tuple(Flag(c, r) for c, r in zip(codes, reasons)) if len(reasons) == len(codes) else tuple(Flag(c, c) for c in codes)
+        try:
+            flags = tuple(Flag(c, r) for c, r in zip(codes, reasons)) if len(reasons) == len(codes) else tuple(Flag(c, c) for c in codes)
+        except ValueError as exc:
+            raise InputError(folder / "marks.csv", f"row {line}, column flags: {exc} (see grader.flags.FlagCode)") from None
         mark, max_mark = float(row["mark"]), float(row["max_mark"])
         raw = sum(p.marks * p.credit for p in points) if points else mark
         items.append(QuestionGrade(key[0], key[1], mark, max_mark, raw, flags, choice, points))
@@ -551,8 +554,8 @@ def _item_analysis(grades: Grades, rubric: Rubric) -> list[ItemAnalysis]:
                 _point_biserial(right, rest),
                 _upper_lower(right, rest, students),
                 {letter: choices.count(letter) for letter in sorted(q.options)},
-                sum(any(f.code == "unreadable-choice" for f in g.flags) for g in answers),
-                sum(any(f.code == "blank" for f in g.flags) for g in answers),
+                sum(any(f.code == FlagCode.UNREADABLE_CHOICE for f in g.flags) for g in answers),
+                sum(any(f.code == FlagCode.BLANK for f in g.flags) for g in answers),
             )
         )
     return found

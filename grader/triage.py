@@ -23,21 +23,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from grader.flags import FlagCode
 from grader.grade import Grades, QuestionGrade
 from grader.match import CreditCurve
 from grader.rubric import Rubric, ShortQuestion
 
 HARD = {
-    "contradiction": 1.0,  # 0.25 when only the rubric's own contradiction regexes fired (RUBRIC_RULED)
-    "injection": 1.0,
-    "keyword-stuffing": 1.0,
-    "possible-collusion": 1.0,
-    "unreadable-choice": 1.0,
-    "pattern-timeout": 1.0,
-    "hesitant-choice": 0.25,
-    "too-long": 0.5,
-    "copied-question": 0.25,
-    "off-topic": 0.25,
+    FlagCode.CONTRADICTION: 1.0,  # 0.25 when only the rubric's own contradiction regexes fired (RUBRIC_RULED)
+    FlagCode.INJECTION: 1.0,
+    FlagCode.KEYWORD_STUFFING: 1.0,
+    FlagCode.POSSIBLE_COLLUSION: 1.0,
+    FlagCode.UNREADABLE_CHOICE: 1.0,
+    FlagCode.PATTERN_TIMEOUT: 1.0,
+    FlagCode.HESITANT_CHOICE: 0.25,
+    FlagCode.TOO_LONG: 0.5,
+    FlagCode.COPIED_QUESTION: 0.25,
+    FlagCode.OFF_TOPIC: 0.25,
 }
 """Doubt added per flag. A flag worth 1 outranks any amount of score uncertainty (which stays below 1)."""
 RUBRIC_RULED = 0.25
@@ -74,11 +75,11 @@ class BudgetPoint:
 def doubt(grade: QuestionGrade, rubric: Rubric, curve: CreditCurve) -> float:
     """Flags first, then marks at stake (see the module docstring)."""
     codes = [f.code for f in grade.flags]
-    if "blank" in codes:
+    if FlagCode.BLANK in codes:
         return BLANK
     hard = sum(HARD.get(code, 0.0) for code in set(codes))
-    if "contradiction" in codes and codes.count("contradiction") <= sum(p.contradiction is not None for p in grade.points):
-        hard -= HARD["contradiction"] - RUBRIC_RULED
+    if FlagCode.CONTRADICTION in codes and codes.count(FlagCode.CONTRADICTION) <= sum(p.contradiction is not None for p in grade.points):
+        hard -= HARD[FlagCode.CONTRADICTION] - RUBRIC_RULED
     question = rubric.question(grade.question_id)
     if not isinstance(question, ShortQuestion) or not grade.points:
         return hard

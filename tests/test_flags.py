@@ -155,3 +155,12 @@ def test_collusion_needs_long_answers_and_ignores_shared_copies_of_the_model_ans
     found = near_copies(answers, model)
     assert set(found) == {"e", "f"} and found["e"][0][0] == "f" and found["e"][0][1] >= 0.9
     assert set(near_copies(answers)) == {"c", "d", "e", "f"}  # without the model answer, c and d pair up
+
+
+def test_flag_codes_are_one_enum_written_as_their_text():
+    flag = flags.blank()
+    assert flag.code is flags.FlagCode.BLANK and flag.code == "blank" and f"{flag.code}" == "blank"
+    assert flags.Flag("low-confidence", "read back from a file").code is flags.FlagCode.LOW_CONFIDENCE
+    assert set(flags.MEANINGS) == set(flags.FlagCode)  # every code has its meaning
+    with pytest.raises(ValueError, match="not a valid FlagCode"):
+        flags.Flag("made-up", "no such check")

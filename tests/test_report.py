@@ -156,3 +156,15 @@ def test_wrong_rubric_or_folder_is_refused(tmp_path, results):
         build_report(results, other)
     with pytest.raises(InputError, match="run.json: not found"):
         build_report(tmp_path, RUBRIC)
+
+
+def test_an_unknown_flag_code_in_marks_csv_is_a_clear_error(tmp_path):
+    folder = tmp_path / "run"
+    write_run(folder)
+    marks = (folder / "marks.csv").read_text().splitlines()
+    header = marks[0].split(",")
+    row = marks[1].split(",")
+    row[header.index("flags")] = "made-up"
+    (folder / "marks.csv").write_text("\n".join([marks[0], ",".join(row), *marks[2:]]) + "\n")
+    with pytest.raises(InputError, match=r"marks.csv: row 2, column flags: 'made-up' is not a valid FlagCode"):
+        read_run(folder)

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from grader.errors import GraderError
-from grader.flags import Flag
+from grader.flags import Flag, FlagCode
 from grader.llm.client import CallFailed, CallsStopped, LlmClient
 from grader.llm.prompt import build_messages, verdict_schema
 from grader.llm.replies import _check_reply
@@ -25,11 +25,11 @@ Progress = Callable[[int, int], None]
 
 
 def opinion_flag(opinion: Opinion, auto_mark: float, step: float) -> Flag | None:
-    """Flag("llm-disagrees", ...) when the opinion's implied mark is a step or more from the automatic mark."""
+    """An `llm-disagrees` flag when the opinion's implied mark is a step or more from the automatic mark."""
     if not opinion.disagrees(auto_mark, step):
         return None
     return Flag(
-        "llm-disagrees",
+        FlagCode.LLM_DISAGREES,
         f"second opinion (LLM) suggests {opinion.implied_mark:g}, automatic mark {auto_mark:g}: {opinion.describe()}",
     )
 
