@@ -55,8 +55,8 @@ from grader import exemplars
 from grader import flags as flagging
 from grader.atomic import write_atomically
 from grader.errors import GraderError, InputError
-from grader.exemplars import AnswerVectors, MarkedAnswers, Neighbour
-from grader.grade import SCORE_SHIFT, Grades, QuestionGrade, apply_curve
+from grader.exemplars import AnswerVectors, MarkedAnswers
+from grader.grade import SCORE_SHIFT, Grades, Neighbour, QuestionGrade, apply_curve
 from grader.match import DEFAULT_CURVE, TOPIC_WEIGHT, CreditCurve, PointMatch, round_to_step
 from grader.rubric import Rubric, ShortQuestion
 

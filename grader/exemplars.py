@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from grader.embed import TextEncoder
+from grader.grade import Neighbour
 from grader.rubric import Rubric, ShortQuestion
 
 NEIGHBOURS = 5
@@ -59,18 +60,6 @@ _STOPWORDS = frozenset(
     "that these those as so than then there their they them which what when where who how do does did has "
     "have had can could will would should may might must also each any all into out up if we you i".split()
 )
-
-
-@dataclass(frozen=True)
-class Neighbour:
-    """A marked answer close to the one being graded: whose, its mark, how close (cosine)."""
-
-    student_id: str
-    mark: float
-    similarity: float
-
-    def to_dict(self) -> dict:
-        return {"student_id": self.student_id, "mark": self.mark, "similarity": round(self.similarity, 4)}
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ says what earned nothing. Codes are short and stable (marks.csv lists them):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -78,6 +79,13 @@ class Flag:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "code", FlagCode(self.code))
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": str(self.code), "reason": self.reason}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, str]) -> Flag:
+        return cls(data["code"], data["reason"])
 
 
 def quote(text: str, limit: int = QUOTE_CHARS) -> str:

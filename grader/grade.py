@@ -15,8 +15,9 @@ too long for the model, an answer unlike every point, a near copy of another stu
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -24,15 +25,14 @@ from grader import flags as flagging
 from grader.checker import Checker, checked_opposite, probability_of
 from grader.collusion import near_copies
 from grader.embed import Progress, TextEncoder
-from grader.exemplars import Neighbour
 from grader.flags import Flag, FlagCode
 from grader.gaming import rubric_terms, screen
 from grader.match import (
     DEFAULT_CURVE,
-    CreditCurve,
-    PointMatch,
     TOPIC_WEIGHT,
     BestMatches,
+    CreditCurve,
+    PointMatch,
     QuestionVectors,
     best_matches,
     credits,
@@ -61,6 +61,23 @@ OFF_TOPIC_COSINE = 0.15
 (unless a rubric pattern read it, or it is a bare verdict: "No." is an answer). On the development set
 wrong but on-topic answers ("The model will overfit.") sit at 0.16 and up; chatter about dinner at 0.1."""
 OFF_TOPIC_MIN_WORDS = 3
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    """A marked answer close to the one being graded: whose, its mark, how close (cosine)."""
+
+    student_id: str
+    mark: float
+    similarity: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """The one serialised form (evidence.jsonl, the gradebook): the similarity to 4 digits."""
+        return {"student_id": self.student_id, "mark": self.mark, "similarity": round(self.similarity, 4)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Neighbour:
+        return cls(str(data["student_id"]), float(data["mark"]), float(data["similarity"]))
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import json
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from functools import cache
 from pathlib import Path
@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from grader import __version__
 from grader.errors import GraderError, InputError
-from grader.exemplars import Neighbour
 from grader.flags import Flag
+from grader.grade import Neighbour
 from grader.match import PointMatch
 from grader.rubric import Rubric, parse_rubric
 from grader.sqlite import connect, is_damaged, rollback, transaction, use_wal
@@ -412,8 +412,8 @@ class Gradebook:
                     g.max_mark,
                     g.raw_mark,
                     g.choice,
-                    json.dumps([asdict(f) for f in g.flags], ensure_ascii=False),
-                    json.dumps([asdict(p) for p in g.points], ensure_ascii=False),
+                    json.dumps([f.to_dict() for f in g.flags], ensure_ascii=False),
+                    json.dumps([p.to_dict() for p in g.points], ensure_ascii=False),
                     float(t.doubt) if t is not None else 0.0,
                     int(t.queued) if t is not None else int(bool(g.flags)),
                     json.dumps([n.to_dict() for n in g.neighbours]) if g.neighbours else None,
@@ -753,9 +753,9 @@ def _entry(r: sqlite3.Row) -> Entry:
         auto_mark=r["mark"],
         raw_mark=r["raw_mark"],
         choice=r["choice"],
-        flags=tuple(_known(Flag, f) for f in json.loads(r["flags_json"]))
+        flags=tuple(Flag.from_dict(f) for f in json.loads(r["flags_json"]))
         + ((Flag(r["flag_code"], r["flag_reason"]),) if r["flag_code"] else ()),
-        points=tuple(_known(PointMatch, p) for p in json.loads(r["points_json"])),
+        points=tuple(PointMatch.from_dict(p) for p in json.loads(r["points_json"])),
         doubt=r["doubt"],
         queued=bool(r["queued"]),
         run_id=r["run_id"],
@@ -766,14 +766,8 @@ def _entry(r: sqlite3.Row) -> Entry:
         reviewed_at=r["at"],
         auto_at_review=r["auto_at_review"],
         opinion=json.loads(r["opinion_json"]) if r["opinion_json"] else None,
-        neighbours=tuple(_known(Neighbour, n) for n in json.loads(r["neighbours_json"] or "[]")),
+        neighbours=tuple(Neighbour.from_dict(n) for n in json.loads(r["neighbours_json"] or "[]")),
     )
-
-
-def _known(kind: type, data: dict) -> Any:
-    """Rebuild a stored dataclass, ignoring fields another grader version wrote and this one lacks."""
-    names = _field_names(kind)
-    return kind(**{k: v for k, v in data.items() if k in names})
 
 
 @cache

@@ -22,7 +22,7 @@ would have been without the `opposite` mask is kept, so the answer can be flagge
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,6 +97,45 @@ class PointMatch:
     def credit_under(self, curve: CreditCurve, shift: float = 0.0) -> float:
         """This point's credit under `curve`, as if its score were `shift` higher (rules do not move)."""
         return self.credit_with(float(curve.credit(self.score + shift)))
+
+    def to_dict(self, digits: int | None = None) -> dict[str, Any]:
+        """The one serialised form (evidence.jsonl's point fields, the gradebook's points_json): scores
+        rounded to `digits` where given; `unchecked` only when a pattern timed out."""
+
+        def number(x: float | None) -> float | None:
+            return x if x is None or digits is None else round(x, digits)
+
+        return {
+            "point_id": self.point_id,
+            "point_marks": self.marks,
+            "similarity": number(self.similarity),
+            "score": number(self.score),
+            "credit": number(self.credit),
+            "evidence": self.evidence,
+            "pattern": self.pattern,
+            "contradiction": self.contradiction,
+            "opposite": self.opposite,
+            "opposite_probability": number(self.opposite_probability),
+        } | ({"unchecked": self.unchecked} if self.unchecked is not None else {})
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PointMatch:
+        """Read `to_dict`'s form back (and gradebooks written before it, which named the marks `marks`);
+        keys a later version adds are ignored. KeyError, TypeError or ValueError on a malformed one."""
+        probability = data.get("opposite_probability")
+        return cls(
+            str(data["point_id"]),
+            float(data["point_marks"] if "point_marks" in data else data["marks"]),
+            float(data["similarity"]),
+            float(data["score"]),
+            float(data["credit"]),
+            str(data["evidence"]),
+            data.get("pattern"),
+            data.get("contradiction"),
+            data.get("opposite"),
+            data.get("unchecked"),
+            None if probability is None else float(probability),
+        )
 
 
 def fixed_credit(pattern: str | None, contradiction: str | None) -> float | None:

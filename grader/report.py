@@ -27,10 +27,10 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from scipy.stats import pointbiserialr
 
+from grader import flags as flagging
 from grader.atomic import write_atomically
 from grader.errors import GraderError, InputError
 from grader.evaluation import Evaluation, evaluate, with_interval
-from grader import flags as flagging
 from grader.flags import Flag, FlagCode
 from grader.grade import Grades, QuestionGrade
 from grader.match import CreditCurve, PointMatch
@@ -151,12 +151,7 @@ def _read_evidence(path: Path) -> dict[tuple[str, str], tuple[tuple[PointMatch, 
             if e["point_id"] is None:
                 choices[key] = e.get("choice")
             else:
-                points.setdefault(key, []).append(
-                    PointMatch(
-                        e["point_id"], float(e["point_marks"]), float(e["similarity"]), float(e["score"]),
-                        float(e["credit"]), e["evidence"], e.get("pattern"), e.get("contradiction"), e.get("opposite"),
-                    )
-                )
+                points.setdefault(key, []).append(PointMatch.from_dict(e))
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise InputError(path, f"line {line_number} is not evidence written by `grader grade` ({exc})") from None
     return {k: (tuple(points.get(k, ())), choices.get(k), reasons[k]) for k in reasons}

@@ -164,3 +164,13 @@ def test_flag_codes_are_one_enum_written_as_their_text():
     assert set(flags.MEANINGS) == set(flags.FlagCode)  # every code has its meaning
     with pytest.raises(ValueError, match="not a valid FlagCode"):
         flags.Flag("made-up", "no such check")
+
+
+def test_flags_and_neighbours_read_back_from_their_dicts():
+    from grader.grade import Neighbour
+
+    flag = flags.contradiction("p1", "ReLU is not needed")
+    assert flags.Flag.from_dict(flag.to_dict()) == flag and flag.to_dict()["code"] == "contradiction"
+    near = Neighbour("s03", 0.5, 0.87654)
+    assert near.to_dict() == {"student_id": "s03", "mark": 0.5, "similarity": 0.8765}
+    assert Neighbour.from_dict(near.to_dict()) == Neighbour("s03", 0.5, 0.8765)

@@ -252,7 +252,7 @@ def test_a_version_2_gradebook_gains_the_batch_column(tmp_path):
 def test_the_nearest_marked_answers_are_kept_and_shown_to_tas_not_students(tmp_path):
     """A calibrated mark's nearest marked answers are stored with the answer, shown on the review screen
     and in the flags sheet, and never in a student's feedback."""
-    from grader.exemplars import Neighbour
+    from grader.grade import Neighbour
     from grader.feedback import feedback_text
     from grader.flagsheet import flags_sheet
     from grader.review import render

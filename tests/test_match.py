@@ -164,3 +164,17 @@ def test_winners_are_the_first_argmax_of_each_answer():
     per_point = segs @ question.rows.T
     for a, (start, stop) in enumerate([(0, 2), (2, 6), (6, 9)]):
         assert best.segment[a].tolist() == per_point[start:stop].argmax(0).tolist()
+
+
+def test_a_point_match_has_one_serialised_form_read_back_whole():
+    full = PointMatch("p1", 0.5, 0.812345, 0.61234, 1.0, "W ~ U", "W ~ U", None, None, "slow(", 0.912345)
+    assert PointMatch.from_dict(full.to_dict()) == full
+    rounded = full.to_dict(digits=4)
+    assert rounded["similarity"] == 0.8123 and rounded["opposite_probability"] == 0.9123
+    assert list(rounded)[:3] == ["point_id", "point_marks", "similarity"]  # evidence.jsonl's order
+    plain = PointMatch("p2", 1.0, 0.3, 0.2, 0.0, "text")
+    assert "unchecked" not in plain.to_dict()  # only when a pattern timed out
+    older = {k: v for k, v in plain.to_dict().items() if k != "point_marks"} | {"marks": 1.0, "added_later": 1}
+    assert PointMatch.from_dict(older) == plain  # gradebooks written before named it `marks`
+    with pytest.raises(KeyError):
+        PointMatch.from_dict({"point_id": "p"})
