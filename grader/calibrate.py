@@ -41,7 +41,6 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from enum import Enum
 from pathlib import Path
 from typing import ClassVar
 
@@ -58,20 +57,9 @@ from grader.errors import GraderError, InputError
 from grader.exemplars import AnswerVectors, MarkedAnswers
 from grader.grade import SCORE_SHIFT, Grades, Neighbour, QuestionGrade, apply_curve
 from grader.match import DEFAULT_CURVE, TOPIC_WEIGHT, CreditCurve, PointMatch, round_to_step
+from grader.methods import CRITERIA, METHODS, Method
 from grader.rubric import Rubric, ShortQuestion
 
-
-class Method(str, Enum):
-    DEFAULT = "default"
-    ISOTONIC = "isotonic"
-    POOLED = "pooled"
-    THRESHOLDS = "thresholds"
-    SIMILARITY = "similarity"
-    EXEMPLAR = "exemplar"
-
-
-METHODS = tuple(m.value for m in Method)
-CRITERIA = ("mae", "rmse")
 FORMAT = "grader-calibration"
 FORMAT_VERSION = 2
 READS_VERSIONS = (1, 2)

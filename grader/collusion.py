@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
-from sklearn.feature_extraction.text import TfidfVectorizer
 
 THRESHOLD = 0.9
 """Cosine of the TF-IDF character n-gram vectors at or above which two answers are near-identical."""
@@ -27,6 +26,9 @@ def near_copies(answers: Mapping[str, str], model_answer: str = "") -> dict[str,
     students = [s for s, a in answers.items() if len(a.split()) >= MIN_WORDS]
     if len(students) < 2:
         return {}
+    # Imported here: scikit-learn takes a second to import, and every command (even --help) imports this module.
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
     texts = [" ".join(answers[s].lower().split()) for s in students]
     reference = " ".join(model_answer.lower().split())
     vectors = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True).fit_transform(texts + [reference])

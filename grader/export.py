@@ -22,9 +22,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from grader.errors import GraderError
 from grader.feedback import build_feedback, entries_by_student, header_key, render_text, student_name
 from grader.gradebook import Entry, Student
-from grader.results import number
 from grader.rubric import Rubric
 from grader.spreadsheet import spreadsheet_safe
+from grader.text import number
 
 _LMS = {"moodle": "Moodle", "canvas": "Canvas"}
 

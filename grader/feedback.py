@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 from grader.errors import GraderError
 from grader.gradebook import Entry, Student
-from grader.results import number
 from grader.rubric import McqQuestion, Rubric, ShortQuestion
+from grader.text import number
 
 FORMATS = ("md", "html")
 

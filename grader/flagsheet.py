@@ -16,10 +16,10 @@ from pathlib import Path
 from grader.errors import GraderError, InputError
 from grader.exemplars import describe
 from grader.gradebook import Change, Entry, Gradebook
-from grader.results import number
 from grader.rubric import McqQuestion, Rubric
 from grader.spreadsheet import spreadsheet_safe, spreadsheet_unsafe
 from grader.submissions import read_records
+from grader.text import number
 
 COLUMNS = (
     "student_id", "question_id", "question", "answer", "proposed_mark", "max_mark", "flags", "points",

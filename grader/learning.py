@@ -10,27 +10,65 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
 
 import numpy as np
-from dataclasses import replace
-from pathlib import Path
 
 from grader import calibrate, finetune
+from grader.atomic import check_writable
 from grader.calibrate import Calibrator
 from grader.embed import Encoder
-from grader.engine import EncoderSpec
+from grader.engine import EncoderSpec, Engine, grade_here, grade_on_cluster, load_encoder
 from grader.errors import GraderError
+from grader.exam import read_exam, read_marks
 from grader.exemplars import AnswerVectors, answer_vectors
 from grader.grade import Grades
-from grader.rubric import Rubric
+from grader.rubric import Rubric, ShortQuestion
 from grader.submissions import Submissions
-
-GradeFn = Callable[[Rubric, Submissions, Encoder], Grades]
+from grader.watcher import QUIET, Watcher
 
 
 def tuned_encoder_path(calibration: Path) -> Path:
     """Where `calibrate --fine-tune` saves the tuned encoder: beside the calibration file."""
     return calibration.with_name(calibration.stem + ".encoder")
+
+
+def calibrate_from_marks(
+    spec: EncoderSpec,
+    out: Path,
+    rubric: Path | None,
+    answers: Path | None,
+    marks: Path | None,
+    db: Path | None,
+    watcher: Watcher = QUIET,
+    **fit: Any,
+) -> Calibrator:
+    """`grader calibrate`: learn from a TA's marks file on RUBRIC and ANSWERS, or from the marks TAs set
+    or accepted in the gradebook `db` (on its latest answers and rubric); warn about too few or uniform
+    marks; then `calibrate_exam` (which takes `fit`: method, criterion, fine_tune, log) fits and saves."""
+    from grader.agreement import marks_warnings
+
+    if db is not None:
+        if rubric or answers or marks:
+            raise GraderError("with --db, give no RUBRIC/ANSWERS/MARKS: the gradebook holds the rubric, the answers and the TA marks")
+        from grader.gradebook import Gradebook
+
+        with Gradebook.open(db, create=False) as book:
+            loaded, submissions, human = book.rubric(), book.submissions(), book.human_marks()
+        if not human:
+            raise GraderError(f"{db}: no TA has set or accepted a mark yet: review some answers first (`grader review {db}`)")
+    elif rubric is None or answers is None or marks is None:
+        raise GraderError("give RUBRIC ANSWERS MARKS, or --db GRADEBOOK")
+    else:
+        loaded, submissions = read_exam(rubric, answers, watcher.warn)
+        human = read_marks(marks, loaded)
+    check_writable(out)
+    shorts = {q.id: q.marks for q in loaded.questions if isinstance(q, ShortQuestion)}
+    for warning in marks_warnings(human, shorts, Calibrator().min_per_question):
+        watcher.warn(f"{marks or db}: {warning}")
+    return calibrate_exam(loaded, submissions, human, spec, out, watcher=watcher, **fit)
 
 
 def calibrate_exam(
@@ -39,10 +77,10 @@ def calibrate_exam(
     human: Mapping[tuple[str, str], float],
     spec: EncoderSpec,
     out: Path,
-    grade: GradeFn,
     method: str = "auto",
     criterion: str = "rmse",
     fine_tune: bool = False,
+    watcher: Watcher = QUIET,
     log: Callable[[str], None] = lambda _: None,
 ) -> Calibrator:
     """Grade the answers (with an encoder fine-tuned on the marks first, if asked), fit, and save to `out`."""
@@ -56,7 +94,7 @@ def calibrate_exam(
         record = finetune.fine_tune(encoder.model_path, pairs, target, rubric.fingerprint, encoder.name, device=encoder.device)
         log(f"Fine-tuned in {record.seconds:.0f} s.")
         encoder = replace(spec, model=target).load()
-    grades = grade(rubric, submissions, encoder)
+    grades = grade_here(rubric, submissions, encoder, watcher)
     vectors = answer_vectors(rubric, submissions.answers, encoder)
     fitted = calibrator.fit(grades, rubric, human, vectors)
     fitted.learning_curve_ = marking_curve(grades, rubric, human, vectors, fitted.method_)
@@ -144,3 +182,46 @@ def apply_calibration(
             raise GraderError("this calibration (exemplar) needs the model in this process: grade with --engine local")
         vectors = answer_vectors(rubric, submissions.answers, encoder)
     return calibrator.predict(grades, rubric, vectors)
+
+
+@dataclass(frozen=True)
+class CalibratedGrades:
+    """A class graded, and calibrated when a calibration file was given."""
+
+    grades: Grades
+    where: str
+    """Where the model ran, for the summary line: "MODEL on DEVICE" or "MODEL on Ray"."""
+    calibrator: Calibrator | None = None
+
+
+def grade_calibrated(
+    rubric: Rubric,
+    submissions: Submissions,
+    spec: EncoderSpec,
+    calibration: Path | None = None,
+    engine: Engine | str = Engine.LOCAL,
+    address: str | None = None,
+    watcher: Watcher = QUIET,
+) -> CalibratedGrades:
+    """Grade on `engine`, then apply the calibration if one is given; a calibration fitted for another
+    rubric (or model) is refused before the model loads (or before grading)."""
+    calibrator = calibrate.load(calibration) if calibration is not None else None
+    encoder = None
+    if calibrator is not None:
+        calibrator.check(rubric, source=str(calibration))
+        spec = calibration_encoder(calibrator, calibration, spec, rubric)
+    if engine == Engine.RAY:
+        grades = grade_on_cluster(rubric, submissions, spec, address, watcher)
+        where = f"{grades.model} on Ray"
+    else:
+        encoder = load_encoder(spec, watcher)
+        if calibrator is not None:
+            calibrator.check(rubric, encoder.name, source=str(calibration))
+        grades = grade_here(rubric, submissions, encoder, watcher)
+        where = f"{encoder.name} on {encoder.device}"
+    if calibrator is not None:
+        calibrator.check(rubric, grades.model, source=str(calibration))
+        if encoder is None and calibrator.needs_vectors:
+            encoder = load_encoder(spec, watcher)  # the exemplar method reads each answer's vector, here
+        grades = apply_calibration(calibrator, grades, rubric, submissions, encoder)
+    return CalibratedGrades(grades, where, calibrator)

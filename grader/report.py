@@ -34,10 +34,10 @@ from grader.evaluation import Evaluation, evaluate, with_interval
 from grader.flags import Flag, FlagCode
 from grader.grade import Grades, QuestionGrade
 from grader.match import CreditCurve, PointMatch
-from grader.results import number, summarise
+from grader.results import summarise
 from grader.rubric import McqQuestion, Rubric, ShortQuestion
 from grader.spreadsheet import spreadsheet_unsafe
-from grader.text import shorten
+from grader.text import number, shorten
 from grader.triage import BudgetPoint, budget_curve
 
 SECTIONS = {

@@ -1,4 +1,5 @@
-"""The outputs of a run: marks.csv, totals.csv, evidence.jsonl, run.json, and the summary table.
+"""The outputs of a run: marks.csv, totals.csv, evidence.jsonl, run.json, and the summary table;
+and `grade_exam`, the whole `grader grade` run that writes them (and adds the run to a gradebook).
 
 Text from the answers file (student ids, kept columns) goes through the spreadsheet guard
 (`grader.spreadsheet`): these files are opened in spreadsheets. Everything is rendered to text first and written atomically, so `--out` holds either the previous
@@ -11,21 +12,24 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from grader import __version__
-from grader.atomic import write_atomically
+from grader.atomic import check_writable, write_atomically
+from grader.engine import EncoderSpec, Engine
+from grader.errors import InputError
+from grader.exam import read_exam
 from grader.grade import Grades
+from grader.gradebook import Gradebook, RunRecord
+from grader.learning import grade_calibrated
 from grader.rubric import McqQuestion, Rubric
 from grader.spreadsheet import spreadsheet_safe
 from grader.submissions import Submissions
-
-
-def number(value: float) -> str:
-    """Marks as people write them: 1, 0.5, 0.25 (never 1.0 or 0.30000000000000004)."""
-    return f"{round(value, 6):g}"
+from grader.text import number
+from grader.triage import triage
+from grader.watcher import QUIET, Watcher
 
 
 def _csv(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
@@ -67,20 +71,7 @@ def evidence_jsonl(grades: Grades) -> str:
             lines.append({**base, "point_id": None, "choice": g.choice, "flags": [f.reason for f in g.flags]})
         for p in g.points:
             lines.append(
-                {
-                    **base,
-                    "point_id": p.point_id,
-                    "point_marks": p.marks,
-                    "similarity": round(p.similarity, 4),
-                    "score": round(p.score, 4),
-                    "credit": round(p.credit, 4),
-                    "evidence": p.evidence,
-                    "pattern": p.pattern,
-                    "contradiction": p.contradiction,
-                    "opposite": p.opposite,
-                    "opposite_probability": None if p.opposite_probability is None else round(p.opposite_probability, 4),
-                    "flags": [f.reason for f in g.flags],
-                }
+                {**base, **p.to_dict(digits=4), "flags": [f.reason for f in g.flags]}
                 # The marked answers a calibrated mark leaned on (absent when none did).
                 | ({"neighbours": [n.to_dict() for n in g.neighbours]} if g.neighbours else {})
             )
@@ -160,3 +151,71 @@ def summarise(grades: Grades, rubric: Rubric) -> list[QuestionSummary]:
             )
         )
     return rows
+
+
+def recorded_rubric(results: Path) -> Path:
+    """The rubric a graded folder was graded with, as its run.json recorded it."""
+    try:
+        recorded = json.loads((results / "run.json").read_text(encoding="utf-8")).get("rubric_path")
+    except (OSError, ValueError) as exc:
+        raise InputError(results / "run.json", f"cannot read the run: {exc}") from None
+    if not recorded:
+        raise InputError(results / "run.json", "no rubric_path recorded: pass --rubric")
+    return Path(recorded)
+
+
+@dataclass(frozen=True)
+class GradedExam:
+    """What `grade_exam` did: the grades and their summary, where the model ran, and the gradebook's record."""
+
+    rubric: Rubric
+    grades: Grades
+    summary: list[QuestionSummary]
+    where: str
+    """Where the model ran: "MODEL on DEVICE" or "MODEL on Ray"."""
+    calibration_method: str | None = None
+    record: RunRecord | None = None
+    queued: int = 0
+    """Answers waiting for review in the gradebook after this run."""
+
+
+def grade_exam(
+    rubric: Path,
+    answers: Path,
+    out: Path,
+    spec: EncoderSpec,
+    engine: Engine | str = Engine.LOCAL,
+    address: str | None = None,
+    calibration: Path | None = None,
+    db: Path | None = None,
+    review_budget: float | None = None,
+    watcher: Watcher = QUIET,
+    written: Callable[[GradedExam], None] = lambda _: None,
+) -> GradedExam:
+    """`grader grade`: grade every answer (calibrated when `calibration` is given), write the four files
+    into `out`, then add the run to the gradebook `db` (TA marks already in it are kept).
+
+    Bad inputs, an unwritable `out` and a gradebook of another exam fail before the model loads.
+    `written` is called once the files are written, before the gradebook is touched.
+    """
+    loaded, submissions = read_exam(rubric, answers, watcher.warn)
+    check_writable(out, folder=True)
+    book = Gradebook.open(db) if db is not None else None
+    if book is not None:
+        book.check_exam(loaded)
+    graded = grade_calibrated(loaded, submissions, spec, calibration, engine, address, watcher)
+    grades, calibrator = graded.grades, graded.calibrator
+    calibration_info = calibrator.summary() if calibrator else None
+    triaged = triage(grades, loaded, review_budget)
+    write_results(out, grades, loaded, submissions, str(rubric.resolve()), calibration_info)
+    result = GradedExam(loaded, grades, summarise(grades, loaded), graded.where, calibrator.method_ if calibrator else None)
+    written(result)
+    if book is None:
+        return result
+    with book:
+        record = book.record_run(
+            loaded, submissions, grades, rubric_path=str(rubric.resolve()), calibration=calibration_info,
+            triaged=triaged, review_budget=review_budget,
+        )
+        queued = len(book.queue())
+    return replace(result, record=record, queued=queued)

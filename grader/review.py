@@ -9,7 +9,6 @@ I/O; `review` is the loop over it.
 
 from __future__ import annotations
 
-import argparse
 import math
 import re
 import sqlite3
@@ -578,22 +577,25 @@ def _marks(entry: Entry, question: McqQuestion | ShortQuestion) -> Group:
     return Group(*lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """`python -m grader.review DB --ta NAME`: the review screen without the rest of the CLI."""
-    parser = argparse.ArgumentParser(prog="python -m grader.review", description="Review a gradebook's flagged answers.")
-    parser.add_argument("db", type=Path)
-    parser.add_argument("--ta", default=default_ta())
-    args = parser.parse_args(argv)
+def review_gradebook(db: Path, ta: str | None = None, console: Console | None = None) -> ReviewSummary:
+    """What `grader review DB` runs: the gradebook's queue, reviewed in this terminal as `ta` (default:
+    the login name). Input lines can be edited and recalled with the arrow keys where readline exists."""
     try:
         import readline  # noqa: F401  (input() then edits the line and recalls earlier ones with the arrow keys)
     except ImportError:  # Windows
         pass
+    with Gradebook.open(db, create=False) as gb:
+        return review(gb, ta or default_ta(), console or Console())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m grader.review DB --ta NAME`: the same as `grader review DB --ta NAME`; returns its exit status."""
+    from grader.cli import main as grader  # the command line sits above this module: imported only here
+
     try:
-        with Gradebook.open(args.db, create=False) as gb:
-            review(gb, args.ta, Console())
-    except GraderError as exc:
-        Console(stderr=True).print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        return 2
+        grader(["review", *(sys.argv[1:] if argv is None else argv)], prog_name="grader")
+    except SystemExit as exc:  # the command line always exits; this entry point returns the status instead
+        return int(exc.code or 0)
     return 0
 
 

@@ -8,6 +8,7 @@ nearest its centre), and the rest are the answers the uncalibrated grader is lea
 (`grader.triage.doubt`: scores near the credit ramp, marks near a rounding boundary, hard flags).
 Blank answers are never picked: a blank is marked 0 without a TA. The picks are deterministic
 (seeded), and the sheet is the CSV `calibrate` reads, with an empty mark column to fill in.
+`sample_exam` is the whole `grader sample` run: read, grade, pick, write the sheet.
 """
 
 from __future__ import annotations
@@ -16,15 +17,20 @@ import csv
 import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from sklearn.cluster import KMeans
 
-from grader.exemplars import AnswerVectors
+from grader.atomic import check_writable, write_atomically
+from grader.engine import EncoderSpec, grade_here, load_encoder
+from grader.exam import read_exam
+from grader.exemplars import AnswerVectors, answer_vectors
 from grader.grade import Grades
 from grader.rubric import Rubric, ShortQuestion
 from grader.spreadsheet import spreadsheet_safe
 from grader.triage import doubt
+from grader.watcher import QUIET, Watcher
 
 UNSURE_SHARE = 0.25
 """Share of each question's picks given to the answers the grader is least sure of (the rest cover the range)."""
@@ -39,6 +45,20 @@ class Pick:
     question_id: str
     why: str
     """"covers cluster k of n" or "grader unsure (doubt d)"."""
+
+
+def sample_exam(
+    rubric: Path, answers: Path, out: Path, per_question: int, spec: EncoderSpec, watcher: Watcher = QUIET
+) -> list[Pick]:
+    """`grader sample`: grade the class uncalibrated, pick up to `per_question` answers per short question
+    and write them to `out` as a marking sheet."""
+    loaded, submissions = read_exam(rubric, answers, watcher.warn)
+    check_writable(out)
+    encoder = load_encoder(spec, watcher)
+    grades = grade_here(loaded, submissions, encoder, watcher)
+    picks = pick_answers(grades, loaded, answer_vectors(loaded, submissions.answers, encoder), per_question)
+    write_atomically({out: marking_sheet(picks, loaded, submissions.answers)})
+    return picks
 
 
 def pick_answers(

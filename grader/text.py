@@ -1,4 +1,5 @@
-"""Shortening text for one line of a reason, a message, a table cell: the one rule every caller imports.
+"""Text for people, one rule each: shortening a text to one line of a reason, a message or a table
+cell, and writing a mark as people write it. Every caller imports these.
 
 `shorten(text, limit)` never returns more than `limit` characters; a longer text is cut after
 `limit - 1` and ends with "…" (one character, so the limit holds). By default white space is first
@@ -24,3 +25,8 @@ def shorten(text: str, limit: int, *, collapse: bool = True, trim: bool = False)
         return text
     kept = text[: limit - 1]
     return (kept.rstrip() if trim else kept) + ELLIPSIS
+
+
+def number(value: float) -> str:
+    """Marks as people write them: 1, 0.5, 0.25 (never 1.0 or 0.30000000000000004)."""
+    return f"{round(value, 6):g}"
