@@ -28,8 +28,9 @@ from dataclasses import replace
 import corpora as data
 from devset import MARKS, RUBRIC, SAMPLE
 
-from grader.agreement import agreement, read_human_marks
+from grader.agreement import agreement
 from grader.embed import Encoder
+from grader.exam import read_human_marks
 from grader.grade import Grades, grade
 from grader.reference import MAX_POINTS, references_to_rubric
 from grader.rubric import ShortQuestion, load_rubric

@@ -11,8 +11,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from grader.agreement import agreement, read_human_marks  # noqa: E402
+from grader.agreement import agreement  # noqa: E402
 from grader.embed import Encoder  # noqa: E402
+from grader.exam import read_human_marks  # noqa: E402
 from grader.grade import Grades, grade  # noqa: E402
 from grader.rubric import Rubric, ShortQuestion, load_rubric  # noqa: E402
 from grader.submissions import Submissions, read_submissions  # noqa: E402

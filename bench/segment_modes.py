@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 from sklearn.model_selection import KFold  # noqa: E402
 
-from grader.agreement import read_human_marks  # noqa: E402
+from grader.exam import read_human_marks  # noqa: E402
 from grader.calibrate import Calibrator  # noqa: E402
 from grader.embed import Encoder  # noqa: E402
 from grader.exemplars import answer_vectors  # noqa: E402

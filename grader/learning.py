@@ -48,7 +48,7 @@ def calibrate_from_marks(
     """`grader calibrate`: learn from a TA's marks file on RUBRIC and ANSWERS, or from the marks TAs set
     or accepted in the gradebook `db` (on its latest answers and rubric); warn about too few or uniform
     marks; then `calibrate_exam` (which takes `fit`: method, criterion, fine_tune, log) fits and saves."""
-    from grader.agreement import marks_warnings
+    from grader.exam import marks_warnings
 
     if db is not None:
         if rubric or answers or marks:

@@ -35,7 +35,7 @@ def sample(encoder, rubric):
     """The bundled development set graded once with the defaults, with our marks."""
     from types import SimpleNamespace
 
-    from grader.agreement import read_human_marks
+    from grader.exam import read_human_marks
     from grader.grade import grade
     from grader.submissions import read_submissions
 

@@ -2,13 +2,11 @@ from __future__ import annotations
 
 import math
 
-import pytest
-
 import numpy as np
+import pytest
 from sklearn.metrics import cohen_kappa_score
 
-from grader.agreement import METRICS, _quadratic_kappa, agreement, bootstrap, read_human_marks
-from grader.errors import InputError
+from grader.agreement import METRICS, _quadratic_kappa, agreement, bootstrap
 
 
 def test_perfect_agreement():
@@ -99,18 +97,3 @@ def test_batched_kappa_equals_scikit_learn_replicate_by_replicate():
     machine[0] = human[0] = 2  # one constant replicate: undefined, NaN in both
     expected = [cohen_kappa_score(h, m, weights="quadratic", labels=np.arange(5)) for h, m in zip(human, machine)]
     assert np.allclose(_quadratic_kappa(human, machine), expected, equal_nan=True)
-
-
-def test_read_human_marks_errors(tmp_path):
-    path = tmp_path / "marks.csv"
-    path.write_text("student_id,question_id,mark\ns1,I3,1\ns1,I9,0\n")
-    with pytest.raises(InputError, match=r"marks.csv, row 3, column 'question_id': unknown question 'I9'"):
-        read_human_marks(path, {"I3"})
-    path.write_text("student_id,question_id,mark\ns1,I3,one\n")
-    with pytest.raises(InputError, match=r"row 2, column 'mark': mark 'one' is not a number"):
-        read_human_marks(path)
-    path.write_text("student_id,mark\n")
-    with pytest.raises(InputError, match="missing column"):
-        read_human_marks(path)
-    path.write_text("student_id,question_id,mark\ns1,I3,1\n")
-    assert read_human_marks(path) == {("s1", "I3"): 1.0}

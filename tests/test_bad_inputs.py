@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from grader.agreement import marks_warnings
+from grader.exam import marks_warnings
 from grader.errors import GraderError
 from grader.export import canvas_csv, moodle_csv
 from grader.flagsheet import import_flags_sheet

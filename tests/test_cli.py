@@ -354,7 +354,7 @@ def test_a_bad_flags_sheet_is_refused_row_by_row(gradebook, tmp_path):
 
 
 def test_calibrate_from_the_tas_marks_in_a_gradebook(tmp_path):
-    from grader.agreement import read_human_marks
+    from grader.exam import read_human_marks
     from grader.grade import Grades, QuestionGrade
     from grader.gradebook import Change, Gradebook
     from grader.match import DEFAULT_CURVE

@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from grader.agreement import read_human_marks
+from grader.exam import read_human_marks
 from grader.rubric import ShortQuestion
 from grader.sampling import SHEET_COLUMNS, marking_sheet, pick_answers
 
