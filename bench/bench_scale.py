@@ -17,7 +17,7 @@ Each size runs in a fresh process (so peak memory is that size's alone) and repo
 The class: the dl-midsem exam (19 questions: 12 MCQs and 7 short answers, drawn from the 42 real
 students of the bundled sample) plus 6 short questions from the shared corpora (/work/shared/datasets:
 the 2 Mohler and 2 SAF questions with the most answers, the largest Beetle and SciEntsBank question),
-their rubrics built from the reference answers by `grader.reference`. Every synthetic answer is a
+their rubrics built from the reference answers by `grader.authoring.reference`. Every synthetic answer is a
 real one: copied verbatim with probability 3 % (the exact-duplicate rate of real answers in those
 corpora is 0-3 %), else edited as another student might have written it (a sentence dropped or
 swapped, a clause borrowed from a classmate, and small word-level edits: a typo, a dropped word, a
@@ -32,7 +32,7 @@ encoding floor then, so no ratio; the marks are meaningless, the memory is the r
 vectors, same sizes). With `--segments pooled` the stand-in has the real tokenizer and returns random
 token embeddings, so tokenizing, windows and pooling run for real.
 
-`--segments pooled|separate` chooses how segments become vectors (`grader.spans`; default: the
+`--segments pooled|separate` chooses how segments become vectors (`grader.embedding.spans`; default: the
 library's). `--floor sentences` times the floor on each distinct *sentence* of the answers (windows
 of over-long ones) instead of the texts grading encodes: what reading every answer once costs, the
 floor that pooling aims at. `--no-cache` grades once with the cache off (no second run); with
@@ -64,13 +64,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from grader.embed import Encoder  # noqa: E402
-from grader.grade import grade  # noqa: E402
-from grader.reference import Reference, references_to_rubric  # noqa: E402
-from grader.rubric import Rubric, ShortQuestion, load_rubric  # noqa: E402
-from grader.segment import clauses, segments, sentences, windows  # noqa: E402
-from grader.spans import DEFAULT_SEGMENT_MODE, SegmentMode  # noqa: E402
-from grader.submissions import parse_submissions, read_submissions  # noqa: E402
+from grader.embedding.encoder import Encoder  # noqa: E402
+from grader.scoring.grade import grade  # noqa: E402
+from grader.authoring.reference import Reference, references_to_rubric  # noqa: E402
+from grader.exam.rubric import Rubric, ShortQuestion, load_rubric  # noqa: E402
+from grader.embedding.segment import clauses, segments, sentences, windows  # noqa: E402
+from grader.embedding.spans import DEFAULT_SEGMENT_MODE, SegmentMode  # noqa: E402
+from grader.exam.submissions import parse_submissions, read_submissions  # noqa: E402
 
 RUBRIC = ROOT / "rubrics" / "dl-midsem.yaml"
 SAMPLE = ROOT / "submissions" / "dl-midsem-sample.csv"
@@ -214,7 +214,7 @@ def sentence_texts(rubric: Rubric, submissions) -> list[str]:
 
 
 def _rubric_texts(question: ShortQuestion) -> list[str]:
-    from grader.match import texts_to_encode
+    from grader.scoring.match import texts_to_encode
 
     return texts_to_encode(question)
 
@@ -248,7 +248,7 @@ class StubTransformer:
     def __init__(self, dim: int = 384) -> None:
         from transformers import AutoTokenizer
 
-        from grader.embed import default_model_path
+        from grader.embedding.encoder import default_model_path
 
         self.tokenizer, self.dim = AutoTokenizer.from_pretrained(str(default_model_path())), dim
 

@@ -1,15 +1,15 @@
-"""The learned contradiction checker (`grader.checker`) measured: recall, false alarms, grading time.
+"""The learned contradiction checker (`grader.scoring.checker`) measured: recall, false alarms, grading time.
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker.py cv [--folds 3] [--sample 0]
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker.py alarms [--checker models/checker]
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker.py timing [--students 526]
 
 cv: question-grouped cross-validation on SemEval-2013 train. Each fold's questions are never trained
-on: the checker is trained by `grader.checker_train.train_checker` (the same function as `grader
+on: the checker is trained by `grader.scoring.checker_train.train_checker` (the same function as `grader
 model train-checker`) on the other folds' answers, their references' pairs and the bundled rubric's
 pairs, with the threshold it chooses on its own held-out questions; then the fold's contradictory and
 correct answers are scored against their question's first reference. Beside it, the rules
-(`grader.negation.opposed`) on the same (reference, answer) pairs.
+(`grader.scoring.negation.opposed`) on the same (reference, answer) pairs.
 
 alarms: full-mark answers wrongly flagged `contradiction` when graded (rules alone, rules + checker):
 Mohler dev (score_avg 5), SAF train (the question's top score), and the bundled sample (our full marks).
@@ -36,14 +36,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 DATA = Path(os.environ.get("GRADER_DATASETS", ROOT.parent / "shared" / "datasets"))
 
-from grader.checker import Checker, contradiction_score, load, rubric_pairs, tokenizer_for
-from grader.checker_train import Marked, read_semeval, recall_at, train_checker
-from grader.embed import Encoder, default_model_path
-from grader.grade import grade
-from grader.negation import opposed, polarity
-from grader.reference import MAX_POINTS, Reference, references_to_rubric
-from grader.rubric import ShortQuestion, load_rubric
-from grader.submissions import parse_submissions, read_submissions
+from grader.scoring.checker import Checker, contradiction_score, load, rubric_pairs, tokenizer_for
+from grader.scoring.checker_train import Marked, read_semeval, recall_at, train_checker
+from grader.embedding.encoder import Encoder, default_model_path
+from grader.scoring.grade import grade
+from grader.scoring.negation import opposed, polarity
+from grader.authoring.reference import MAX_POINTS, Reference, references_to_rubric
+from grader.exam.rubric import ShortQuestion, load_rubric
+from grader.exam.submissions import parse_submissions, read_submissions
 
 RUBRIC = ROOT / "rubrics" / "dl-midsem.yaml"
 SAMPLE = ROOT / "submissions" / "dl-midsem-sample.csv"
@@ -111,7 +111,7 @@ def cv(args: argparse.Namespace) -> None:
     print(f"\npooled over {args.folds} folds: {con.sum()} contradictory, {cor.sum()} correct answers")
     print(f"checker, each fold's own threshold: recall {np.mean(p[con] >= t[con]):.1%}, false alarms {np.mean(p[cor] >= t[cor]):.1%}")
     print(f"checker, operating point at <= {FALSE_ALARMS:.0%} false alarms: recall {at3:.1%} (false alarms {fa3:.1%})")
-    print(f"rules (grader.negation) on the same pairs: recall {r[con].mean():.1%}, false alarms {r[cor].mean():.1%}")
+    print(f"rules (grader.scoring.negation) on the same pairs: recall {r[con].mean():.1%}, false alarms {r[cor].mean():.1%}")
     print(f"checker or rules, own thresholds: recall {np.mean(((p >= t) | r)[con]):.1%}, "
           f"false alarms {np.mean(((p >= t) | r)[cor]):.1%}")
     if args.save:

@@ -6,7 +6,7 @@ SemEval-2013 train (Beetle and SciEntsBank, /work/shared/datasets) labels each a
 contradictory or incorrect. The answers labelled correct or contradictory are graded twice against
 the rubric built from the reference answers (`bench/corpora.py`'s loader and rubric builder), with
 the same vectors: before (`grade(..., negation=False)`: only rubric contradiction regexes, and these
-rubrics have none) and after (the polarity mask of `grader.negation`). For each: how many
+rubrics have none) and after (the polarity mask of `grader.scoring.negation`). For each: how many
 contradictory answers are flagged `contradiction` (caught) and how many correct answers are
 (wrongly caught); and how many of each get a mark of at least half (called correct).
 
@@ -28,13 +28,13 @@ from dataclasses import replace
 import corpora as data
 from devset import MARKS, RUBRIC, SAMPLE
 
-from grader.agreement import agreement
-from grader.embed import Encoder
-from grader.exam import read_human_marks
-from grader.grade import Grades, grade
-from grader.reference import MAX_POINTS, references_to_rubric
-from grader.rubric import ShortQuestion, load_rubric
-from grader.submissions import parse_submissions, read_submissions
+from grader.calibration.agreement import agreement
+from grader.embedding.encoder import Encoder
+from grader.exam.files import read_human_marks
+from grader.scoring.grade import Grades, grade
+from grader.authoring.reference import MAX_POINTS, references_to_rubric
+from grader.exam.rubric import ShortQuestion, load_rubric
+from grader.exam.submissions import parse_submissions, read_submissions
 
 
 def graded(corpus: data.Corpus, encoder: data.MemoryEncoder, negation: bool) -> tuple[Grades, list[tuple[str, str]]]:

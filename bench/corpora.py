@@ -2,12 +2,12 @@
 
     .venv/bin/python bench/corpora.py [--dataset mohler|saf|semeval|all] [--limit N]
 
-For each corpus the rubric is built from its reference answers (`grader.reference`), the answers go
+For each corpus the rubric is built from its reference answers (`grader.authoring.reference`), the answers go
 through the real CSV reader (long shape) and are graded once on the CPU with the default model.
 Then two protocols, each with honest cross-validation (no answer both fits and scores):
 
 - unseen answers: each question's answers are split into 5 folds (fewer for small questions); fold
-  k of every question is held out together, `grader.calibrate.Calibrator` is fitted on the rest of
+  k of every question is held out together, `grader.calibration.calibrate.Calibrator` is fitted on the rest of
   every question, and the held-out answers are predicted; predictions are pooled over folds.
 - unseen questions: GroupKFold (5) over question ids: calibrate on some questions, predict others
   (the Calibrator falls back to its pooled maps for questions it has not seen).
@@ -52,17 +52,17 @@ from sklearn.isotonic import IsotonicRegression  # noqa: E402
 from sklearn.metrics import accuracy_score, f1_score  # noqa: E402
 from sklearn.model_selection import GroupKFold, KFold  # noqa: E402
 
-from grader.agreement import agreement  # noqa: E402
-from grader.calibrate import METHODS, Calibrator  # noqa: E402
-from grader.embed import Encoder, default_model_path  # noqa: E402
-from grader.exemplars import AnswerVectors, answer_vectors  # noqa: E402
-from grader.finetune import fine_tune, training_pairs  # noqa: E402
-from grader.grade import Grades, QuestionGrade, grade  # noqa: E402
-from grader.match import TOPIC_WEIGHT  # noqa: E402
-from grader.reference import MAX_POINTS, Reference, references_to_rubric  # noqa: E402
-from grader.sampling import pick_answers  # noqa: E402
-from grader.rubric import Rubric  # noqa: E402
-from grader.submissions import parse_submissions  # noqa: E402
+from grader.calibration.agreement import agreement  # noqa: E402
+from grader.calibration.calibrate import METHODS, Calibrator  # noqa: E402
+from grader.embedding.encoder import Encoder, default_model_path  # noqa: E402
+from grader.calibration.exemplars import AnswerVectors, answer_vectors  # noqa: E402
+from grader.calibration.finetune import fine_tune, training_pairs  # noqa: E402
+from grader.scoring.grade import Grades, QuestionGrade, grade  # noqa: E402
+from grader.scoring.match import TOPIC_WEIGHT  # noqa: E402
+from grader.authoring.reference import MAX_POINTS, Reference, references_to_rubric  # noqa: E402
+from grader.calibration.sampling import pick_answers  # noqa: E402
+from grader.exam.rubric import Rubric  # noqa: E402
+from grader.exam.submissions import parse_submissions  # noqa: E402
 
 DATA = Path("/work/shared/datasets")
 FOLDS = 5

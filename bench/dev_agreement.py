@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from devset import load_devset, per_question
 
-from grader.agreement import agreement
-from grader.rubric import McqQuestion
+from grader.calibration.agreement import agreement
+from grader.exam.rubric import McqQuestion
 
 
 def main() -> None:

@@ -16,10 +16,10 @@ import argparse
 import numpy as np
 from devset import load_devset
 
-from grader.agreement import agreement
-from grader.calibrate import METHODS, Calibrator
-from grader.exemplars import answer_vectors
-from grader.rubric import ShortQuestion
+from grader.calibration.agreement import agreement
+from grader.calibration.calibrate import METHODS, Calibrator
+from grader.calibration.exemplars import answer_vectors
+from grader.exam.rubric import ShortQuestion
 
 
 def main() -> None:

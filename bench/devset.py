@@ -11,12 +11,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from grader.agreement import agreement  # noqa: E402
-from grader.embed import Encoder  # noqa: E402
-from grader.exam import read_human_marks  # noqa: E402
-from grader.grade import Grades, grade  # noqa: E402
-from grader.rubric import Rubric, ShortQuestion, load_rubric  # noqa: E402
-from grader.submissions import Submissions, read_submissions  # noqa: E402
+from grader.calibration.agreement import agreement  # noqa: E402
+from grader.embedding.encoder import Encoder  # noqa: E402
+from grader.exam.files import read_human_marks  # noqa: E402
+from grader.scoring.grade import Grades, grade  # noqa: E402
+from grader.exam.rubric import Rubric, ShortQuestion, load_rubric  # noqa: E402
+from grader.exam.submissions import Submissions, read_submissions  # noqa: E402
 
 RUBRIC = ROOT / "rubrics" / "dl-midsem.yaml"
 SAMPLE = ROOT / "submissions" / "dl-midsem-sample.csv"

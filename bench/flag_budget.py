@@ -4,7 +4,7 @@
         [--saf-per-question N] [--semeval-sample N]
 
 For a budget b, the ceil(b x n) most doubtful of the n answers with a human mark are reviewed (they
-take the human mark; `grader.triage`), and the mean absolute error of the machine's marks on the
+take the human mark; `grader.scoring.triage`), and the mean absolute error of the machine's marks on the
 answers left is printed beside the same after reviewing a random choice of as many (mean of 20).
 
 - dev: the bundled sample graded with the shipped defaults, all answers and short answers only;
@@ -26,11 +26,11 @@ import corpora as data
 import numpy as np
 from devset import load_devset
 
-from grader.calibrate import Calibrator
-from grader.embed import Encoder
-from grader.grade import Grades
-from grader.rubric import ShortQuestion
-from grader.triage import budget_curve
+from grader.calibration.calibrate import Calibrator
+from grader.embedding.encoder import Encoder
+from grader.scoring.grade import Grades
+from grader.exam.rubric import ShortQuestion
+from grader.scoring.triage import budget_curve
 
 BUDGETS = (0.0, 0.1, 0.2, 0.3, 0.5)
 

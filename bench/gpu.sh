@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU checks in one short run: CUDA and CPU embeddings agree (tests/test_embed.py), then the
+# The GPU checks in one short run: CUDA and CPU embeddings agree (tests/embedding/test_encoder.py), then the
 # scale benchmark on CUDA at 10k answers, and at 100k when the 10k run says it fits the time left.
 #
 #   bash bench/gpu.sh prepare      # here, on a machine with PyPI: builds bench/out/gpu-kit (~50 MB)
@@ -42,7 +42,7 @@ import pandas as pd
 import torch
 from safetensors.torch import load_file, save_file
 
-from grader.embed import default_model_path
+from grader.embedding.encoder import default_model_path
 
 kit, source = Path(sys.argv[1]), default_model_path()
 shutil.copytree(source, kit / "model", dirs_exist_ok=True, ignore=shutil.ignore_patterns("*.safetensors", "*.bin", "README.md"))
@@ -107,8 +107,8 @@ datasets=/work/shared/datasets
 { nvidia-smi; "$py" -c 'import torch, sentence_transformers as s; print("torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.get_device_name(0), "sentence-transformers", s.__version__)'; } > "$OUT/device.txt" 2>&1
 log "python $py; $(tail -1 "$OUT/device.txt")"
 
-log "CUDA vs CPU agreement (tests/test_embed.py) and the cache tests"
-"$py" -m pytest -q -s -rs -p no:cacheprovider tests/test_embed.py tests/test_cache.py > "$OUT/tests.log" 2>&1
+log "CUDA vs CPU agreement (tests/embedding/test_encoder.py) and the cache tests"
+"$py" -m pytest -q -s -rs -p no:cacheprovider tests/embedding/test_encoder.py tests/embedding/test_cache.py > "$OUT/tests.log" 2>&1
 log "tests exit $?: $(tail -1 "$OUT/tests.log")"
 grep -E "cosine CUDA/CPU|marks equal" "$OUT/tests.log" | tee -a "$OUT/gpu.log"
 

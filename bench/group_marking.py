@@ -3,7 +3,7 @@
     HF_HUB_OFFLINE=1 .venv/bin/python bench/group_marking.py [--dataset mohler|saf|semeval|all]
         [--thresholds 0.8,0.85,0.9,0.95]
 
-Per question, the answers are grouped as `grader serve` groups them (`grader.grouping`, whole answers
+Per question, the answers are grouped as `grader serve` groups them (`grader.review.grouping`, whole answers
 encoded with the default model). A TA reviewing one answer at a time takes one action per answer.
 By group, the TA reads a group, marks it in one action with the mark its most typical answer
 deserves (its human mark), then sets each member whose human mark differs in one action more; a
@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import corpora as data  # noqa: E402  (bench/corpora.py, which puts the repo on the path)
 import numpy as np  # noqa: E402
 
-from grader.embed import Encoder  # noqa: E402
-from grader.grouping import group_answers  # noqa: E402
+from grader.embedding.encoder import Encoder  # noqa: E402
+from grader.review.grouping import group_answers  # noqa: E402
 
 
 def count_actions(texts: list[str], human: list[float], vectors: np.ndarray, threshold: float) -> dict[str, float]:

@@ -3,7 +3,7 @@
     .venv/bin/python bench/segment_modes.py [--corpora mohler,saf,beetle,sci,sample] [--saf-per-question N]
                                             [--semeval-sample N] [--boot 1000]
 
-Each corpus is graded both ways (`grader.spans.SegmentMode`) with the same rubric and the same
+Each corpus is graded both ways (`grader.embedding.spans.SegmentMode`) with the same rubric and the same
 model. Marks are compared with the human marks uncalibrated (the grader's raw marks) and calibrated
 on unseen answers (`bench/corpora.py`'s protocol: each question's answers in 2 folds, the Calibrator
 fitted on one and scoring the other). The corpora come from `bench/corpora.py` (Mohler dev, SAF train,
@@ -32,15 +32,15 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 from sklearn.model_selection import KFold  # noqa: E402
 
-from grader.exam import read_human_marks  # noqa: E402
-from grader.calibrate import Calibrator  # noqa: E402
-from grader.embed import Encoder  # noqa: E402
-from grader.exemplars import answer_vectors  # noqa: E402
-from grader.grade import grade  # noqa: E402
-from grader.reference import MAX_POINTS  # noqa: E402
-from grader.rubric import ShortQuestion, load_rubric  # noqa: E402
-from grader.spans import SegmentMode  # noqa: E402
-from grader.submissions import read_submissions  # noqa: E402
+from grader.exam.files import read_human_marks  # noqa: E402
+from grader.calibration.calibrate import Calibrator  # noqa: E402
+from grader.embedding.encoder import Encoder  # noqa: E402
+from grader.calibration.exemplars import answer_vectors  # noqa: E402
+from grader.scoring.grade import grade  # noqa: E402
+from grader.authoring.reference import MAX_POINTS  # noqa: E402
+from grader.exam.rubric import ShortQuestion, load_rubric  # noqa: E402
+from grader.embedding.spans import SegmentMode  # noqa: E402
+from grader.exam.submissions import read_submissions  # noqa: E402
 
 MODES = (SegmentMode.SEPARATE, SegmentMode.POOLED)
 SEED = 0

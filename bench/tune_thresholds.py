@@ -1,7 +1,7 @@
 """Choose the default scoring constants on the development set: the credit curve and the topic weight.
 
 For each topic weight (how much of a segment's cosine to the prompt is discounted, see
-grader/match.py), grade the bundled sample, then re-mark it under every (low, high) credit curve on a
+grader/scoring/match.py), grade the bundled sample, then re-mark it under every (low, high) credit curve on a
 grid and keep the pair with the lowest mean absolute error against our own marks on the short
 answers. To show the choice is not a fit to noise, 5-fold cross-validation over students chooses
 the curve on four fifths and measures the error on the fifth nobody tuned on.
@@ -17,8 +17,8 @@ import statistics
 import numpy as np
 from devset import load_devset, short_errors
 
-from grader.grade import apply_curve, grade
-from grader.match import DEFAULT_CURVE, TOPIC_WEIGHT, CreditCurve
+from grader.scoring.grade import apply_curve, grade
+from grader.scoring.match import DEFAULT_CURVE, TOPIC_WEIGHT, CreditCurve
 
 GRID = [
     CreditCurve(round(low, 3), round(high, 3))

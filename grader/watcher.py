@@ -1,5 +1,5 @@
 """What long work shows a person while it runs: the library calls a `Watcher`, the command line
-implements one (spinners, progress bars, one-line warnings on stderr; `grader.cli`).
+implements one (spinners, progress bars, one-line warnings on stderr; `grader.cli.app`).
 
 The library's default, `QUIET`, shows nothing, so a notebook, a test or a web page runs the same
 work silently.

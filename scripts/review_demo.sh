@@ -2,7 +2,7 @@
 # The review screen on the bundled development set, in a real terminal.
 #
 # Grades submissions/dl-midsem-sample.csv into a scratch gradebook (about a minute on 2 cores),
-# starts `python -m grader.review` in a detached 120x45 tmux session on a private socket, types as a
+# starts `python -m grader.cli review` in a detached 120x45 tmux session on a private socket, types as a
 # TA would (accepts eight answers, tries an off-step mark, comments, sets 0.5, quits), prints every
 # screen it saw, and saves the first and the ninth answer's screens and the closing summary to SCREEN_FILE.
 # Nothing else in the repository changes; the scratch gradebook is deleted at the end.
@@ -20,11 +20,11 @@ echo "grading the sample into a scratch gradebook..."
 HF_HUB_OFFLINE=1 .venv/bin/python - "$work/exam.db" <<'EOF'
 import sys
 
-from grader.embed import Encoder
-from grader.grade import grade
-from grader.gradebook import Gradebook
-from grader.rubric import load_rubric
-from grader.submissions import read_submissions
+from grader.embedding.encoder import Encoder
+from grader.scoring.grade import grade
+from grader.review.gradebook import Gradebook
+from grader.exam.rubric import load_rubric
+from grader.exam.submissions import read_submissions
 
 rubric = load_rubric("rubrics/dl-midsem.yaml")
 answers = read_submissions("submissions/dl-midsem-sample.csv", rubric.question_ids)
@@ -34,7 +34,7 @@ with Gradebook.open(sys.argv[1]) as gb:
 EOF
 
 tmux -S "$sock" -u new-session -d -s review -x 120 -y 45 \
-    "cd '$PWD' && LANG=C.UTF-8 .venv/bin/python -m grader.review '$work/exam.db' --ta alice; sleep 600"
+    "cd '$PWD' && LANG=C.UTF-8 .venv/bin/python -m grader.cli review '$work/exam.db' --ta alice; sleep 600"
 
 capture() { tmux -S "$sock" capture-pane -p -t review | sed -e 's/[[:space:]]*$//' -e "s#$work/##g"; }
 wait_for() {  # wait until the screen shows $1 (a fixed string), then print the screen

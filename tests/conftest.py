@@ -18,14 +18,14 @@ SAMPLE_MARKS = ROOT / "submissions" / "dl-midsem-sample-marks.csv"
 
 @pytest.fixture(scope="session")
 def encoder():
-    from grader.embed import Encoder
+    from grader.embedding.encoder import Encoder
 
     return Encoder.load(device="cpu")
 
 
 @pytest.fixture(scope="session")
 def rubric():
-    from grader.rubric import load_rubric
+    from grader.exam.rubric import load_rubric
 
     return load_rubric(RUBRIC)
 
@@ -35,11 +35,11 @@ def sample(encoder, rubric):
     """The bundled development set graded once with the defaults, with our marks."""
     from types import SimpleNamespace
 
-    from grader.exam import read_human_marks
-    from grader.grade import grade
-    from grader.submissions import read_submissions
+    from grader.exam.files import read_human_marks
+    from grader.scoring.grade import grade
+    from grader.exam.submissions import read_submissions
 
-    from grader.exemplars import answer_vectors
+    from grader.calibration.exemplars import answer_vectors
 
     submissions = read_submissions(SAMPLE, rubric.question_ids)
     grades = grade(rubric, submissions, encoder)

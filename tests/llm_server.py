@@ -27,7 +27,7 @@ answers is chosen per test, by name:
     404           HTTP 404 with an OpenAI-style error body
     no-usage      good, without a `usage` object
 
-A request for rubric suggestions (`grader.suggest`: a model answer and "Draft rubric points")
+A request for rubric suggestions (`grader.authoring.suggest`: a model answer and "Draft rubric points")
 gets, for the behaviours that answer with content:
 
     good          one other phrasing per point ("In other words, " and the point's first words)
@@ -214,7 +214,7 @@ def _sentences(text: str) -> list[str]:
 
 
 def _suggestions(behaviour: str, model_answer: str, points: list[dict]) -> str:
-    """Rubric suggestions as `grader.suggest` asks for them, good or spoilt as `behaviour` says."""
+    """Rubric suggestions as `grader.authoring.suggest` asks for them, good or spoilt as `behaviour` says."""
     phrasings = [{"point_id": p["id"], "text": "In other words, " + " ".join(p["text"].split()[:8])} for p in points]
     longest = max(re.findall(r"[A-Za-z]+", model_answer), key=len)
     missing = [{"text": f"A full answer also uses the term '{longest}'."}]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from grader.flags import QUOTE_CHARS, quote
+from grader.scoring.flags import QUOTE_CHARS, quote
 from grader.text import shorten
 
 

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from grader import flags
-from grader.grade import Grades, QuestionGrade
-from grader.match import DEFAULT_CURVE, PointMatch
-from grader.results import write_results
-from grader.rubric import parse_rubric
+from grader.scoring import flags
+from grader.scoring.grade import Grades, QuestionGrade
+from grader.scoring.match import DEFAULT_CURVE, PointMatch
+from grader.outputs.results import write_results
+from grader.exam.rubric import parse_rubric
 
 RUBRIC = parse_rubric(
     {

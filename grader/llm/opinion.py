@@ -10,15 +10,15 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from grader.errors import GraderError
-from grader.flags import Flag, FlagCode
+from grader.scoring.flags import Flag, FlagCode
 from grader.llm.client import CallFailed, CallsStopped, LlmClient
 from grader.llm.prompt import build_messages, verdict_schema
 from grader.llm.replies import _check_reply
 from grader.llm.verdicts import Opinion, PointVerdict
-from grader.rubric import Rubric, ShortQuestion
+from grader.exam.rubric import Rubric, ShortQuestion
 
 if TYPE_CHECKING:  # only its fields are read; importing the gradebook would pull in the grading stack
-    from grader.gradebook import Entry
+    from grader.review.gradebook import Entry
 
 Progress = Callable[[int, int], None]
 """progress(done, total), called after each answer."""

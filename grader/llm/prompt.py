@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from grader.llm.verdicts import CREDIT
-from grader.rubric import ShortQuestion
+from grader.exam.rubric import ShortQuestion
 
 SYSTEM_PROMPT = """\
 You give a teaching assistant a second opinion on a student's answer to an exam question, point by point against the marking rubric.

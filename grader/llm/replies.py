@@ -1,7 +1,7 @@
 """Reading a model's reply and checking it against the answer and the rubric.
 
 Models wrap JSON in fences, think aloud, paraphrase and invent points: the tolerance and the checks
-live together here so what counts as a verdict is decided in one place (`grader.suggest` reuses
+live together here so what counts as a verdict is decided in one place (`grader.authoring.suggest` reuses
 the reading and the normalising).
 """
 
@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from grader.llm.prompt import _escape_tags
 from grader.llm.verdicts import CREDIT, Opinion, PointVerdict, Verdict, first_error
-from grader.rubric import ShortQuestion
+from grader.exam.rubric import ShortQuestion
 from grader.text import shorten
 
 QUOTE_IN_ERROR = 80

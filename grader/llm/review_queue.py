@@ -10,7 +10,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader.gradebook import Gradebook
+from grader.review.gradebook import Gradebook
 from grader.llm.client import LlmClient
 from grader.llm.config import LlmConfig, Spend
 from grader.llm.opinion import opinion_flag, run_second_opinions

@@ -21,14 +21,14 @@ import numpy as np
 from flask import Flask, Response, abort, flash, g, redirect, render_template, request, session, url_for
 
 from grader.errors import GraderError
-from grader.embed import TextEncoder
-from grader.gradebook import Change, Entry, Gradebook, StaleChange, describe_review
-from grader.grade import Grades, QuestionGrade
-from grader.grouping import GROUP_COSINE, AnswerGroup, group_answers, most_like, word_differences
-from grader.match import DEFAULT_CURVE
-from grader.report import SECTIONS, class_overview
-from grader.review import _parse_mark
-from grader.rubric import ShortQuestion
+from grader.embedding.encoder import TextEncoder
+from grader.review.gradebook import Change, Entry, Gradebook, StaleChange, describe_review
+from grader.scoring.grade import Grades, QuestionGrade
+from grader.review.grouping import GROUP_COSINE, AnswerGroup, group_answers, most_like, word_differences
+from grader.scoring.match import DEFAULT_CURVE
+from grader.outputs.report import SECTIONS, class_overview
+from grader.review.screen import _parse_mark
+from grader.exam.rubric import ShortQuestion
 from grader.web.evidence import answer_view
 
 TOKEN_COOKIE = "grader_token"

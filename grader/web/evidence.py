@@ -1,15 +1,15 @@
 """One answer as the browser shows it: the answer cut into pieces by the evidence behind each rubric
 point, the points table, the flags. Plain data for the templates (which escape every string), built
-by the same rules as the terminal screen (`grader.review`): no HTML here, no I/O.
+by the same rules as the terminal screen (`grader.review.screen`): no HTML here, no I/O.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from grader.gradebook import Entry
-from grader.review import _against, locate
-from grader.rubric import McqQuestion, ShortQuestion
+from grader.review.gradebook import Entry
+from grader.review.screen import _against, locate
+from grader.exam.rubric import McqQuestion, ShortQuestion
 
 POINT_COLOURS = 8
 """CSS classes p1..p8 (rubric order, wrapping round); the contradiction class is `against`."""

@@ -9,7 +9,7 @@ from pathlib import Path
 from waitress.server import create_server
 from waitress.wasyncore import close_all
 
-from grader.embed import TextEncoder
+from grader.embedding.encoder import TextEncoder
 from grader.errors import GraderError
 from grader.web.app import create_app
 

@@ -1,0 +1,54 @@
+"""grader.scoring.engine: the sample graded on a local Ray cluster gives the local engine's marks and flags."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from grader.scoring.engine import EncoderSpec, grade_with, same_marks, with_class_collusion
+from grader.scoring.flags import Flag, possible_collusion
+
+
+def test_class_collusion_replaces_what_a_batch_saw(sample, rubric):
+    """Flags found within a batch are dropped; pairs across the whole class are put back in grade()'s place."""
+    fresh = with_class_collusion(sample.grades, rubric, sample.submissions)
+    assert same_marks(sample.grades, fresh) == []
+    # a batch that saw a "copy" the class as a whole does not have, and lost one it does have
+    first = sample.grades.items[20]
+    planted = replace(first, flags=(*first.flags, possible_collusion("nobody", 0.99)))
+    items = list(sample.grades.items)
+    items[20] = planted
+    cleared = {i for i, g in enumerate(items) if any(f.code == "possible-collusion" for f in g.flags)} - {20}
+    for i in cleared:
+        items[i] = replace(items[i], flags=tuple(f for f in items[i].flags if f.code != "possible-collusion"))
+    rebuilt = with_class_collusion(replace(sample.grades, items=tuple(items)), rubric, sample.submissions)
+    assert [g.flags for g in rebuilt.items] == [g.flags for g in sample.grades.items]
+
+
+def test_unknown_engine(rubric, sample):
+    with pytest.raises(ValueError, match="unknown engine 'spark'"):
+        grade_with("spark", rubric, sample.submissions, EncoderSpec(device="cpu"))
+
+
+def test_ray_gives_the_local_marks(sample, rubric, tmp_path):
+    ray = pytest.importorskip("ray", reason="ray is optional: pip install 'ray[data]'")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        done = []
+        grades, where = grade_with(
+            "ray", rubric, sample.submissions, EncoderSpec(device="cpu", cache=tmp_path / "cache.sqlite"),
+            progress=lambda n, total: done.append((n, total)),
+        )
+    finally:
+        ray.shutdown()
+    assert where == "ray" and grades.model == sample.grades.model
+    assert grades.students == sample.grades.students
+    assert done[-1] == (42, 42) and len(done) >= 2  # more than one batch: the class really was split
+    assert same_marks(sample.grades, grades, tolerance=1e-4) == []
+    collusion = [g for g in grades.items if any(f.code == "possible-collusion" for f in g.flags)]
+    assert [g.flags for g in collusion] == [
+        g.flags for g in sample.grades.items if any(f.code == "possible-collusion" for f in g.flags)
+    ]
+    assert isinstance(grades.items[0].flags, tuple) and all(isinstance(f, Flag) for g in grades.items for f in g.flags)
