@@ -256,25 +256,6 @@ def same_marks(a: Grades, b: Grades, tolerance: float = 1e-6) -> list[str]:
     return found
 
 
-def grade_with(
-    engine: str,
-    rubric: Rubric,
-    submissions: Submissions,
-    encoder: EncoderSpec,
-    curve: CreditCurve = DEFAULT_CURVE,
-    progress: Progress | None = None,
-    topic_weight: float = TOPIC_WEIGHT,
-    address: str | None = None,
-) -> tuple[Grades, str]:
-    """Grade with the named engine; returns the grades and where the model ran (for the summary line)."""
-    if engine == "local":
-        loaded = encoder.load()
-        return grade(rubric, submissions, loaded, curve, progress, topic_weight), loaded.device
-    if engine == "ray":
-        return grade_on_ray(rubric, submissions, encoder, curve, progress, topic_weight, address), "ray"
-    raise ValueError(f"unknown engine {engine!r}: use {' or '.join(ENGINES)}")
-
-
 __all__: Sequence[str] = (
     "ENGINES",
     "EncoderSpec",
@@ -282,7 +263,6 @@ __all__: Sequence[str] = (
     "grade_here",
     "grade_on_cluster",
     "grade_on_ray",
-    "grade_with",
     "grading_checker",
     "load_encoder",
     "same_marks",

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from grader.scoring.engine import EncoderSpec, grade_with, same_marks, with_class_collusion
+from grader.scoring.engine import EncoderSpec, Engine, grade_on_ray, same_marks, with_class_collusion
 from grader.scoring.flags import Flag, possible_collusion
 
 
@@ -26,9 +26,10 @@ def test_class_collusion_replaces_what_a_batch_saw(sample, rubric):
     assert [g.flags for g in rebuilt.items] == [g.flags for g in sample.grades.items]
 
 
-def test_unknown_engine(rubric, sample):
-    with pytest.raises(ValueError, match="unknown engine 'spark'"):
-        grade_with("spark", rubric, sample.submissions, EncoderSpec(device="cpu"))
+def test_an_engine_is_one_of_the_enum():
+    assert [e.value for e in Engine] == ["local", "ray"]
+    with pytest.raises(ValueError, match="'spark' is not a valid Engine"):
+        Engine("spark")
 
 
 def test_ray_gives_the_local_marks(sample, rubric, tmp_path):
@@ -37,13 +38,13 @@ def test_ray_gives_the_local_marks(sample, rubric, tmp_path):
     try:
         ray.data.DataContext.get_current().enable_progress_bars = False
         done = []
-        grades, where = grade_with(
-            "ray", rubric, sample.submissions, EncoderSpec(device="cpu", cache=tmp_path / "cache.sqlite"),
+        grades = grade_on_ray(
+            rubric, sample.submissions, EncoderSpec(device="cpu", cache=tmp_path / "cache.sqlite"),
             progress=lambda n, total: done.append((n, total)),
         )
     finally:
         ray.shutdown()
-    assert where == "ray" and grades.model == sample.grades.model
+    assert grades.model == sample.grades.model
     assert grades.students == sample.grades.students
     assert done[-1] == (42, 42) and len(done) >= 2  # more than one batch: the class really was split
     assert same_marks(sample.grades, grades, tolerance=1e-4) == []
