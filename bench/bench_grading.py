@@ -26,11 +26,11 @@ import time
 from pathlib import Path
 
 from grader.embedding.encoder import DEFAULT_BATCH_SIZE, Encoder
+from grader.embedding.segment import clauses, segments, sentences
+from grader.exam.rubric import ShortQuestion, load_rubric
+from grader.exam.submissions import parse_submissions, read_submissions
 from grader.scoring.grade import grade
 from grader.scoring.match import texts_to_encode
-from grader.exam.rubric import ShortQuestion, load_rubric
-from grader.embedding.segment import clauses, segments, sentences
-from grader.exam.submissions import parse_submissions, read_submissions
 
 ROOT = Path(__file__).resolve().parent.parent
 RUBRIC = ROOT / "rubrics" / "dl-midsem.yaml"

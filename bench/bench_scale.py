@@ -64,13 +64,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from grader.embedding.encoder import Encoder  # noqa: E402
-from grader.scoring.grade import grade  # noqa: E402
 from grader.authoring.reference import Reference, references_to_rubric  # noqa: E402
-from grader.exam.rubric import Rubric, ShortQuestion, load_rubric  # noqa: E402
+from grader.embedding.encoder import Encoder  # noqa: E402
 from grader.embedding.segment import clauses, segments, sentences, windows  # noqa: E402
 from grader.embedding.spans import DEFAULT_SEGMENT_MODE, SegmentMode  # noqa: E402
+from grader.exam.rubric import Rubric, ShortQuestion, load_rubric  # noqa: E402
 from grader.exam.submissions import parse_submissions, read_submissions  # noqa: E402
+from grader.scoring.grade import grade  # noqa: E402
 
 RUBRIC = ROOT / "rubrics" / "dl-midsem.yaml"
 SAMPLE = ROOT / "submissions" / "dl-midsem-sample.csv"
@@ -135,8 +135,12 @@ def corpus_questions(datasets: Path) -> tuple[list[Reference], dict[str, list[st
     loaders = sys.modules["bench_datasets"] = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(loaders)
     loaders.DATA = datasets
-    chosen = [("mohler", loaders.mohler(), 2), ("saf", loaders.saf(0), 2),
-              ("beetle", loaders.semeval("beetle", 0), 1), ("sci", loaders.semeval("sciEntsBank", 0), 1)]
+    chosen = [
+        ("mohler", loaders.mohler(), 2),
+        ("saf", loaders.saf(0), 2),
+        ("beetle", loaders.semeval("beetle", 0), 1),
+        ("sci", loaders.semeval("sciEntsBank", 0), 1),
+    ]
     refs: list[Reference] = []
     pools: dict[str, list[str]] = {}
     for prefix, corpus, count in chosen:
@@ -157,7 +161,9 @@ def exam(datasets: Path) -> tuple[Rubric, dict[str, list[str]], str]:
         return midsem, pools, f"dl-midsem only ({datasets} not found)"
     refs, corpus_pools = corpus_questions(datasets)
     extra = references_to_rubric(refs, "corpora", str(datasets))
-    rubric = Rubric(exam="scale", title="dl-midsem + corpus questions", version=1, questions=midsem.questions + extra.questions)
+    rubric = Rubric(
+        exam="scale", title="dl-midsem + corpus questions", version=1, questions=midsem.questions + extra.questions
+    )
     return rubric, pools | corpus_pools, f"dl-midsem + {', '.join(corpus_pools)}"
 
 
@@ -236,7 +242,11 @@ class StubModel:
         import numpy as np
 
         seeds = [int.from_bytes(hashlib.blake2b(t.encode(), digest_size=8).digest(), "little") for t in texts]
-        rows = np.stack([np.random.default_rng(s).standard_normal(self.dim, dtype=np.float32) for s in seeds]) if texts else np.zeros((0, self.dim), np.float32)
+        rows = (
+            np.stack([np.random.default_rng(s).standard_normal(self.dim, dtype=np.float32) for s in seeds])
+            if texts
+            else np.zeros((0, self.dim), np.float32)
+        )
         return rows / np.linalg.norm(rows, axis=1, keepdims=True)
 
 
@@ -261,7 +271,11 @@ class StubTransformer:
         import torch
 
         rows, width = features["input_ids"].shape
-        return {"token_embeddings": torch.randn(rows, width, self.dim, generator=torch.Generator().manual_seed(rows * 1000 + width))}
+        return {
+            "token_embeddings": torch.randn(
+                rows, width, self.dim, generator=torch.Generator().manual_seed(rows * 1000 + width)
+            )
+        }
 
 
 class PoolingStubModel(StubModel):
@@ -349,8 +363,12 @@ def _floor(encoder: Encoder, texts: list[str], most: int) -> tuple[float, float]
     """Seconds and CPU seconds the bare model takes over `texts` (timed on a sample of `most`, scaled)."""
     sample = texts if len(texts) <= most else random.Random(1).sample(texts, most)
     start, cpu = time.perf_counter(), time.process_time()
-    encoder._model.encode(sample, batch_size=encoder.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
-    return (time.perf_counter() - start) * len(texts) / len(sample), (time.process_time() - cpu) * len(texts) / len(sample)
+    encoder._model.encode(
+        sample, batch_size=encoder.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+    )
+    return (time.perf_counter() - start) * len(texts) / len(sample), (time.process_time() - cpu) * len(texts) / len(
+        sample
+    )
 
 
 def measure(size: int, args: argparse.Namespace) -> dict:
@@ -362,7 +380,11 @@ def measure(size: int, args: argparse.Namespace) -> dict:
     answers = len(submissions.students) * len(rubric.questions)
 
     start = time.perf_counter()
-    encoder = stub_encoder(args.segments) if args.stub else Encoder.load(device=args.device, batch_size=args.batch_size, segments=args.segments)
+    encoder = (
+        stub_encoder(args.segments)
+        if args.stub
+        else Encoder.load(device=args.device, batch_size=args.batch_size, segments=args.segments)
+    )
     load_s = time.perf_counter() - start
     warm_up = texts[:: max(1, len(texts) // 200)][:200]
     encoder._model.encode(warm_up, batch_size=encoder.batch_size, normalize_embeddings=True, convert_to_numpy=True)
@@ -380,7 +402,9 @@ def measure(size: int, args: argparse.Namespace) -> dict:
         grade_s, grade_cpu = min(t[0] for t in grade_times), min(t[1] for t in grade_times)
         first, second, memory_second, second_s, cache_bytes, same_marks = encoder, None, None, float("nan"), 0, None
     else:
-        first, second, memory_second, second_s, cache_bytes, same_marks, grade_s, grade_cpu, memory = _with_cache(rubric, submissions, encoder)
+        first, second, memory_second, second_s, cache_bytes, same_marks, grade_s, grade_cpu, memory = _with_cache(
+            rubric, submissions, encoder
+        )
 
     sample = texts if len(texts) <= args.raw_sample else random.Random(1).sample(texts, args.raw_sample)
     floor_times = floor_times or [_floor(encoder, texts, args.raw_sample)]
@@ -388,8 +412,13 @@ def measure(size: int, args: argparse.Namespace) -> dict:
     rubric_s = rubric_cpu = 0.0
     if args.floor == "sentences":  # the rubric's texts, which grading encodes too, timed on their own
         start, cpu = time.perf_counter(), time.process_time()
-        encoder._model.encode(list(dict.fromkeys(t for q in rubric.questions if isinstance(q, ShortQuestion) for t in _rubric_texts(q))),
-                              batch_size=encoder.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+        encoder._model.encode(
+            list(dict.fromkeys(t for q in rubric.questions if isinstance(q, ShortQuestion) for t in _rubric_texts(q))),
+            batch_size=encoder.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
         rubric_s, rubric_cpu = time.perf_counter() - start, time.process_time() - cpu
     if args.stub:  # no model, no floor: the stub's own time is reported, not a ratio
         raw_s = raw_cpu = float("nan")
@@ -437,11 +466,17 @@ def measure(size: int, args: argparse.Namespace) -> dict:
 
 
 def report(results: list[dict]) -> str:
-    model = "STUB model (no encoding: grading's own cost)" if results[0].get("stub") else f"model on {results[0]['device']}, batch {results[0]['batch_size']}"
+    model = (
+        "STUB model (no encoding: grading's own cost)"
+        if results[0].get("stub")
+        else f"model on {results[0]['device']}, batch {results[0]['batch_size']}"
+    )
     lines = [
-        (f"class: {results[0]['class']}; {model}; segments {results[0].get('segment_mode', 'separate')}; "
-         f"floor: each distinct {results[0].get('floor', 'segments')[:-1]} encoded once "
-         f"({', '.join(str(r.get('floor_texts', r['texts'])) for r in results)} texts)"),
+        (
+            f"class: {results[0]['class']}; {model}; segments {results[0].get('segment_mode', 'separate')}; "
+            f"floor: each distinct {results[0].get('floor', 'segments')[:-1]} encoded once "
+            f"({', '.join(str(r.get('floor_texts', r['texts'])) for r in results)} texts)"
+        ),
         "",
         "| answers | students | short answers (dup / mean words) | segments/answer (distinct) | texts encoded | grading | answers/s | raw encode | ratio (CPU) | RSS before / peak | cache: 2nd run / 1st | cache file |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -458,7 +493,9 @@ def report(results: list[dict]) -> str:
     lines.append("")
     for small, large in zip(results, results[1:]):
         scale = large["answers"] / small["answers"]
-        grow = (large["peak_rss_mib"] - large["rss_before_mib"]) / max(1, small["peak_rss_mib"] - small["rss_before_mib"])
+        grow = (large["peak_rss_mib"] - large["rss_before_mib"]) / max(
+            1, small["peak_rss_mib"] - small["rss_before_mib"]
+        )
         lines.append(
             f"{small['answers']:,} -> {large['answers']:,} answers (x{scale:.1f}): grading time x{large['grade_s'] / small['grade_s']:.1f}, "
             f"texts x{large['texts'] / small['texts']:.1f}, peak RSS x{large['peak_rss_mib'] / small['peak_rss_mib']:.2f} "
@@ -467,13 +504,19 @@ def report(results: list[dict]) -> str:
     for r in results:
         checks = []
         if r.get("floor") == "sentences" and not r.get("stub"):
-            checks.append(f"ratio to sentences {r['ratio']:.2f} (CPU {r['cpu_ratio']:.2f}) {'<=' if r['ratio'] <= TARGET_SENTENCE_RATIO else '>'} {TARGET_SENTENCE_RATIO}; "
-                          f"to sentences and the rubric's texts {r['ratio_with_rubric']:.2f} (CPU {r['cpu_ratio_with_rubric']:.2f})")
+            checks.append(
+                f"ratio to sentences {r['ratio']:.2f} (CPU {r['cpu_ratio']:.2f}) {'<=' if r['ratio'] <= TARGET_SENTENCE_RATIO else '>'} {TARGET_SENTENCE_RATIO}; "
+                f"to sentences and the rubric's texts {r['ratio_with_rubric']:.2f} (CPU {r['cpu_ratio_with_rubric']:.2f})"
+            )
         elif r["answers"] >= 9000 and not r.get("stub"):
             checks.append(f"ratio {r['ratio']:.2f} {'<' if r['ratio'] < TARGET_RATIO else '>='} {TARGET_RATIO}")
-        checks.append(f"peak {r['peak_rss_mib'] / 1024:.2f} GiB {'<' if r['peak_rss_mib'] / 1024 < TARGET_PEAK_GIB else '>='} {TARGET_PEAK_GIB}")
+        checks.append(
+            f"peak {r['peak_rss_mib'] / 1024:.2f} GiB {'<' if r['peak_rss_mib'] / 1024 < TARGET_PEAK_GIB else '>='} {TARGET_PEAK_GIB}"
+        )
         if r["same_marks_from_cache"] is not None:
-            checks.append("marks from the cache identical" if r["same_marks_from_cache"] else "MARKS FROM THE CACHE DIFFER")
+            checks.append(
+                "marks from the cache identical" if r["same_marks_from_cache"] else "MARKS FROM THE CACHE DIFFER"
+            )
         if r["second_encoded"]:
             checks.append(f"second run encoded {r['second_encoded']} texts")
         lines.append(f"{r['answers']:,} answers: " + "; ".join(checks) + f" (load average {r['load_average']})")
@@ -490,10 +533,22 @@ def main() -> None:
     parser.add_argument("--datasets", default=str(DATASETS), help="folder of the shared corpora")
     parser.add_argument("--out", default=str(ROOT / "bench" / "out" / "scale.json"), help="results as JSON")
     parser.add_argument("--stub", action="store_true", help="no model: grading's own time and memory (see above)")
-    parser.add_argument("--segments", default=DEFAULT_SEGMENT_MODE.value, choices=("pooled", "separate"), help="how segments become vectors")
-    parser.add_argument("--floor", default="segments", choices=("segments", "sentences"), help="what the raw encode floor encodes")
+    parser.add_argument(
+        "--segments",
+        default=DEFAULT_SEGMENT_MODE.value,
+        choices=("pooled", "separate"),
+        help="how segments become vectors",
+    )
+    parser.add_argument(
+        "--floor", default="segments", choices=("segments", "sentences"), help="what the raw encode floor encodes"
+    )
     parser.add_argument("--no-cache", action="store_true", help="one run, cache off")
-    parser.add_argument("--repeat", type=int, default=1, help="with --no-cache: grade and time the floor N times, alternately; the fastest of each counts")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="with --no-cache: grade and time the floor N times, alternately; the fastest of each counts",
+    )
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: measure one size, print JSON
     args = parser.parse_args()
 
@@ -502,9 +557,30 @@ def main() -> None:
         return
     results = []
     for size in (int(s) for s in args.sizes.split(",") if s.strip()):
-        command = [sys.executable, __file__, "--one", str(size), "--device", args.device, "--seed", str(args.seed),
-                   "--raw-sample", str(args.raw_sample), "--datasets", args.datasets, "--segments", args.segments,
-                   "--floor", args.floor, "--repeat", str(args.repeat)] + (["--stub"] if args.stub else []) + (["--no-cache"] if args.no_cache else [])
+        command = (
+            [
+                sys.executable,
+                __file__,
+                "--one",
+                str(size),
+                "--device",
+                args.device,
+                "--seed",
+                str(args.seed),
+                "--raw-sample",
+                str(args.raw_sample),
+                "--datasets",
+                args.datasets,
+                "--segments",
+                args.segments,
+                "--floor",
+                args.floor,
+                "--repeat",
+                str(args.repeat),
+            ]
+            + (["--stub"] if args.stub else [])
+            + (["--no-cache"] if args.no_cache else [])
+        )
         if args.batch_size is not None:
             command += ["--batch-size", str(args.batch_size)]
         started = time.perf_counter()

@@ -36,14 +36,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 DATA = Path(os.environ.get("GRADER_DATASETS", ROOT.parent / "shared" / "datasets"))
 
-from grader.scoring.checker import Checker, contradiction_score, load, rubric_pairs, tokenizer_for
-from grader.scoring.checker_train import Marked, read_semeval, recall_at, train_checker
-from grader.embedding.encoder import Encoder, default_model_path
-from grader.scoring.grade import grade
-from grader.scoring.negation import opposed, polarity
 from grader.authoring.reference import MAX_POINTS, Reference, references_to_rubric
+from grader.embedding.encoder import Encoder, default_model_path
 from grader.exam.rubric import ShortQuestion, load_rubric
 from grader.exam.submissions import parse_submissions, read_submissions
+from grader.scoring.checker import Checker, contradiction_score, load, rubric_pairs, tokenizer_for
+from grader.scoring.checker_train import Marked, read_semeval, recall_at, train_checker
+from grader.scoring.grade import grade
+from grader.scoring.negation import opposed, polarity
 
 RUBRIC = ROOT / "rubrics" / "dl-midsem.yaml"
 SAMPLE = ROOT / "submissions" / "dl-midsem-sample.csv"
@@ -84,7 +84,9 @@ def cv(args: argparse.Namespace) -> None:
     own = [p for q in rubric.questions if isinstance(q, ShortQuestion) for p in rubric_pairs(q)]
     base = default_model_path()
     scores, labels, thresholds, rules, every = [], [], [], [], []
-    print("| fold | questions held out | contradictory / correct | threshold (chosen inside) | recall | false alarms | train s |")
+    print(
+        "| fold | questions held out | contradictory / correct | threshold (chosen inside) | recall | false alarms | train s |"
+    )
     print("|---|---|---|---|---|---|---|")
     for k in range(args.folds):
         started = time.perf_counter()
@@ -97,7 +99,12 @@ def cv(args: argparse.Namespace) -> None:
         probabilities = checker.probabilities(pairs)
         p = contradiction_score(probabilities)
         y = np.array([s.label for s in held])
-        scores.append(p), labels.append(y), thresholds.append(np.full(len(p), meta["threshold"])), rules.append(rules_flag(pairs))
+        (
+            scores.append(p),
+            labels.append(y),
+            thresholds.append(np.full(len(p), meta["threshold"])),
+            rules.append(rules_flag(pairs)),
+        )
         every.append(probabilities)
         t = meta["threshold"]
         print(
@@ -109,11 +116,17 @@ def cv(args: argparse.Namespace) -> None:
     con, cor = y == "contradicts", y == "entails"
     at3, fa3 = recall_at_false_alarms(p[con], p[cor], FALSE_ALARMS)
     print(f"\npooled over {args.folds} folds: {con.sum()} contradictory, {cor.sum()} correct answers")
-    print(f"checker, each fold's own threshold: recall {np.mean(p[con] >= t[con]):.1%}, false alarms {np.mean(p[cor] >= t[cor]):.1%}")
+    print(
+        f"checker, each fold's own threshold: recall {np.mean(p[con] >= t[con]):.1%}, false alarms {np.mean(p[cor] >= t[cor]):.1%}"
+    )
     print(f"checker, operating point at <= {FALSE_ALARMS:.0%} false alarms: recall {at3:.1%} (false alarms {fa3:.1%})")
-    print(f"rules (grader.scoring.negation) on the same pairs: recall {r[con].mean():.1%}, false alarms {r[cor].mean():.1%}")
-    print(f"checker or rules, own thresholds: recall {np.mean(((p >= t) | r)[con]):.1%}, "
-          f"false alarms {np.mean(((p >= t) | r)[cor]):.1%}")
+    print(
+        f"rules (grader.scoring.negation) on the same pairs: recall {r[con].mean():.1%}, false alarms {r[cor].mean():.1%}"
+    )
+    print(
+        f"checker or rules, own thresholds: recall {np.mean(((p >= t) | r)[con]):.1%}, "
+        f"false alarms {np.mean(((p >= t) | r)[cor]):.1%}"
+    )
     if args.save:
         np.savez(args.save, p=p, y=y, t=t, r=r, probabilities=np.concatenate(every))
 
@@ -138,17 +151,29 @@ def full_mark_classes(limit: int = 0):
     mohler = pd.read_csv(DATA / "mohler_dev.csv", dtype=str, keep_default_na=False)
     full = mohler[mohler.score_avg.astype(float) == 5].head(limit or None)
     refs = [Reference(r.id, r.question, r.desired_answer, 5.0) for r in mohler.drop_duplicates("id").itertuples()]
-    yield ("Mohler dev (score_avg 5)", *_class(refs, [(r.id, r.student_answer) for r in full.itertuples()], "mohler"), None)
+    yield (
+        "Mohler dev (score_avg 5)",
+        *_class(refs, [(r.id, r.student_answer) for r in full.itertuples()], "mohler"),
+        None,
+    )
     saf = pd.read_csv(DATA / "saf_en_train.csv", dtype=str, keep_default_na=False)
     full = saf[saf.score.astype(float) == saf.max_score_observed_in_question.astype(float)].head(limit or None)
     refs = [
         Reference(r.question_id, r.question, r.reference_answer, float(r.max_score_observed_in_question))
         for r in saf.drop_duplicates("question_id").itertuples()
     ]
-    yield ("SAF train (top score)", *_class(refs, [(r.question_id, r.student_answer) for r in full.itertuples()], "saf"), None)
+    yield (
+        "SAF train (top score)",
+        *_class(refs, [(r.question_id, r.student_answer) for r in full.itertuples()], "saf"),
+        None,
+    )
     rubric = load_rubric(RUBRIC)
     marks = {(r["student_id"], r["question_id"]): float(r["mark"]) for r in csv.DictReader(MARKS.open())}
-    full = {(s, q) for (s, q), m in marks.items() if isinstance(rubric.question(q), ShortQuestion) and m >= rubric.question(q).marks}
+    full = {
+        (s, q)
+        for (s, q), m in marks.items()
+        if isinstance(rubric.question(q), ShortQuestion) and m >= rubric.question(q).marks
+    }
     yield ("bundled sample (our full marks)", rubric, read_submissions(SAMPLE, rubric.question_ids), full)
 
 
@@ -161,7 +186,9 @@ def alarms(args: argparse.Namespace) -> None:
 
     encoder = MemoryEncoder(Encoder.load(device="cpu"))
     checker = load(Path(args.checker), default_model_path())
-    print("| answers | full-mark answers | flagged contradiction: rules alone | rules + checker | checker's share | keyword-stuffing |")
+    print(
+        "| answers | full-mark answers | flagged contradiction: rules alone | rules + checker | checker's share | keyword-stuffing |"
+    )
     print("|---|---|---|---|---|---|")
     for name, rubric, submissions, keys in full_mark_classes(args.limit):
         if args.only and not name.lower().startswith(args.only.lower()):
@@ -169,17 +196,33 @@ def alarms(args: argparse.Namespace) -> None:
         counts = []
         for used in (None, checker):
             grades = grade(rubric, submissions, encoder, checker=used)
-            items = [g for g in grades.items if isinstance(rubric.question(g.question_id), ShortQuestion) and submissions.answer(g.student_id, g.question_id).strip()]
+            items = [
+                g
+                for g in grades.items
+                if isinstance(rubric.question(g.question_id), ShortQuestion)
+                and submissions.answer(g.student_id, g.question_id).strip()
+            ]
             if keys is not None:
                 items = [g for g in items if (g.student_id, g.question_id) in keys]
             if used is not None:  # what a higher threshold would leave flagged
                 found = sorted(max(p.opposite_probability or 0 for p in g.points) for g in items)
-                print(f"{name}: checker probabilities of the answers it took points from: {[round(x, 3) for x in found if x]}", file=sys.stderr)
-            counts.append((len(items), sum(any(f.code == "contradiction" for f in g.flags) for g in items),
-                           sum(any(p.opposite_probability is not None for p in g.points) for g in items),
-                           sum(any(f.code == "keyword-stuffing" for f in g.flags) for g in items)))
+                print(
+                    f"{name}: checker probabilities of the answers it took points from: {[round(x, 3) for x in found if x]}",
+                    file=sys.stderr,
+                )
+            counts.append(
+                (
+                    len(items),
+                    sum(any(f.code == "contradiction" for f in g.flags) for g in items),
+                    sum(any(p.opposite_probability is not None for p in g.points) for g in items),
+                    sum(any(f.code == "keyword-stuffing" for f in g.flags) for g in items),
+                )
+            )
         (n, rules, _, stuffed), (_, both, learned, _) = counts
-        print(f"| {name} | {n} | {rules} ({rules / n:.1%}) | {both} ({both / n:.1%}) | {learned} | {stuffed} ({stuffed / n:.1%}) |", flush=True)
+        print(
+            f"| {name} | {n} | {rules} ({rules / n:.1%}) | {both} ({both / n:.1%}) | {learned} | {stuffed} ({stuffed / n:.1%}) |",
+            flush=True,
+        )
 
 
 class Counting:
@@ -224,7 +267,10 @@ def timing(args: argparse.Namespace) -> None:
         grade(r, submissions, encoder, checker=counting)
         extra = time.perf_counter() - started - warm
         answers = len(submissions.students) * len(r.questions)
-        print(f"| {name} | {answers} | {cold:.1f} s | {extra:.1f} s | {(cold + extra) / cold:.2f} | {counting.asked} |", flush=True)
+        print(
+            f"| {name} | {answers} | {cold:.1f} s | {extra:.1f} s | {(cold + extra) / cold:.2f} | {counting.asked} |",
+            flush=True,
+        )
     print(f"(load average {os.getloadavg()[0]:.1f} at the end; torch threads {__import__('torch').get_num_threads()})")
 
 

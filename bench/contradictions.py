@@ -28,13 +28,13 @@ from dataclasses import replace
 import corpora as data
 from devset import MARKS, RUBRIC, SAMPLE
 
+from grader.authoring.reference import MAX_POINTS, references_to_rubric
 from grader.calibration.agreement import agreement
 from grader.embedding.encoder import Encoder
 from grader.exam.files import read_human_marks
-from grader.scoring.grade import Grades, grade
-from grader.authoring.reference import MAX_POINTS, references_to_rubric
 from grader.exam.rubric import ShortQuestion, load_rubric
 from grader.exam.submissions import parse_submissions, read_submissions
+from grader.scoring.grade import Grades, grade
 
 
 def graded(corpus: data.Corpus, encoder: data.MemoryEncoder, negation: bool) -> tuple[Grades, list[tuple[str, str]]]:
@@ -65,13 +65,17 @@ def semeval_counts(corpus: data.Corpus, encoder: data.MemoryEncoder, negation: b
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--semeval-sample", type=int, default=0, help="answers per SemEval corpus before filtering (0: all)")
+    parser.add_argument(
+        "--semeval-sample", type=int, default=0, help="answers per SemEval corpus before filtering (0: all)"
+    )
     args = parser.parse_args()
     start = time.perf_counter()
     encoder = data.MemoryEncoder(Encoder.load(device="cpu"))
 
-    print("| corpus | answers (contradictory / correct) | | contradictory caught | correct wrongly caught "
-          "| contradictory marked correct | correct marked correct |")
+    print(
+        "| corpus | answers (contradictory / correct) | | contradictory caught | correct wrongly caught "
+        "| contradictory marked correct | correct marked correct |"
+    )
     print("|---|---|---|---|---|---|---|")
     for name in ("beetle", "sciEntsBank"):
         corpus = data.semeval(name, args.semeval_sample)

@@ -52,17 +52,17 @@ from sklearn.isotonic import IsotonicRegression  # noqa: E402
 from sklearn.metrics import accuracy_score, f1_score  # noqa: E402
 from sklearn.model_selection import GroupKFold, KFold  # noqa: E402
 
+from grader.authoring.reference import MAX_POINTS, Reference, references_to_rubric  # noqa: E402
 from grader.calibration.agreement import agreement  # noqa: E402
 from grader.calibration.calibrate import METHODS, Calibrator  # noqa: E402
-from grader.embedding.encoder import Encoder, default_model_path  # noqa: E402
 from grader.calibration.exemplars import AnswerVectors, answer_vectors  # noqa: E402
 from grader.calibration.finetune import fine_tune, training_pairs  # noqa: E402
-from grader.scoring.grade import Grades, QuestionGrade, grade  # noqa: E402
-from grader.scoring.match import TOPIC_WEIGHT  # noqa: E402
-from grader.authoring.reference import MAX_POINTS, Reference, references_to_rubric  # noqa: E402
 from grader.calibration.sampling import pick_answers  # noqa: E402
+from grader.embedding.encoder import Encoder, default_model_path  # noqa: E402
 from grader.exam.rubric import Rubric  # noqa: E402
 from grader.exam.submissions import parse_submissions  # noqa: E402
+from grader.scoring.grade import Grades, QuestionGrade, grade  # noqa: E402
+from grader.scoring.match import TOPIC_WEIGHT  # noqa: E402
 
 DATA = Path("/work/shared/datasets")
 FOLDS = 5
@@ -252,7 +252,9 @@ def calibrated(
     return predicted, methods
 
 
-def _held_out_marks(calibrator: Calibrator, graded: Graded, held: np.ndarray, vectors: AnswerVectors | None = None) -> np.ndarray:
+def _held_out_marks(
+    calibrator: Calibrator, graded: Graded, held: np.ndarray, vectors: AnswerVectors | None = None
+) -> np.ndarray:
     after = {(g.student_id, g.question_id): g for g in calibrator.predict(graded.grades, graded.rubric, vectors).items}
     return np.array([after[graded.keys[i]].raw_mark for i in held])
 
@@ -269,8 +271,10 @@ def learning_curve(corpus: Corpus, graded: Graded, vectors: AnswerVectors, sizes
     are never picked either way (both are marked 0 without a TA)."""
     index = {key: i for i, key in enumerate(graded.keys)}
     answered = [key for key in graded.keys if key in vectors.vectors]
-    lines = ["| answers marked per question | picked by `grader sample`: r | RMSE | random (mean of "
-             f"{draws}): r | RMSE |", "|---|---|---|---|---|"]
+    lines = [
+        f"| answers marked per question | picked by `grader sample`: r | RMSE | random (mean of {draws}): r | RMSE |",
+        "|---|---|---|---|---|",
+    ]
     for n in sizes:
         picked = {(p.student_id, p.question_id) for p in pick_answers(graded.grades, graded.rubric, vectors, n)}
         row = [_fit_on(corpus, graded, vectors, picked, index)]
@@ -297,7 +301,9 @@ def _fit_on(corpus: Corpus, graded: Graded, vectors: AnswerVectors, marked: set,
     return metrics(kept, predicted[rest])
 
 
-def fine_tuned(corpus: Corpus, fold: np.ndarray, max_points: int, topic_weight: float, work: Path) -> tuple[np.ndarray, float]:
+def fine_tuned(
+    corpus: Corpus, fold: np.ndarray, max_points: int, topic_weight: float, work: Path
+) -> tuple[np.ndarray, float]:
     """Unseen answers with the encoder fine-tuned on each fold's marked answers (`calibrate --fine-tune`):
     tune on the training folds, grade everything with the tuned encoder, calibrate (exemplar) on the
     training folds, predict the held-out fold. Returns the marks and the seconds spent tuning."""
@@ -329,8 +335,10 @@ def whole_answer_cosines(corpus: Corpus, encoder: MemoryEncoder) -> np.ndarray:
     vectors = encoder.encode(answers + [t for ts in refs.values() for t in ts])
     row = {t: v for t, v in zip(answers + [t for ts in refs.values() for t in ts], vectors)}
     return np.array(
-        [max(float(row[answer] @ row[t]) for t in refs[a.question_id]) if answer else 0.0
-         for answer, a in zip(answers, corpus.answers)]
+        [
+            max(float(row[answer] @ row[t]) for t in refs[a.question_id]) if answer else 0.0
+            for answer, a in zip(answers, corpus.answers)
+        ]
     )
 
 
@@ -394,7 +402,9 @@ class Options:
     work: Path | None = None
 
 
-def evaluate(corpus: Corpus, encoder: MemoryEncoder, variants: list[tuple[int, float]], options: Options = Options()) -> str:
+def evaluate(
+    corpus: Corpus, encoder: MemoryEncoder, variants: list[tuple[int, float]], options: Options = Options()
+) -> str:
     start = time.perf_counter()
     by_answer, by_question = unseen_answer_folds(corpus), unseen_question_folds(corpus)
     cosines = whole_answer_cosines(corpus, encoder)
@@ -411,15 +421,23 @@ def evaluate(corpus: Corpus, encoder: MemoryEncoder, variants: list[tuple[int, f
         for criterion in options.criteria:
             chosen = f"chose by {criterion}: " if len(options.criteria) > 1 else ""
             predicted, methods = calibrated(corpus, graded, by_answer, vectors, criterion=criterion)
-            rows_a.append((f"**{label} + Calibrator** ({chosen}{', '.join(sorted(set(methods)))})", metrics(corpus, predicted)))
+            rows_a.append(
+                (f"**{label} + Calibrator** ({chosen}{', '.join(sorted(set(methods)))})", metrics(corpus, predicted))
+            )
             predicted, methods = calibrated(corpus, graded, by_question, vectors, criterion=criterion)
-            rows_q.append((f"{label} + Calibrator ({chosen}{', '.join(sorted(set(methods)))})", metrics(corpus, predicted)))
+            rows_q.append(
+                (f"{label} + Calibrator ({chosen}{', '.join(sorted(set(methods)))})", metrics(corpus, predicted))
+            )
         for method in METHODS[1:] if options.methods else ():
             predicted, _ = calibrated(corpus, graded, by_answer, vectors, method=method)
             rows_a.append((f"{label}, method {method} alone", metrics(corpus, predicted)))
         before = calibrated(corpus, graded, by_answer, None, criterion="mae")[0]
-        rows_a.append((f"{label} + the Calibrator without marked answers' vectors, by MAE (the five earlier methods)",
-                       metrics(corpus, before)))
+        rows_a.append(
+            (
+                f"{label} + the Calibrator without marked answers' vectors, by MAE (the five earlier methods)",
+                metrics(corpus, before),
+            )
+        )
         # Diagnostic: the grader's own evidence before the credit curve clips it, mapped like the
         # baseline maps its cosine.
         for field in ("similarity", "score"):
@@ -428,25 +446,38 @@ def evaluate(corpus: Corpus, encoder: MemoryEncoder, variants: list[tuple[int, f
             rows_a.append((name, metrics(corpus, baseline(corpus, feature, by_answer, True))))
         if options.fine_tune and options.work is not None:
             predicted, seconds = fine_tuned(corpus, by_answer, max_points, topic_weight, options.work)
-            rows_a.append((f"{label}, encoder fine-tuned on each training half ({seconds:.0f} s of tuning) + Calibrator",
-                           metrics(corpus, predicted)))
+            rows_a.append(
+                (
+                    f"{label}, encoder fine-tuned on each training half ({seconds:.0f} s of tuning) + Calibrator",
+                    metrics(corpus, predicted),
+                )
+            )
         if options.curve:
-            extra.append(f"Learning curve ({label}; calibrated on n answers per question, scored on all the others):\n\n"
-                         + learning_curve(corpus, graded, vectors, options.curve, options.draws))
+            extra.append(
+                f"Learning curve ({label}; calibrated on n answers per question, scored on all the others):\n\n"
+                + learning_curve(corpus, graded, vectors, options.curve, options.draws)
+            )
         points = [len(q.points) for q in graded.rubric.questions]
         notes.append(f"points per question (at most {max_points}): mean {np.mean(points):.2f}, max {max(points)}")
-    rows_a.append(("baseline: whole-answer cosine + isotonic per question",
-                   metrics(corpus, baseline(corpus, cosines, by_answer, True))))
-    rows_q.append(("baseline: whole-answer cosine + pooled isotonic",
-                   metrics(corpus, baseline(corpus, cosines, by_question, False))))
+    rows_a.append(
+        (
+            "baseline: whole-answer cosine + isotonic per question",
+            metrics(corpus, baseline(corpus, cosines, by_answer, True)),
+        )
+    )
+    rows_q.append(
+        (
+            "baseline: whole-answer cosine + pooled isotonic",
+            metrics(corpus, baseline(corpus, cosines, by_question, False)),
+        )
+    )
     if corpus.name.startswith("Mohler"):
         rows_a += [(name, {"r": r, "RMSE": rmse}) for name, r, rmse in MOHLER_PUBLISHED]
     questions = len({a.question_id for a in corpus.answers})
     notes = list(dict.fromkeys(notes))
     head = (
         f"### {corpus.name}: {len(corpus.answers)} answers, {questions} questions\n\n"
-        f"{corpus.note}; QWK on steps of {corpus.step:g}; "
-        + "; ".join(notes)
+        f"{corpus.note}; QWK on steps of {corpus.step:g}; " + "; ".join(notes)
     )
     seconds = time.perf_counter() - start
     return (
@@ -473,11 +504,15 @@ def main() -> None:
     parser.add_argument("--semeval-sample", type=int, default=0, help="answers per SemEval corpus (0: all)")
     parser.add_argument("--max-points", default=str(MAX_POINTS), help="comma-separated variants, e.g. 6,1")
     parser.add_argument("--topic-weight", default=f"{TOPIC_WEIGHT:g}", help="comma-separated variants, e.g. 0.5,0")
-    parser.add_argument("--criterion", default="rmse", help="the Calibrator's choosing error, comma-separated variants: rmse,mae")
+    parser.add_argument(
+        "--criterion", default="rmse", help="the Calibrator's choosing error, comma-separated variants: rmse,mae"
+    )
     parser.add_argument("--curve", default="5,10,20", help="learning curve: answers marked per question (empty: none)")
     parser.add_argument("--draws", type=int, default=5, help="random draws averaged per learning-curve point")
     parser.add_argument("--no-methods", action="store_true", help="skip the rows of each method alone")
-    parser.add_argument("--fine-tune", action="store_true", help="also fine-tune the encoder per fold (minutes per fold on CPU)")
+    parser.add_argument(
+        "--fine-tune", action="store_true", help="also fine-tune the encoder per fold (minutes per fold on CPU)"
+    )
     args = parser.parse_args()
 
     variants = [(int(p), float(w)) for p in args.max_points.split(",") for w in args.topic_weight.split(",")]
@@ -502,13 +537,18 @@ def main() -> None:
             corpus = replace(corpus, answers=kept, note=f"{corpus.note}; --limit {args.limit}")
         with tempfile.TemporaryDirectory() as work:
             options = Options(
-                criteria=args.criterion.split(","), methods=not args.no_methods,
-                curve=[int(n) for n in args.curve.split(",") if n], draws=args.draws,
-                fine_tune=args.fine_tune, work=Path(work),
+                criteria=args.criterion.split(","),
+                methods=not args.no_methods,
+                curve=[int(n) for n in args.curve.split(",") if n],
+                draws=args.draws,
+                fine_tune=args.fine_tune,
+                work=Path(work),
             )
             print(evaluate(corpus, encoder, variants, options), flush=True)
-    print(f"total {time.perf_counter() - start:.0f} s, of which encoding {encoder.seconds:.0f} s "
-          f"({len(encoder._rows)} distinct texts)")
+    print(
+        f"total {time.perf_counter() - start:.0f} s, of which encoding {encoder.seconds:.0f} s "
+        f"({len(encoder._rows)} distinct texts)"
+    )
 
 
 if __name__ == "__main__":

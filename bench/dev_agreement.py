@@ -1,6 +1,6 @@
 """How the default marks agree with our own marks on the bundled development set (README table).
 
-    .venv/bin/python bench/dev_agreement.py
+.venv/bin/python bench/dev_agreement.py
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ def main() -> None:
         shorts += [(g.mark, dev.human[(g.student_id, qid)]) for g in dev.grades.items if g.question_id == qid]
         print(f"| {qid} | {a.n} | {a.mae:.3f} | {a.qwk:.3f} | {a.exact:.0%} | {a.within_step:.0%} |")
     pooled = agreement([m for m, _ in shorts], [h for _, h in shorts], step=0.25)
-    print(f"| all short answers | {pooled.n} | {pooled.mae:.3f} | {pooled.qwk:.3f} | {pooled.exact:.0%} | {pooled.within_step:.0%} |")
+    print(
+        f"| all short answers | {pooled.n} | {pooled.mae:.3f} | {pooled.qwk:.3f} | {pooled.exact:.0%} | {pooled.within_step:.0%} |"
+    )
     totals = [(dev.grades.total(s), sum(v for (st, _), v in dev.human.items() if st == s)) for s in dev.grades.students]
     t = agreement([m for m, _ in totals], [h for _, h in totals], step=0.25)
     print(f"\nPer-student totals (out of {dev.rubric.max_total:g}): MAE {t.mae:.2f}, Pearson r {t.pearson:.3f}")

@@ -14,9 +14,9 @@ sys.path.insert(0, str(ROOT))
 from grader.calibration.agreement import agreement  # noqa: E402
 from grader.embedding.encoder import Encoder  # noqa: E402
 from grader.exam.files import read_human_marks  # noqa: E402
-from grader.scoring.grade import Grades, grade  # noqa: E402
 from grader.exam.rubric import Rubric, ShortQuestion, load_rubric  # noqa: E402
 from grader.exam.submissions import Submissions, read_submissions  # noqa: E402
+from grader.scoring.grade import Grades, grade  # noqa: E402
 
 RUBRIC = ROOT / "rubrics" / "dl-midsem.yaml"
 SAMPLE = ROOT / "submissions" / "dl-midsem-sample.csv"
@@ -57,5 +57,7 @@ def per_question(dev: DevSet, grades: Grades) -> list[tuple[str, object]]:
     for q in dev.rubric.questions:
         if isinstance(q, ShortQuestion):
             items = [g for g in grades.items if g.question_id == q.id]
-            rows.append((q.id, agreement([g.mark for g in items], [dev.human[(g.student_id, q.id)] for g in items], q.step)))
+            rows.append(
+                (q.id, agreement([g.mark for g in items], [dev.human[(g.student_id, q.id)] for g in items], q.step))
+            )
     return rows

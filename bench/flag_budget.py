@@ -28,24 +28,23 @@ from devset import load_devset
 
 from grader.calibration.calibrate import Calibrator
 from grader.embedding.encoder import Encoder
-from grader.scoring.grade import Grades
 from grader.exam.rubric import ShortQuestion
+from grader.scoring.grade import Grades
 from grader.scoring.triage import budget_curve
 
 BUDGETS = (0.0, 0.1, 0.2, 0.3, 0.5)
 
 
-def row(label: str, grades: Grades, rubric, human: Mapping[tuple[str, str], float], budgets: Sequence[float] = BUDGETS) -> str:
+def row(
+    label: str, grades: Grades, rubric, human: Mapping[tuple[str, str], float], budgets: Sequence[float] = BUDGETS
+) -> str:
     points = budget_curve(grades, rubric, human, budgets)
     cells = " | ".join(f"{p.mae_unreviewed:.3f} / {p.mae_random:.3f}" for p in points)
     return f"| {label} | {len(human)} | {cells} |"
 
 
 def header() -> str:
-    return (
-        "| answers | n | " + " | ".join(f"{b:.0%}" for b in BUDGETS) + " |\n|---|---|" + "---|" * len(BUDGETS)
-        + "\n"
-    )
+    return "| answers | n | " + " | ".join(f"{b:.0%}" for b in BUDGETS) + " |\n|---|---|" + "---|" * len(BUDGETS) + "\n"
 
 
 def held_out(corpus: data.Corpus, graded: data.Graded) -> Grades:
@@ -56,7 +55,9 @@ def held_out(corpus: data.Corpus, graded: data.Graded) -> Grades:
         human = {key: a.human for key, a, f in zip(graded.keys, corpus.answers, fold) if f != k}
         predicted = Calibrator().fit(graded.grades, graded.rubric, human).predict(graded.grades, graded.rubric)
         held = {graded.keys[i] for i in np.flatnonzero(fold == k)}
-        items.update({(g.student_id, g.question_id): g for g in predicted.items if (g.student_id, g.question_id) in held})
+        items.update(
+            {(g.student_id, g.question_id): g for g in predicted.items if (g.student_id, g.question_id) in held}
+        )
     return replace(graded.grades, items=tuple(items.get((g.student_id, g.question_id), g) for g in graded.grades.items))
 
 
@@ -79,7 +80,10 @@ def main() -> None:
     builders = {
         "mohler": [data.mohler],
         "saf": [lambda: data.saf(args.saf_per_question)],
-        "semeval": [lambda: data.semeval("beetle", args.semeval_sample), lambda: data.semeval("sciEntsBank", args.semeval_sample)],
+        "semeval": [
+            lambda: data.semeval("beetle", args.semeval_sample),
+            lambda: data.semeval("sciEntsBank", args.semeval_sample),
+        ],
     }
     wanted = [b for name, bs in builders.items() if args.dataset in (name, "all") for b in bs]
     if wanted:
@@ -89,7 +93,9 @@ def main() -> None:
             graded = data.grade_corpus(corpus, memory, data.MAX_POINTS, data.TOPIC_WEIGHT)
             human = {key: a.human for key, a in zip(graded.keys, corpus.answers)}
             print(row(f"{corpus.name} (default marks)", graded.grades, graded.rubric, human), flush=True)
-            print(row(f"{corpus.name} (calibrated, held out)", held_out(corpus, graded), graded.rubric, human), flush=True)
+            print(
+                row(f"{corpus.name} (calibrated, held out)", held_out(corpus, graded), graded.rubric, human), flush=True
+            )
     print(f"\n({time.perf_counter() - start:.0f} s)")
 
 

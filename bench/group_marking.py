@@ -73,7 +73,9 @@ def main() -> None:
     args = parser.parse_args()
     thresholds = [float(t) for t in args.thresholds.split(",")]
     encoder = Encoder.load(device="cpu")
-    print("| corpus | answers | group cosine | groups (2+) | answers in them | actions one at a time | actions by group | saved | grouped answers off their group's mark | MAE if no member is corrected |")
+    print(
+        "| corpus | answers | group cosine | groups (2+) | answers in them | actions one at a time | actions by group | saved | grouped answers off their group's mark | MAE if no member is corrected |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for corpus in corpora(args.dataset):
         start = time.perf_counter()

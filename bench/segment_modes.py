@@ -32,15 +32,15 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 from sklearn.model_selection import KFold  # noqa: E402
 
-from grader.exam.files import read_human_marks  # noqa: E402
-from grader.calibration.calibrate import Calibrator  # noqa: E402
-from grader.embedding.encoder import Encoder  # noqa: E402
-from grader.calibration.exemplars import answer_vectors  # noqa: E402
-from grader.scoring.grade import grade  # noqa: E402
 from grader.authoring.reference import MAX_POINTS  # noqa: E402
-from grader.exam.rubric import ShortQuestion, load_rubric  # noqa: E402
+from grader.calibration.calibrate import Calibrator  # noqa: E402
+from grader.calibration.exemplars import answer_vectors  # noqa: E402
+from grader.embedding.encoder import Encoder  # noqa: E402
 from grader.embedding.spans import SegmentMode  # noqa: E402
+from grader.exam.files import read_human_marks  # noqa: E402
+from grader.exam.rubric import ShortQuestion, load_rubric  # noqa: E402
 from grader.exam.submissions import read_submissions  # noqa: E402
+from grader.scoring.grade import grade  # noqa: E402
 
 MODES = (SegmentMode.SEPARATE, SegmentMode.POOLED)
 SEED = 0
@@ -82,12 +82,16 @@ def compare(separate: np.ndarray, pooled: np.ndarray, human: np.ndarray, boot: i
             verdict = "**pooled worse**"
         else:
             verdict = "within noise"
-        cells.append(f"{name} | {point_s[k]:.3f} [{lo_s:.3f}, {hi_s:.3f}] | {point_p[k]:.3f} [{lo_p:.3f}, {hi_p:.3f}] "
-                     f"| {d:+.3f} [{lo_d:+.3f}, {hi_d:+.3f}] | {verdict}")
+        cells.append(
+            f"{name} | {point_s[k]:.3f} [{lo_s:.3f}, {hi_s:.3f}] | {point_p[k]:.3f} [{lo_p:.3f}, {hi_p:.3f}] "
+            f"| {d:+.3f} [{lo_d:+.3f}, {hi_d:+.3f}] | {verdict}"
+        )
     return cells
 
 
-def corpus_marks(corpora, corpus, encoders: dict, shared) -> tuple[np.ndarray, dict[str, tuple[np.ndarray, np.ndarray]]]:
+def corpus_marks(
+    corpora, corpus, encoders: dict, shared
+) -> tuple[np.ndarray, dict[str, tuple[np.ndarray, np.ndarray]]]:
     """Human marks (shares of the max where the corpus says so) and, per mode, raw and calibrated marks."""
     fold = corpora.unseen_answer_folds(corpus)
     human = np.array([a.human for a in corpus.answers])

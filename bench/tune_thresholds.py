@@ -74,8 +74,10 @@ def main() -> None:
         mae = statistics.mean(short_errors(dev, regraded[best]))
         print(f"| {weight:g} | {best.low:g}-{best.high:g} | {mae:.3f} | {cv:.3f} | {per_fold} |")
     current = apply_curve(grade(dev.rubric, dev.submissions, encoder), dev.rubric, DEFAULT_CURVE)
-    print(f"\nShipped defaults: topic weight {TOPIC_WEIGHT:g}, curve {DEFAULT_CURVE.low:g}-{DEFAULT_CURVE.high:g}: "
-          f"MAE {statistics.mean(short_errors(dev, current)):.3f}")
+    print(
+        f"\nShipped defaults: topic weight {TOPIC_WEIGHT:g}, curve {DEFAULT_CURVE.low:g}-{DEFAULT_CURVE.high:g}: "
+        f"MAE {statistics.mean(short_errors(dev, current)):.3f}"
+    )
 
 
 if __name__ == "__main__":

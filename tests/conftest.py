@@ -35,11 +35,10 @@ def sample(encoder, rubric):
     """The bundled development set graded once with the defaults, with our marks."""
     from types import SimpleNamespace
 
-    from grader.exam.files import read_human_marks
-    from grader.scoring.grade import grade
-    from grader.exam.submissions import read_submissions
-
     from grader.calibration.exemplars import answer_vectors
+    from grader.exam.files import read_human_marks
+    from grader.exam.submissions import read_submissions
+    from grader.scoring.grade import grade
 
     submissions = read_submissions(SAMPLE, rubric.question_ids)
     grades = grade(rubric, submissions, encoder)

@@ -28,7 +28,9 @@ def _imports(path: Path, top_level_only: bool) -> set[str]:
             found |= {a.name for a in node.names if a.name.startswith("grader")}
         elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("grader") and node.level == 0:
             # `from grader.review import gradebook` imports the module grader.review.gradebook.
-            found |= {f"{node.module}.{a.name}" if _is_module(f"{node.module}.{a.name}") else node.module for a in node.names}
+            found |= {
+                f"{node.module}.{a.name}" if _is_module(f"{node.module}.{a.name}") else node.module for a in node.names
+            }
     return found
 
 
@@ -67,7 +69,7 @@ def test_no_import_cycle():
         state[node] = 1
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                cycle.extend(stack[stack.index(nxt):] + [node, nxt] if nxt in stack else [node, nxt])
+                cycle.extend(stack[stack.index(nxt) :] + [node, nxt] if nxt in stack else [node, nxt])
                 return True
             if state.get(nxt) is None and visit(nxt, [*stack, node]):
                 return True
@@ -88,6 +90,7 @@ def test_module_paths_from_before_the_folders_still_import_the_same_modules():
     for old, new in grader._MOVED.items():
         assert importlib.import_module(f"grader.{old}") is importlib.import_module(f"grader.{new}"), old
     from grader.grade import grade  # the form scripts written before the folders use
+
     from grader.scoring.grade import grade as moved
 
     assert grade is moved

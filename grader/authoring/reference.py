@@ -47,9 +47,9 @@ from typing import Any
 
 import yaml
 
+from grader.embedding.segment import sentences
 from grader.errors import InputError
 from grader.exam.rubric import Rubric, ShortQuestion, parse_rubric
-from grader.embedding.segment import sentences
 
 COLUMNS = ("question_id", "question", "reference_answer", "max_mark")
 MAX_POINTS = 6
@@ -127,9 +127,7 @@ def parse_references(text: str, source: str) -> list[Reference]:
     return found
 
 
-def references_to_rubric(
-    rows: Sequence[Reference], exam: str, source: str, max_points: int = MAX_POINTS
-) -> Rubric:
+def references_to_rubric(rows: Sequence[Reference], exam: str, source: str, max_points: int = MAX_POINTS) -> Rubric:
     """The rubric of short questions that the reference answers imply (see the module docstring).
 
     Questions keep the order of their first row. `source` names the table in errors. `max_points=1`

@@ -28,8 +28,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from grader.authoring.draft.record import TODO_ANSWER, TODO_POINT, Draft
 from grader.errors import GraderError
-from grader.llm import CallFailed, CallsStopped, LlmClient, first_error, id_text, normalise, parse_reply
 from grader.exam.rubric import ShortQuestion
+from grader.llm import CallFailed, CallsStopped, LlmClient, first_error, id_text, normalise, parse_reply
 
 MAX_PHRASINGS = 3
 """Other phrasings asked for (and kept) per point."""

@@ -81,7 +81,9 @@ def bootstrap(
             "rmse": np.sqrt(mean_squared_error(bh.T, bm.T, multioutput="raw_values")),
             "qwk": _quadratic_kappa(hc, mc),
             "pearson": pearsonr(bm, bh, axis=1).statistic if m.size > 1 else undefined,
-            "spearman": pearsonr(rankdata(bm, axis=1), rankdata(bh, axis=1), axis=1).statistic if m.size > 1 else undefined,
+            "spearman": pearsonr(rankdata(bm, axis=1), rankdata(bh, axis=1), axis=1).statistic
+            if m.size > 1
+            else undefined,
             "exact": np.mean(mc == hc, axis=1),
             "within_step": np.mean(np.abs(mc - hc) <= 1, axis=1),
         }
@@ -119,7 +121,11 @@ def _quadratic_kappa(human: np.ndarray, machine: np.ndarray) -> np.ndarray:
     b = human.shape[0]
     cells = (np.arange(b)[:, None] * k + (human - low)) * k + (machine - low)
     confusion = np.bincount(cells.ravel(), minlength=b * k * k).reshape(b, k, k).astype(float)
-    expected = confusion.sum(axis=2)[:, :, None] * confusion.sum(axis=1)[:, None, :] / confusion.sum(axis=(1, 2))[:, None, None]
+    expected = (
+        confusion.sum(axis=2)[:, :, None]
+        * confusion.sum(axis=1)[:, None, :]
+        / confusion.sum(axis=(1, 2))[:, None, None]
+    )
     weights = (np.arange(k)[:, None] - np.arange(k)[None, :]) ** 2
     observed_cost = (confusion * weights).sum(axis=(1, 2))
     expected_cost = (expected * weights).sum(axis=(1, 2))

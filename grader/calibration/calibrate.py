@@ -50,15 +50,15 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import Ridge
 from sklearn.model_selection import KFold
 
-from grader.calibration import exemplars
-from grader.scoring import flags as flagging
 from grader.atomic import write_atomically
-from grader.errors import GraderError, InputError
+from grader.calibration import exemplars
 from grader.calibration.exemplars import AnswerVectors, MarkedAnswers
+from grader.calibration.methods import CRITERIA, METHODS, Method
+from grader.errors import GraderError, InputError
+from grader.exam.rubric import Rubric, ShortQuestion
+from grader.scoring import flags as flagging
 from grader.scoring.grade import SCORE_SHIFT, Grades, Neighbour, QuestionGrade, apply_curve
 from grader.scoring.match import DEFAULT_CURVE, TOPIC_WEIGHT, CreditCurve, PointMatch, round_to_step
-from grader.calibration.methods import CRITERIA, METHODS, Method
-from grader.exam.rubric import Rubric, ShortQuestion
 
 FORMAT = "grader-calibration"
 FORMAT_VERSION = 2
@@ -163,7 +163,9 @@ class MarkModel(ABC):
 
     def predict(self, found: Sequence[Example]) -> np.ndarray:
         """Marks rounded to each question's step."""
-        return np.array([round_to_step(r, e.question.step, e.question.marks) for r, e in zip(self.raw_marks(found), found)])
+        return np.array(
+            [round_to_step(r, e.question.step, e.question.marks) for r, e in zip(self.raw_marks(found), found)]
+        )
 
     @abstractmethod
     def to_params(self) -> dict: ...
@@ -353,7 +355,9 @@ class ExemplarRidge(MarkModel):
         short = len(RUBRIC_FEATURES) + 4
         self.rubric_only_ = _BoundedRidge.fit(x[:, :short], y, [_SIGNS[f] for f in self.features[:short]])
         residual = dict(zip((e.key for e in found), y - self.full_.predict(x)))
-        self.residuals_ = {qid: np.array([residual[(sid, qid)] for sid in m.student_ids]) for qid, m in self.pool_.items()}
+        self.residuals_ = {
+            qid: np.array([residual[(sid, qid)] for sid in m.student_ids]) for qid, m in self.pool_.items()
+        }
         return self
 
     def _features(self, found: Sequence[Example]) -> np.ndarray:
@@ -416,13 +420,19 @@ class ExemplarRidge(MarkModel):
         model.pool_ = {qid: _marked_from_params(qid, p) for qid, p in params["marked"].items()}
         # Files written before the local correction existed have no residuals: grade them without it.
         stored = params.get("residuals", {})
-        model.residuals_ = {qid: np.array(stored.get(qid, np.zeros(len(m))), dtype=np.float64) for qid, m in model.pool_.items()}
+        model.residuals_ = {
+            qid: np.array(stored.get(qid, np.zeros(len(m))), dtype=np.float64) for qid, m in model.pool_.items()
+        }
         return model
 
     def summary(self) -> dict:
         """The fitted weights without the marked answers' vectors (for run.json and the gradebook)."""
-        return {"features": list(self.features), "full": self.full_.to_params(), "rubric_only": self.rubric_only_.to_params(),
-                "marked": {qid: len(m) for qid, m in self.pool_.items()}}
+        return {
+            "features": list(self.features),
+            "full": self.full_.to_params(),
+            "rubric_only": self.rubric_only_.to_params(),
+            "marked": {qid: len(m) for qid, m in self.pool_.items()},
+        }
 
 
 @dataclass(frozen=True)
@@ -460,7 +470,10 @@ class _BoundedRidge:
 
     @classmethod
     def from_params(cls, params: Mapping) -> _BoundedRidge:
-        return cls(*(np.array(params[k], dtype=np.float64) for k in ("fill", "mean", "scale", "coef")), float(params["intercept"]))
+        return cls(
+            *(np.array(params[k], dtype=np.float64) for k in ("fill", "mean", "scale", "coef")),
+            float(params["intercept"]),
+        )
 
 
 def _rubric_features(e: Example) -> np.ndarray:
@@ -494,7 +507,9 @@ def _marked_to_params(marked: MarkedAnswers) -> dict:
 def _marked_from_params(qid: str, params: Mapping) -> MarkedAnswers:
     flat = np.frombuffer(base64.b64decode(params["vectors_f32_base64"]), dtype="<f4")
     vectors = flat.reshape(len(params["students"]), int(params["dimension"]))
-    return MarkedAnswers(qid, tuple(params["students"]), vectors, np.array(params["marks"], dtype=np.float64), float(params["max_mark"]))
+    return MarkedAnswers(
+        qid, tuple(params["students"]), vectors, np.array(params["marks"], dtype=np.float64), float(params["max_mark"])
+    )
 
 
 MODELS: dict[Method, type[MarkModel]] = {
@@ -520,7 +535,12 @@ class Calibrator:
     by more than one standard error of the paired difference (see the module docstring)."""
 
     def __init__(
-        self, method: str = "auto", cv: int = 5, min_per_question: int = 10, random_state: int = 0, criterion: str = "rmse"
+        self,
+        method: str = "auto",
+        cv: int = 5,
+        min_per_question: int = 10,
+        random_state: int = 0,
+        criterion: str = "rmse",
     ):
         self.method = method
         self.cv = cv
@@ -530,7 +550,11 @@ class Calibrator:
 
     # ---- fitting -------------------------------------------------------------------------
     def fit(
-        self, grades: Grades, rubric: Rubric, human: Mapping[tuple[str, str], float], answers: AnswerVectors | None = None
+        self,
+        grades: Grades,
+        rubric: Rubric,
+        human: Mapping[tuple[str, str], float],
+        answers: AnswerVectors | None = None,
     ) -> Calibrator:
         """Fit on the TA's marks. With `answers` (each answer's vector), the exemplar method competes too."""
         if self.method != "auto" and self.method not in METHODS:
@@ -579,6 +603,7 @@ class Calibrator:
 
     def _choose(self, errors: Mapping[str, np.ndarray]) -> str:
         """The lowest error by the criterion; but the default unless the winner beats it beyond noise."""
+
         def score(e: np.ndarray) -> float:
             return float(np.mean(e)) if self.criterion == "mae" else float(np.sqrt(np.mean(np.square(e))))
 
@@ -658,7 +683,9 @@ class Calibrator:
                 f"this rubric is {rubric.fingerprint}): re-run `grader calibrate`"
             )
         if model is not None and self.model_ != model:
-            raise GraderError(f"{source}: fitted with model {self.model_!r}, but grading uses {model!r}: re-run `grader calibrate`")
+            raise GraderError(
+                f"{source}: fitted with model {self.model_!r}, but grading uses {model!r}: re-run `grader calibrate`"
+            )
 
     def to_dict(self) -> dict:
         """The fitted state as plain JSON data (see README: calibration file format)."""
@@ -698,9 +725,11 @@ class Calibrator:
     @classmethod
     def from_dict(cls, data: Mapping, source: str = "calibration") -> Calibrator:
         if not isinstance(data, Mapping) or data.get("format") != FORMAT:
-            raise InputError(source, f"not a grader calibration file (no \"format\": \"{FORMAT}\")")
+            raise InputError(source, f'not a grader calibration file (no "format": "{FORMAT}")')
         if data.get("version") not in READS_VERSIONS:
-            raise InputError(source, f"calibration format version {data.get('version')!r}; this grader reads versions 1 and 2")
+            raise InputError(
+                source, f"calibration format version {data.get('version')!r}; this grader reads versions 1 and 2"
+            )
         if data.get("topic_weight") != TOPIC_WEIGHT:
             raise InputError(source, "fitted with another scoring (topic weight): re-run `grader calibrate`")
         if data.get("method") not in METHODS:
@@ -811,7 +840,9 @@ def _best_curve(found: Sequence[Example]) -> tuple[float, float]:
         raw = (marks * np.where(np.isnan(fixed), curve.credit(scores), fixed)).sum(axis=1)
         return float(np.mean(np.abs(round_to_step(raw, step, top) - human)))
 
-    best = min(_CURVES, key=lambda c: (round(error(c), 9), abs(c.low - DEFAULT_CURVE.low) + abs(c.high - DEFAULT_CURVE.high)))
+    best = min(
+        _CURVES, key=lambda c: (round(error(c), 9), abs(c.low - DEFAULT_CURVE.low) + abs(c.high - DEFAULT_CURVE.high))
+    )
     return (best.low, best.high)
 
 
@@ -835,7 +866,9 @@ def _with_mark(grade: QuestionGrade, question: ShortQuestion, raw: float, moved:
     found = [f for f in grade.flags if f.code not in flagging.MARK_DEPENDENT]
     near = flagging.borderline(raw, question.step)
     found += [near] if near else []
-    other = next((m for m in (round_to_step(r, question.step, question.marks) for r in moved) if abs(m - mark) > 1e-9), None)
+    other = next(
+        (m for m in (round_to_step(r, question.step, question.marks) for r in moved) if abs(m - mark) > 1e-9), None
+    )
     if other is not None:
         found.append(flagging.low_confidence(mark, other, SCORE_SHIFT, "under this calibration"))
     return replace(grade, mark=mark, raw_mark=raw, flags=tuple(found))

@@ -89,7 +89,9 @@ class AnswerTexts:
 
     @classmethod
     def of(cls, question: ShortQuestion) -> AnswerTexts:
-        return cls(question.model_answer or " ".join(p.text for p in question.points), tuple(p.text for p in question.points))
+        return cls(
+            question.model_answer or " ".join(p.text for p in question.points), tuple(p.text for p in question.points)
+        )
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,9 @@ def answer_vectors(rubric: Rubric, answers: Mapping[tuple[str, str], str], encod
     rows = encode_answers([*texts.values(), *(normalise(r.reference) for r in references.values())], encoder)
     vectors = {key: rows[text] for key, text in texts.items()}
     lexical = {
-        key: np.array(lexical_features(text, rows[text], references[key[1]], rows[normalise(references[key[1]].reference)]))
+        key: np.array(
+            lexical_features(text, rows[text], references[key[1]], rows[normalise(references[key[1]].reference)])
+        )
         for key, text in texts.items()
     }
     return AnswerVectors(vectors, lexical)
@@ -138,7 +142,9 @@ def similarities(vectors: np.ndarray, student_ids: Sequence[str], marked: Marked
     if len(marked) == 0 or len(vectors) == 0:
         return np.full((len(vectors), len(marked)), -np.inf)
     sims = np.asarray(vectors, dtype=np.float64) @ np.asarray(marked.vectors, dtype=np.float64).T
-    sims[np.asarray(student_ids, dtype=object)[:, None] == np.asarray(marked.student_ids, dtype=object)[None, :]] = -np.inf
+    sims[
+        np.asarray(student_ids, dtype=object)[:, None] == np.asarray(marked.student_ids, dtype=object)[None, :]
+    ] = -np.inf
     return sims
 
 
@@ -193,7 +199,9 @@ def _nearest_weights(sims: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return top, top_sims, top_ok, weights
 
 
-def lexical_features(answer: str, vector: np.ndarray | None, texts: AnswerTexts, reference_vector: np.ndarray) -> list[float]:
+def lexical_features(
+    answer: str, vector: np.ndarray | None, texts: AnswerTexts, reference_vector: np.ndarray
+) -> list[float]:
     """The last four FEATURES: cosine of the whole answer to the model answer, the share of the model
     answer's and of the points' content words the answer uses, and its length against the model answer's."""
     words = content_words(answer)

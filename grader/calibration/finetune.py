@@ -20,8 +20,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from grader.errors import GraderError, InputError
 from grader.calibration.exemplars import normalise
+from grader.errors import GraderError, InputError
 from grader.exam.rubric import Rubric, ShortQuestion
 
 EPOCHS = 3
@@ -86,7 +86,11 @@ def fine_tune(
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
         from datasets import Dataset
-        from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+        from sentence_transformers import (
+            SentenceTransformer,
+            SentenceTransformerTrainer,
+            SentenceTransformerTrainingArguments,
+        )
         from sentence_transformers.sentence_transformer.losses import CoSENTLoss
     except ImportError as exc:  # pragma: no cover - both are dependencies of the package
         raise GraderError(f"fine-tuning needs the packages datasets and accelerate: {exc}") from None
@@ -96,7 +100,11 @@ def fine_tune(
     started = time.perf_counter()
     model = SentenceTransformer(str(base), device=device, local_files_only=True)
     data = Dataset.from_dict(
-        {"reference": [p.reference for p in pairs], "answer": [p.answer for p in pairs], "score": [p.share for p in pairs]}
+        {
+            "reference": [p.reference for p in pairs],
+            "answer": [p.answer for p in pairs],
+            "score": [p.share for p in pairs],
+        }
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as work:

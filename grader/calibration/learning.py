@@ -16,17 +16,17 @@ from typing import Any
 
 import numpy as np
 
-from grader.calibration import calibrate, finetune
 from grader.atomic import check_writable
+from grader.calibration import calibrate, finetune
 from grader.calibration.calibrate import Calibrator
+from grader.calibration.exemplars import AnswerVectors, answer_vectors
 from grader.embedding.encoder import Encoder
-from grader.scoring.engine import EncoderSpec, Engine, grade_here, grade_on_cluster, load_encoder
 from grader.errors import GraderError
 from grader.exam.files import read_exam, read_marks
-from grader.calibration.exemplars import AnswerVectors, answer_vectors
-from grader.scoring.grade import Grades
 from grader.exam.rubric import Rubric, ShortQuestion
 from grader.exam.submissions import Submissions
+from grader.scoring.engine import EncoderSpec, Engine, grade_here, grade_on_cluster, load_encoder
+from grader.scoring.grade import Grades
 from grader.watcher import QUIET, Watcher
 
 
@@ -52,13 +52,17 @@ def calibrate_from_marks(
 
     if db is not None:
         if rubric or answers or marks:
-            raise GraderError("with --db, give no RUBRIC/ANSWERS/MARKS: the gradebook holds the rubric, the answers and the TA marks")
+            raise GraderError(
+                "with --db, give no RUBRIC/ANSWERS/MARKS: the gradebook holds the rubric, the answers and the TA marks"
+            )
         from grader.review.gradebook import Gradebook
 
         with Gradebook.open(db, create=False) as book:
             loaded, submissions, human = book.rubric(), book.submissions(), book.human_marks()
         if not human:
-            raise GraderError(f"{db}: no TA has set or accepted a mark yet: review some answers first (`grader review {db}`)")
+            raise GraderError(
+                f"{db}: no TA has set or accepted a mark yet: review some answers first (`grader review {db}`)"
+            )
     elif rubric is None or answers is None or marks is None:
         raise GraderError("give RUBRIC ANSWERS MARKS, or --db GRADEBOOK")
     else:
@@ -91,7 +95,9 @@ def calibrate_exam(
         pairs = finetune.training_pairs(rubric, submissions.answers, human)
         target = tuned_encoder_path(out)
         log(f"Fine-tuning {encoder.name} on {len(pairs)} marked answers (on {encoder.device}) into {target} ...")
-        record = finetune.fine_tune(encoder.model_path, pairs, target, rubric.fingerprint, encoder.name, device=encoder.device)
+        record = finetune.fine_tune(
+            encoder.model_path, pairs, target, rubric.fingerprint, encoder.name, device=encoder.device
+        )
         log(f"Fine-tuned in {record.seconds:.0f} s.")
         encoder = replace(spec, model=target).load()
     grades = grade_here(rubric, submissions, encoder, watcher)

@@ -23,13 +23,13 @@ import numpy as np
 from sklearn.cluster import KMeans
 
 from grader.atomic import check_writable, write_atomically
-from grader.scoring.engine import EncoderSpec, grade_here, load_encoder
-from grader.exam.files import read_exam
 from grader.calibration.exemplars import AnswerVectors, answer_vectors
-from grader.scoring.grade import Grades
+from grader.exam.files import read_exam
 from grader.exam.rubric import Rubric, ShortQuestion
-from grader.spreadsheet import spreadsheet_safe
+from grader.scoring.engine import EncoderSpec, grade_here, load_encoder
+from grader.scoring.grade import Grades
 from grader.scoring.triage import doubt
+from grader.spreadsheet import spreadsheet_safe
 from grader.watcher import QUIET, Watcher
 
 UNSURE_SHARE = 0.25

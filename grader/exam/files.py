@@ -14,8 +14,8 @@ from pathlib import Path
 
 from grader.errors import InputError
 from grader.exam.rubric import Rubric, load_rubric
-from grader.spreadsheet import spreadsheet_unsafe
 from grader.exam.submissions import Submissions, read_records, read_submissions
+from grader.spreadsheet import spreadsheet_unsafe
 
 
 def read_exam(rubric: Path, answers: Path, warn: Callable[[str], None] = lambda _: None) -> tuple[Rubric, Submissions]:
@@ -57,7 +57,7 @@ def read_human_marks(
     col = {name: names.index(name) for name in ("student_id", "question_id", "mark")}
     marks: dict[tuple[str, str], float] = {}
     for row_number, cells in records[1:]:
-        if len(cells) < len(names) or any(cell.strip() for cell in cells[len(names):]):
+        if len(cells) < len(names) or any(cell.strip() for cell in cells[len(names) :]):
             raise InputError(path, f"{len(cells)} field(s) but the header has {len(names)}", row=row_number)
         # A sheet grader wrote (a marking sheet) guarded ids that a spreadsheet would run: read them back.
         key = (spreadsheet_unsafe(cells[col["student_id"]].strip()), cells[col["question_id"]].strip())

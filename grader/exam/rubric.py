@@ -198,7 +198,11 @@ def _describe(error: dict[str, Any], data: Any) -> str:
     if len(loc) >= 2 and loc[0] == "questions" and isinstance(loc[1], int):
         index = loc[1]
         raw = data.get("questions") if isinstance(data, dict) else None
-        qid = raw[index].get("id") if isinstance(raw, list) and index < len(raw) and isinstance(raw[index], dict) else None
+        qid = (
+            raw[index].get("id")
+            if isinstance(raw, list) and index < len(raw) and isinstance(raw[index], dict)
+            else None
+        )
         where.append(f"question {qid}" if qid else f"question #{index + 1}")
         loc = loc[2:]
         if loc and loc[0] in ("mcq", "short"):  # pydantic's discriminator tag, not a real field

@@ -115,9 +115,7 @@ class _Table:
             cells = cells + [""] * (len(self.names) - len(cells))
             student = cells[self.student_col].strip()
             if is_blank_text(student):
-                raise InputError(
-                    self.source, "empty student id", row=row, column=self.names[self.student_col]
-                )
+                raise InputError(self.source, "empty student id", row=row, column=self.names[self.student_col])
             yield row, student, cells
 
     def wide(self, header_row: int, question_ids: Sequence[str]) -> Submissions:
@@ -163,7 +161,11 @@ class _Table:
                 answers[student, qid] = _clean(cells[col])
                 rows[student, qid] = row
         unanswered = [qid for qid in question_ids if qid not in graded.values()]
-        warnings = (f"no column for question(s) {_brief(unanswered)}: every student is marked blank (0) on them",) if unanswered else ()
+        warnings = (
+            (f"no column for question(s) {_brief(unanswered)}: every student is marked blank (0) on them",)
+            if unanswered
+            else ()
+        )
         return _submissions(
             self.source, first_row, tuple(self.names[c] for c in kept_cols), kept, answers, rows, warnings
         )
@@ -199,7 +201,11 @@ class _Table:
         kept = {student: MappingProxyType({}) for student in first_row}
         asked = {qid for _, qid in rows}
         unanswered = [qid for qid in question_ids if qid not in asked]
-        warnings = (f"no row answers question(s) {_brief(unanswered)}: every student is marked blank (0) on them",) if unanswered else ()
+        warnings = (
+            (f"no row answers question(s) {_brief(unanswered)}: every student is marked blank (0) on them",)
+            if unanswered
+            else ()
+        )
         return _submissions(self.source, first_row, (), kept, answers, rows, warnings)
 
 
@@ -236,7 +242,12 @@ def read_records(path: str | Path) -> list[tuple[int, list[str]]]:
     return _records(text, source, _detect_delimiter(text))
 
 
-_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
 """UTF-32 first: its little-endian BOM begins with UTF-16's."""
 
 
@@ -248,7 +259,9 @@ def _decode(data: bytes, source: str) -> str:
             try:
                 return data.decode(encoding).removeprefix("\ufeff")
             except UnicodeDecodeError as err:
-                raise InputError(source, f"not valid {encoding.upper()} at byte offset {err.start}: save the file as UTF-8") from None
+                raise InputError(
+                    source, f"not valid {encoding.upper()} at byte offset {err.start}: save the file as UTF-8"
+                ) from None
     if data[:2].count(0) == 1 and data[:64].count(0) >= len(data[:64]) // 4:
         raise InputError(source, "looks like UTF-16 without a byte order mark: save the file as UTF-8")
     if data.startswith(b"PK\x03\x04"):
@@ -264,8 +277,7 @@ def _decode(data: bytes, source: str) -> str:
     except UnicodeDecodeError as err:
         raise InputError(
             source,
-            f"cannot decode byte 0x{data[err.start]:02x} at offset {err.start}: "
-            "save the file as UTF-8",
+            f"cannot decode byte 0x{data[err.start]:02x} at offset {err.start}: save the file as UTF-8",
         ) from None
 
 
@@ -331,9 +343,7 @@ def _check_header(names: list[str], row: int, source: str) -> list[str]:
         if not name:
             continue  # unnamed (often trailing) columns are ignored
         if _key(name) in first:
-            raise InputError(
-                source, f"column appears twice (also as '{first[_key(name)]}')", row=row, column=name
-            )
+            raise InputError(source, f"column appears twice (also as '{first[_key(name)]}')", row=row, column=name)
         first[_key(name)] = name
     return names
 

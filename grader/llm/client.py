@@ -168,12 +168,17 @@ class LlmClient:
         """One HTTP request. Classifies what went wrong as retryable, rejected, or the user's error."""
         body: dict[str, Any] = {"model": self.config.model, "messages": messages, "temperature": 0}
         if schema is not None:
-            body["response_format"] = {"type": "json_schema", "json_schema": {"name": "point_verdicts", "strict": True, "schema": schema}}
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "point_verdicts", "strict": True, "schema": schema},
+            }
         headers = {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": "grader-llm/1"}
         key = (os.environ.get(self.config.api_key_env) or "").strip()
         if key:
             headers["Authorization"] = f"Bearer {key}"
-        request = urllib.request.Request(self.config.endpoint, data=json.dumps(body).encode(), headers=headers, method="POST")
+        request = urllib.request.Request(
+            self.config.endpoint, data=json.dumps(body).encode(), headers=headers, method="POST"
+        )
         endpoint = self.config.endpoint
         self._spend.calls += 1
         try:
@@ -196,7 +201,9 @@ class LlmClient:
             if isinstance(exc.reason, (TimeoutError, socket.timeout)):
                 raise _Retryable(f"no reply within {self.config.timeout:g} s") from None
             if not self._working:
-                raise GraderError(f"cannot reach the LLM server at {endpoint}: {_reason(exc.reason)} (is it running?)") from None
+                raise GraderError(
+                    f"cannot reach the LLM server at {endpoint}: {_reason(exc.reason)} (is it running?)"
+                ) from None
             raise _Retryable(f"cannot reach the server: {_reason(exc.reason)}") from None
         except (http.client.HTTPException, ConnectionError, OSError) as exc:
             raise _Retryable(f"the connection failed: {_reason(exc)}") from None
@@ -257,14 +264,20 @@ def _server_message(body: bytes, limit: int = 200) -> str:
 
 def _refusal_message(status: int, endpoint: str, config: LlmConfig, detail: str, headers: Any) -> str:
     if status in (401, 403):
-        where = f"${config.api_key_env} is not set" if not os.environ.get(config.api_key_env) else f"check the key in ${config.api_key_env}"
+        where = (
+            f"${config.api_key_env} is not set"
+            if not os.environ.get(config.api_key_env)
+            else f"check the key in ${config.api_key_env}"
+        )
         return f"the LLM server at {endpoint} refused the request (HTTP {status}{detail}): {where}"
     if 300 <= status < 400:
         location = headers.get("Location") if headers else None
         return f"the LLM server at {endpoint} redirects (HTTP {status}) to {location or 'elsewhere'}: give that URL instead"
     if status == 404:
-        return (f"the LLM server at {endpoint} answered HTTP 404{detail} "
-                f"(does the URL end in /v1, and does the server know model '{config.model}'?)")
+        return (
+            f"the LLM server at {endpoint} answered HTTP 404{detail} "
+            f"(does the URL end in /v1, and does the server know model '{config.model}'?)"
+        )
     return f"the LLM server at {endpoint} refused the request (HTTP {status}{detail})"
 
 

@@ -41,7 +41,9 @@ class LlmConfig:
         url = url.removesuffix("/chat/completions")
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise GraderError(f"LLM URL {self.url!r} is not an http:// or https:// URL (for a local llama.cpp server: http://127.0.0.1:8080/v1)")
+            raise GraderError(
+                f"LLM URL {self.url!r} is not an http:// or https:// URL (for a local llama.cpp server: http://127.0.0.1:8080/v1)"
+            )
         try:
             parts.port
         except ValueError:
@@ -96,6 +98,7 @@ class Spend:
 
     def summary(self, max_calls: int | None = None) -> list[tuple[str, str]]:
         """(what, how much) rows for a table a person reads."""
+
         def tokens(n: int | None) -> str:
             return "not reported" if n is None else f"{n:,}"
 

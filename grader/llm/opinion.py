@@ -10,12 +10,12 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from grader.errors import GraderError
-from grader.scoring.flags import Flag, FlagCode
+from grader.exam.rubric import Rubric, ShortQuestion
 from grader.llm.client import CallFailed, CallsStopped, LlmClient
 from grader.llm.prompt import build_messages, verdict_schema
 from grader.llm.replies import _check_reply
 from grader.llm.verdicts import Opinion, PointVerdict
-from grader.exam.rubric import Rubric, ShortQuestion
+from grader.scoring.flags import Flag, FlagCode
 
 if TYPE_CHECKING:  # only its fields are read; importing the gradebook would pull in the grading stack
     from grader.review.gradebook import Entry
@@ -71,7 +71,9 @@ def run_second_opinions(
         try:
             question = rubric.question(entry.question_id)
         except KeyError:
-            raise GraderError(f"the gradebook has answers to question '{entry.question_id}', which the rubric does not have") from None
+            raise GraderError(
+                f"the gradebook has answers to question '{entry.question_id}', which the rubric does not have"
+            ) from None
         if isinstance(question, ShortQuestion):
             short.append((entry, question))
     results: list[tuple[Entry, Opinion | None]] = []

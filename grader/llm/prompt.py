@@ -11,8 +11,8 @@ import json
 import re
 from typing import Any
 
-from grader.llm.verdicts import CREDIT
 from grader.exam.rubric import ShortQuestion
+from grader.llm.verdicts import CREDIT
 
 SYSTEM_PROMPT = """\
 You give a teaching assistant a second opinion on a student's answer to an exam question, point by point against the marking rubric.
@@ -45,7 +45,12 @@ def build_messages(question: ShortQuestion, answer: str) -> list[dict[str, str]]
     # Alternatives (other correct phrasings, e.g. He init for Xavier) carry no student data and
     # keep the LLM from disagreeing with what the rubric accepts.
     points = [
-        {"id": p.id, "text": p.text, "marks": p.marks, **({"also_accept": list(p.alternatives)} if p.alternatives else {})}
+        {
+            "id": p.id,
+            "text": p.text,
+            "marks": p.marks,
+            **({"also_accept": list(p.alternatives)} if p.alternatives else {}),
+        }
         for p in question.points
     ]
     user = (

@@ -14,9 +14,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from grader.exam.rubric import ShortQuestion
 from grader.llm.prompt import _escape_tags
 from grader.llm.verdicts import CREDIT, Opinion, PointVerdict, Verdict, first_error
-from grader.exam.rubric import ShortQuestion
 from grader.text import shorten
 
 QUOTE_IN_ERROR = 80
@@ -50,7 +50,9 @@ class _ReplyVerdict(BaseModel):
 
 _FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.DOTALL)
 _THINK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
-_TYPOGRAPHY = str.maketrans({"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'", "‚": "'", "–": "-", "—": "-", "−": "-", "\u00a0": " "})
+_TYPOGRAPHY = str.maketrans(
+    {"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'", "‚": "'", "–": "-", "—": "-", "−": "-", "\u00a0": " "}
+)
 _QUOTE_MARKS = "\"'“”‘’«»`"
 
 
@@ -121,7 +123,11 @@ def _check_reply(question: ShortQuestion, answer: str, reply: str, model: str) -
         elif parsed.verdict == "not_met":
             kept[parsed.point_id] = PointVerdict(parsed.point_id, "not_met", "")
         elif not quote_in_answer(parsed.quote, answer):
-            what = "gives no quote" if not parsed.quote.strip() else f"quotes words not in the answer: {shorten(parsed.quote, QUOTE_IN_ERROR)!r}"
+            what = (
+                "gives no quote"
+                if not parsed.quote.strip()
+                else f"quotes words not in the answer: {shorten(parsed.quote, QUOTE_IN_ERROR)!r}"
+            )
             discarded.append(f"point '{parsed.point_id}' ({parsed.verdict}) {what}")
         else:
             kept[parsed.point_id] = PointVerdict(parsed.point_id, parsed.verdict, parsed.quote.strip())

@@ -53,7 +53,9 @@ class ReplyCache:
         try:
             aside = set_aside(path)
         except OSError as exc:
-            raise GraderError(f"{path}: the LLM cache is unreadable ({problem}) and cannot be moved aside ({_reason(exc)})") from None
+            raise GraderError(
+                f"{path}: the LLM cache is unreadable ({problem}) and cannot be moved aside ({_reason(exc)})"
+            ) from None
         warnings.warn(
             f"{path}: the LLM cache was unreadable ({problem}); moved it to {aside.name} and started a new one "
             "(answers it held will be asked again)",
@@ -69,7 +71,9 @@ class ReplyCache:
             tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             if tables - {"llm_replies"}:
                 raise _NotACache(f"it holds other tables ({', '.join(sorted(tables))})")
-            db.execute("CREATE TABLE IF NOT EXISTS llm_replies (key TEXT PRIMARY KEY, reply TEXT NOT NULL, model TEXT, saved_at TEXT)")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS llm_replies (key TEXT PRIMARY KEY, reply TEXT NOT NULL, model TEXT, saved_at TEXT)"
+            )
             check = db.execute("PRAGMA quick_check").fetchone()
             if check is None or check[0] != "ok":
                 raise DamagedFile(f"integrity check: {check[0] if check else 'no answer'}")
@@ -105,7 +109,11 @@ class ReplyCache:
             self._give_up(exc)
 
     def _give_up(self, exc: Exception) -> None:
-        warnings.warn(f"{self.path}: the LLM cache failed ({exc}); keeping replies in memory for this run only", LlmCacheWarning, stacklevel=4)
+        warnings.warn(
+            f"{self.path}: the LLM cache failed ({exc}); keeping replies in memory for this run only",
+            LlmCacheWarning,
+            stacklevel=4,
+        )
         self.close()
 
     def close(self) -> None:

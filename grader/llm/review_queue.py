@@ -10,11 +10,11 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader.review.gradebook import Gradebook
 from grader.llm.client import LlmClient
 from grader.llm.config import LlmConfig, Spend
 from grader.llm.opinion import opinion_flag, run_second_opinions
 from grader.llm.reply_cache import LlmCacheWarning
+from grader.review.gradebook import Gradebook
 from grader.watcher import QUIET, Watcher
 
 

@@ -21,11 +21,11 @@ from pathlib import Path
 
 from rich.table import Table
 
-from grader.calibration.agreement import METRICS, Agreement, agreement, as_dict, bootstrap
 from grader.atomic import write_atomically
+from grader.calibration.agreement import METRICS, Agreement, agreement, as_dict, bootstrap
 from grader.errors import GraderError
-from grader.scoring.grade import Grades
 from grader.exam.rubric import McqQuestion, Rubric, ShortQuestion
+from grader.scoring.grade import Grades
 from grader.spreadsheet import spreadsheet_safe
 from grader.text import number
 

@@ -20,9 +20,9 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 
 from grader.errors import GraderError
+from grader.exam.rubric import Rubric
 from grader.outputs.feedback import build_feedback, entries_by_student, header_key, render_text, student_name
 from grader.review.gradebook import Entry, Student
-from grader.exam.rubric import Rubric
 from grader.spreadsheet import spreadsheet_safe
 from grader.text import number
 
@@ -107,7 +107,9 @@ def _forced_identifier(
     if found is None and wanted == header_key(STUDENT_ID):
         return STUDENT_ID, None
     if found is None:
-        raise GraderError(f"{lms} export: no kept column '{id_column}' ({_listing(columns)}; or student_id, the answers file's ids)")
+        raise GraderError(
+            f"{lms} export: no kept column '{id_column}' ({_listing(columns)}; or student_id, the answers file's ids)"
+        )
     return found, None
 
 

@@ -20,8 +20,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from grader.errors import GraderError
-from grader.review.gradebook import Entry, Student
 from grader.exam.rubric import McqQuestion, Rubric, ShortQuestion
+from grader.review.gradebook import Entry, Student
 from grader.text import number
 
 FORMATS = ("md", "html")
@@ -397,9 +397,9 @@ def render_html(fb: StudentFeedback) -> str:
                 css = {"earned": "earned", "partly earned": "partly", "missed": "missed"}[p.status]
                 item = f'<li class="{css}"><strong>{e(_point_head(p))}</strong>: {e(p.text)}'
                 if p.evidence:
-                    item += f'<br>Your words: <q>{e(p.evidence)}</q>'
+                    item += f"<br>Your words: <q>{e(p.evidence)}</q>"
                 if p.opposite:
-                    item += f'<br>Your answer says the opposite: <q>{e(p.opposite)}</q>'
+                    item += f"<br>Your answer says the opposite: <q>{e(p.opposite)}</q>"
                 items.append(item + "</li>")
             body.append("<ul>" + "".join(items) + "</ul>")
             body += [f'<p class="note">{e(note)}</p>' for note in q.notes]
@@ -408,10 +408,10 @@ def render_html(fb: StudentFeedback) -> str:
         body.append("</section>")
     title = f"{fb.title}: feedback for {fb.student_id}"
     return (
-        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         # Nothing on this page may run or load: student text is untrusted even after escaping.
         "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\n"
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{e(title)}</title>\n<style>\n{_STYLE}\n</style>\n</head>\n<body>\n"
         + "\n".join(body)
         + "\n</body>\n</html>\n"

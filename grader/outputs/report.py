@@ -27,18 +27,18 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from scipy.stats import pointbiserialr
 
-from grader.scoring import flags as flagging
 from grader.atomic import write_atomically
 from grader.errors import GraderError, InputError
+from grader.exam.rubric import McqQuestion, Rubric, ShortQuestion
 from grader.outputs.evaluation import Evaluation, evaluate, with_interval
+from grader.outputs.results import summarise
+from grader.scoring import flags as flagging
 from grader.scoring.flags import Flag, FlagCode
 from grader.scoring.grade import Grades, QuestionGrade
 from grader.scoring.match import CreditCurve, PointMatch
-from grader.outputs.results import summarise
-from grader.exam.rubric import McqQuestion, Rubric, ShortQuestion
+from grader.scoring.triage import BudgetPoint, budget_curve
 from grader.spreadsheet import spreadsheet_unsafe
 from grader.text import number, shorten
-from grader.scoring.triage import BudgetPoint, budget_curve
 
 SECTIONS = {
     "summary": "Summary",
@@ -91,9 +91,15 @@ def read_run(results_dir: str | Path) -> Run:
         points, choice, reasons = evidence.get(key, ((), None, ()))
         codes = [c for c in row["flags"].split(";") if c]
         try:
-            flags = tuple(Flag(c, r) for c, r in zip(codes, reasons)) if len(reasons) == len(codes) else tuple(Flag(c, c) for c in codes)
+            flags = (
+                tuple(Flag(c, r) for c, r in zip(codes, reasons))
+                if len(reasons) == len(codes)
+                else tuple(Flag(c, c) for c in codes)
+            )
         except ValueError as exc:
-            raise InputError(folder / "marks.csv", f"row {line}, column flags: {exc} (see grader.scoring.flags.FlagCode)") from None
+            raise InputError(
+                folder / "marks.csv", f"row {line}, column flags: {exc} (see grader.scoring.flags.FlagCode)"
+            ) from None
         mark, max_mark = float(row["mark"]), float(row["max_mark"])
         raw = sum(p.marks * p.credit for p in points) if points else mark
         items.append(QuestionGrade(key[0], key[1], mark, max_mark, raw, flags, choice, points))
@@ -191,7 +197,11 @@ def class_overview(grades: Grades, rubric: Rubric) -> dict[str, str]:
     """The report's summary, mark distributions and flags sections (HTML, keyed as in SECTIONS) for the
     marks that count now: `grader serve` shows the same figures beside the review queue."""
     run = Run(grades, {})
-    return {"summary": _summary(run, rubric, None), "distributions": _distributions(run, rubric, None), "flags": _flags(run, rubric)}
+    return {
+        "summary": _summary(run, rubric, None),
+        "distributions": _distributions(run, rubric, None),
+        "flags": _flags(run, rubric),
+    }
 
 
 def write_report(path: str | Path, html_text: str) -> Path:
@@ -229,15 +239,16 @@ def _page(run: Run, rubric: Rubric, with_human: bool, sections: Mapping[str, str
     ]
     nav = "".join(f'<a href="#{sid}">{html.escape(title)}</a>' for sid, title in SECTIONS.items())
     body = "".join(
-        f'<section id="{sid}">\n<h2>{html.escape(SECTIONS[sid])}</h2>\n{content}\n</section>\n' for sid, content in sections.items()
+        f'<section id="{sid}">\n<h2>{html.escape(SECTIONS[sid])}</h2>\n{content}\n</section>\n'
+        for sid, content in sections.items()
     )
     title = html.escape(f"{rubric.exam}: grading report")
     heading = html.escape(rubric.title or rubric.exam)
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-        f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>{title}</title>\n"
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">\n<title>{title}</title>\n'
         f"<style>{_CSS}</style>\n</head>\n<body>\n<main>\n<h1>{heading}</h1>\n"
-        f"<p class=\"meta\">{html.escape(' · '.join(meta))}</p>\n<nav>{nav}</nav>\n{body}</main>\n</body>\n</html>\n"
+        f'<p class="meta">{html.escape(" · ".join(meta))}</p>\n<nav>{nav}</nav>\n{body}</main>\n</body>\n</html>\n'
     )
 
 
@@ -285,7 +296,9 @@ def _distributions(run: Run, rubric: Rubric, human: Mapping[tuple[str, str], flo
     note = "How many students got each mark, per question" + (
         ", machine (blue) beside the human's (orange)." if human else "."
     )
-    return f'<p class="note">{note}</p>\n' + _image(_distributions_figure(run.grades, rubric, human), "Mark distributions per question")
+    return f'<p class="note">{note}</p>\n' + _image(
+        _distributions_figure(run.grades, rubric, human), "Mark distributions per question"
+    )
 
 
 def _machine_vs_human(
@@ -299,15 +312,32 @@ def _machine_vs_human(
         )
     e = evaluation
     level = f"{e.level:.0%}"
-    header = ["question", "n", f"MAE [{level} CI]", "RMSE", f"QWK [{level} CI]", f"Pearson [{level} CI]", "Spearman", "exact", "within one step"]
+    header = [
+        "question",
+        "n",
+        f"MAE [{level} CI]",
+        "RMSE",
+        f"QWK [{level} CI]",
+        f"Pearson [{level} CI]",
+        "Spearman",
+        "exact",
+        "within one step",
+    ]
     rows = []
     comparisons = list(e.questions) + [c for c in (e.overall, e.totals) if c]
     for c in comparisons:
         a = c.agreement
         rows.append(
             [
-                c.label, a.n, with_interval(a.mae, c.interval("mae"), 3), f"{a.rmse:.3f}", with_interval(a.qwk, c.interval("qwk")),
-                with_interval(a.pearson, c.interval("pearson")), with_interval(a.spearman), f"{a.exact:.0%}", f"{a.within_step:.0%}",
+                c.label,
+                a.n,
+                with_interval(a.mae, c.interval("mae"), 3),
+                f"{a.rmse:.3f}",
+                with_interval(a.qwk, c.interval("qwk")),
+                with_interval(a.pearson, c.interval("pearson")),
+                with_interval(a.spearman),
+                f"{a.exact:.0%}",
+                f"{a.within_step:.0%}",
             ]
         )
     parts = [
@@ -320,8 +350,12 @@ def _machine_vs_human(
             '<p class="note">Each dot is an answer (jittered so equal marks do not hide each other); on the dashed line the '
             "machine agrees with the human. Above it the machine was more generous.</p>"
         )
-        parts.append(_image(_scatter_figure(run.grades, rubric, shorts, human), "Machine vs human marks per short question"))
-        parts.append('<p class="note">Confusion matrices: rows are the human\'s mark, columns the machine\'s; the diagonal is agreement.</p>')
+        parts.append(
+            _image(_scatter_figure(run.grades, rubric, shorts, human), "Machine vs human marks per short question")
+        )
+        parts.append(
+            "<p class=\"note\">Confusion matrices: rows are the human's mark, columns the machine's; the diagonal is agreement.</p>"
+        )
         parts.append(_image(_confusion_figure(run.grades, shorts, human), "Confusion matrices per short question"))
     return "\n".join(parts)
 
@@ -376,9 +410,15 @@ def _learning_curve_figure(curve: Sequence[Mapping]) -> Figure:
     ax = figure.subplots()
     sizes = [c["per_question"] for c in curve]
     ax.plot(sizes, [c["picked_rmse"] for c in curve], marker="o", color=MACHINE, label="picked by grader sample")
-    ax.plot(sizes, [c["random_rmse"] for c in curve], marker="s", color="#7b8794", linestyle="--", label="picked at random")
-    ax.set(xlabel="answers marked per question", ylabel="RMSE on the other marked answers", xticks=sizes,
-           title="Would marking more help?")
+    ax.plot(
+        sizes, [c["random_rmse"] for c in curve], marker="s", color="#7b8794", linestyle="--", label="picked at random"
+    )
+    ax.set(
+        xlabel="answers marked per question",
+        ylabel="RMSE on the other marked answers",
+        xticks=sizes,
+        title="Would marking more help?",
+    )
     ax.legend(fontsize=8, frameon=False)
     ax.spines[["top", "right"]].set_visible(False)
     return figure
@@ -390,8 +430,15 @@ def _points(run: Run, rubric: Rubric) -> str:
         return '<p class="note">The rubric has no short-answer questions.</p>'
     rows = [
         [
-            s.question_id, s.point_id, number(s.marks), f"{s.mean_credit:.2f}", f"{s.full:.0%}", f"{s.none:.0%}",
-            s.patterns, s.contradictions, _Html(f'<td class="text">{html.escape(shorten(s.text, 110))}</td>'),
+            s.question_id,
+            s.point_id,
+            number(s.marks),
+            f"{s.mean_credit:.2f}",
+            f"{s.full:.0%}",
+            f"{s.none:.0%}",
+            s.patterns,
+            s.contradictions,
+            _Html(f'<td class="text">{html.escape(shorten(s.text, 110))}</td>'),
         ]
         for s in sorted(stats, key=lambda s: (s.mean_credit, s.question_id, s.point_id))
     ]
@@ -401,7 +448,10 @@ def _points(run: Run, rubric: Rubric) -> str:
         + _image(_points_figure(stats), "Mean credit per rubric point")
         + '<p class="note">Most missed first. Full / none: share of students with full / no credit for the point; '
         "pattern: credited by a rubric pattern; contradicted: a contradiction pattern matched.</p>\n"
-        + _table(["question", "point", "marks", "mean credit", "full", "none", "pattern", "contradicted", "the point says"], rows)
+        + _table(
+            ["question", "point", "marks", "mean credit", "full", "none", "pattern", "contradicted", "the point says"],
+            rows,
+        )
     )
 
 
@@ -412,7 +462,14 @@ def _mcq(run: Run, rubric: Rubric) -> str:
     letters = sorted({letter for item in items for letter in item.options})
     rows = []
     for it in items:
-        cells: list[object] = [it.question_id, it.key or "void", it.n, f"{it.difficulty:.2f}", _fixed(it.point_biserial), _fixed(it.upper_lower)]
+        cells: list[object] = [
+            it.question_id,
+            it.key or "void",
+            it.n,
+            f"{it.difficulty:.2f}",
+            _fixed(it.point_biserial),
+            _fixed(it.upper_lower),
+        ]
         for letter in letters:
             count = it.options.get(letter)
             text = "" if count is None else str(count)
@@ -425,7 +482,10 @@ def _mcq(run: Run, rubric: Rubric) -> str:
         f"(share right among the top {UPPER_LOWER:.0%} of students by the rest of the exam, less the share among the bottom "
         f"{UPPER_LOWER:.0%}). Items near 0 or negative do not separate strong from weak students: check the key. The key's "
         "cell is shaded.</p>\n"
-        + _table(["question", "key", "n", "difficulty", "point-biserial", "upper–lower", *letters, "unreadable", "blank"], rows)
+        + _table(
+            ["question", "key", "n", "difficulty", "point-biserial", "upper–lower", *letters, "unreadable", "blank"],
+            rows,
+        )
         + _image(_options_figure(items), "Option choice frequencies per MCQ, key highlighted")
     )
 
@@ -441,7 +501,13 @@ def _flags(run: Run, rubric: Rubric) -> str:
         return '<p class="note">No answer was flagged.</p>'
     flagged = [qid for qid, per in counts.items() if per]
     rows = [[qid, *[counts[qid].get(c, "") for c in codes], sum(counts[qid].values())] for qid in flagged]
-    rows.append(["all", *[sum(counts[q].get(c, 0) for q in flagged) for c in codes], sum(sum(p.values()) for p in counts.values())])
+    rows.append(
+        [
+            "all",
+            *[sum(counts[q].get(c, 0) for q in flagged) for c in codes],
+            sum(sum(p.values()) for p in counts.values()),
+        ]
+    )
     return (
         '<p class="note">Flags send the answer to a person. '
         + "; ".join(f"{code}: {flagging.MEANINGS[code]}" for code in codes if code in flagging.MEANINGS)
@@ -500,8 +566,13 @@ def _point_stats(grades: Grades, rubric: Rubric) -> list[PointStats]:
             credit = np.array([m.credit if m else 0.0 for m in matches]) if matches else np.zeros(1)
             stats.append(
                 PointStats(
-                    q.id, point.id, point.marks, point.text, float(credit.mean()),
-                    float(np.mean(credit >= 1 - 1e-9)), float(np.mean(credit <= 1e-9)),
+                    q.id,
+                    point.id,
+                    point.marks,
+                    point.text,
+                    float(credit.mean()),
+                    float(np.mean(credit >= 1 - 1e-9)),
+                    float(np.mean(credit <= 1e-9)),
                     sum(m is not None and m.pattern is not None for m in matches),
                     sum(m is not None and m.contradiction is not None and m.pattern is None for m in matches),
                 )
@@ -619,7 +690,12 @@ def _totals_figure(totals: np.ndarray, human_totals: np.ndarray | None, max_tota
     if human_totals is not None:
         ax.hist(human_totals, bins=bins, histtype="step", color=HUMAN, linewidth=2, label="human")
         ax.legend(frameon=False)
-    ax.set(xlabel=f"total mark (out of {number(max_total)})", ylabel="students", title="Student totals", xlim=(-0.5, max_total + 0.5))
+    ax.set(
+        xlabel=f"total mark (out of {number(max_total)})",
+        ylabel="students",
+        title="Student totals",
+        xlim=(-0.5, max_total + 0.5),
+    )
     ax.spines[["top", "right"]].set_visible(False)
     return figure
 
@@ -636,7 +712,9 @@ def _distributions_figure(grades: Grades, rubric: Rubric, human: Mapping[tuple[s
         ax.bar(x - (0.2 if human else 0), counts, width=width, color=MACHINE, label="machine")
         if human:
             theirs = np.round([human[(s, q.id)] for s in grades.students if (s, q.id) in human], 6)
-            ax.bar(x + 0.2, [int(np.sum(np.isclose(theirs, v))) for v in values], width=width, color=HUMAN, label="human")
+            ax.bar(
+                x + 0.2, [int(np.sum(np.isclose(theirs, v))) for v in values], width=width, color=HUMAN, label="human"
+            )
         ax.set_xticks(x, [number(v) for v in values], fontsize=8)
         ax.tick_params(axis="y", labelsize=8)
         ax.yaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
@@ -646,17 +724,27 @@ def _distributions_figure(grades: Grades, rubric: Rubric, human: Mapping[tuple[s
         ax.set_ylabel("students", fontsize=9)
     figure.supxlabel("mark", fontsize=10)
     if human:
-        figure.legend(*axes[0].get_legend_handles_labels(), loc="outside upper right", ncols=2, frameon=False, fontsize=9)
+        figure.legend(
+            *axes[0].get_legend_handles_labels(), loc="outside upper right", ncols=2, frameon=False, fontsize=9
+        )
     return figure
 
 
-def _scatter_figure(grades: Grades, rubric: Rubric, shorts: Sequence[ShortQuestion], human: Mapping[tuple[str, str], float]) -> Figure:
+def _scatter_figure(
+    grades: Grades, rubric: Rubric, shorts: Sequence[ShortQuestion], human: Mapping[tuple[str, str], float]
+) -> Figure:
     human_totals = _human_totals(grades, rubric, human)
     count = len(shorts) + (human_totals is not None)
     figure, axes = _grid(count, 4, 2.8, 2.6)
     rng = np.random.default_rng(0)
     for ax, q in zip(axes, shorts):
-        pairs = np.array([(human[(g.student_id, q.id)], g.mark) for g in grades.items if g.question_id == q.id and (g.student_id, q.id) in human])
+        pairs = np.array(
+            [
+                (human[(g.student_id, q.id)], g.mark)
+                for g in grades.items
+                if g.question_id == q.id and (g.student_id, q.id) in human
+            ]
+        )
         jitter = rng.uniform(-0.15, 0.15, size=pairs.shape) * q.step
         ax.scatter(pairs[:, 0] + jitter[:, 0], pairs[:, 1] + jitter[:, 1], s=14, alpha=0.6, color=MACHINE, linewidths=0)
         _diagonal(ax, -0.3 * q.step, q.marks + 0.3 * q.step)
@@ -684,7 +772,9 @@ def _diagonal(ax, low: float, high: float) -> None:
     ax.spines[["top", "right"]].set_visible(False)
 
 
-def _confusion_figure(grades: Grades, shorts: Sequence[ShortQuestion], human: Mapping[tuple[str, str], float]) -> Figure:
+def _confusion_figure(
+    grades: Grades, shorts: Sequence[ShortQuestion], human: Mapping[tuple[str, str], float]
+) -> Figure:
     figure, axes = _grid(len(shorts), 4, 2.8, 2.6)
     for ax, q in zip(axes, shorts):
         values = _mark_values(q.marks, q.step)
@@ -698,7 +788,15 @@ def _confusion_figure(grades: Grades, shorts: Sequence[ShortQuestion], human: Ma
         ax.imshow(matrix, cmap="Blues", vmin=0, vmax=max(1, matrix.max()))
         for (i, j), count in np.ndenumerate(matrix):
             if count:
-                ax.text(j, i, str(count), ha="center", va="center", fontsize=8, color="white" if count > matrix.max() / 2 else "#1f2933")
+                ax.text(
+                    j,
+                    i,
+                    str(count),
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if count > matrix.max() / 2 else "#1f2933",
+                )
         labels = [number(v) for v in values]
         ax.set_xticks(range(k), labels, fontsize=8)
         ax.set_yticks(range(k), labels, fontsize=8)
@@ -716,12 +814,20 @@ def _curve_figure(run: Run, rubric: Rubric, human: Mapping[tuple[str, str], floa
     if method in ("isotonic", "similarity", "pooled", "exemplar"):
         _calibration_map(left, answered, run.grades.curve, method, calibration.get("params") or {})
     else:
-        _credit_curves(left, answered, run.grades.curve, rubric, (calibration.get("params") or {}) if method == "thresholds" else None)
+        _credit_curves(
+            left,
+            answered,
+            run.grades.curve,
+            rubric,
+            (calibration.get("params") or {}) if method == "thresholds" else None,
+        )
     _marks_vs_scores(right, answered, run.grades.curve, human)
     return figure
 
 
-def _credit_curves(ax, answered: Sequence[QuestionGrade], default: CreditCurve, rubric: Rubric, fitted: Mapping | None) -> None:
+def _credit_curves(
+    ax, answered: Sequence[QuestionGrade], default: CreditCurve, rubric: Rubric, fitted: Mapping | None
+) -> None:
     """The credit curve(s) over score, on top of a histogram of every point's score (where the scores fall)."""
     scores = np.linspace(-0.2, 1.0, 241)
     counts = ax.twinx()
@@ -734,16 +840,42 @@ def _credit_curves(ax, answered: Sequence[QuestionGrade], default: CreditCurve, 
         ax.plot(scores, default.credit(scores), color=MACHINE, linewidth=2.5)
         for x in (default.low, default.high):
             ax.axvline(x, color="#7b8794", linestyle=":", linewidth=1)
-        ax.annotate(f"low {default.low:g}", (default.low, 0.5), xytext=(-6, 0), textcoords="offset points", ha="right", fontsize=9)
-        ax.annotate(f"high {default.high:g}", (default.high, 0.5), xytext=(6, 0), textcoords="offset points", ha="left", fontsize=9)
+        ax.annotate(
+            f"low {default.low:g}",
+            (default.low, 0.5),
+            xytext=(-6, 0),
+            textcoords="offset points",
+            ha="right",
+            fontsize=9,
+        )
+        ax.annotate(
+            f"high {default.high:g}",
+            (default.high, 0.5),
+            xytext=(6, 0),
+            textcoords="offset points",
+            ha="left",
+            fontsize=9,
+        )
         ax.set_title("Default credit curve")
     else:
         curves = sorted(fitted.get("curves", {}).items(), key=lambda kv: rubric.question_ids.index(kv[0]))
         for (qid, (low, high)), colour in zip(curves, _colours(len(curves))):
-            ax.plot(scores, CreditCurve(low, high).credit(scores), color=colour, linewidth=1.5, label=f"{qid} {low:g}–{high:g}")
+            ax.plot(
+                scores,
+                CreditCurve(low, high).credit(scores),
+                color=colour,
+                linewidth=1.5,
+                label=f"{qid} {low:g}–{high:g}",
+            )
         if "pooled" in fitted:
             low, high = fitted["pooled"]
-            ax.plot(scores, CreditCurve(low, high).credit(scores), color="black", linewidth=2, label=f"pooled {low:g}–{high:g}")
+            ax.plot(
+                scores,
+                CreditCurve(low, high).credit(scores),
+                color="black",
+                linewidth=2,
+                label=f"pooled {low:g}–{high:g}",
+            )
         ax.plot(scores, default.credit(scores), color="#7b8794", linestyle=":", linewidth=2, label="default")
         ax.set_title("Fitted credit curves (calibration: thresholds)")
         ax.legend(fontsize=8, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncols=4)
@@ -756,8 +888,15 @@ def _calibration_map(ax, answered: Sequence[QuestionGrade], default: CreditCurve
     rng = np.random.default_rng(1)
     before = np.array([_default_share(g, default) for g in answered])
     after = np.array([g.mark / g.max_mark for g in answered])
-    ax.scatter(before + rng.uniform(-0.012, 0.012, len(before)), after + rng.uniform(-0.02, 0.02, len(after)),
-               s=10, alpha=0.45, color=MACHINE, linewidths=0, label="an answer")
+    ax.scatter(
+        before + rng.uniform(-0.012, 0.012, len(before)),
+        after + rng.uniform(-0.02, 0.02, len(after)),
+        s=10,
+        alpha=0.45,
+        color=MACHINE,
+        linewidths=0,
+        label="an answer",
+    )
     if method == "isotonic":
         maps = params.get("questions", {})
         for (qid, curve), colour in zip(maps.items(), _colours(len(maps))):
@@ -765,25 +904,58 @@ def _calibration_map(ax, answered: Sequence[QuestionGrade], default: CreditCurve
         if "pooled" in params:
             ax.plot(params["pooled"]["x"], params["pooled"]["y"], color="black", linewidth=2, label="pooled map")
     ax.plot([0, 1], [0, 1], color="#7b8794", linestyle=":", linewidth=1.5, label="no change")
-    ax.set(xlabel="share of marks under the default curve (before rounding)", ylabel="calibrated share of marks",
-           title=f"Calibration ({method}): default vs calibrated", xlim=(-0.05, 1.05), ylim=(-0.05, 1.05))
+    ax.set(
+        xlabel="share of marks under the default curve (before rounding)",
+        ylabel="calibrated share of marks",
+        title=f"Calibration ({method}): default vs calibrated",
+        xlim=(-0.05, 1.05),
+        ylim=(-0.05, 1.05),
+    )
     ax.legend(fontsize=8, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncols=5)
     ax.spines[["top", "right"]].set_visible(False)
 
 
-def _marks_vs_scores(ax, answered: Sequence[QuestionGrade], default: CreditCurve, human: Mapping[tuple[str, str], float] | None) -> None:
+def _marks_vs_scores(
+    ax, answered: Sequence[QuestionGrade], default: CreditCurve, human: Mapping[tuple[str, str], float] | None
+) -> None:
     rng = np.random.default_rng(2)
     x = np.array([_weighted_score(g) for g in answered])
     y = np.array([g.mark / g.max_mark for g in answered])
-    ax.scatter(x, y + rng.uniform(-0.025, 0.025, size=len(y)), s=12, alpha=0.55, color=MACHINE, linewidths=0, label="machine mark")
-    paired = [(s, human[(g.student_id, g.question_id)] / g.max_mark) for s, g in zip(x, answered) if human and (g.student_id, g.question_id) in human]
+    ax.scatter(
+        x,
+        y + rng.uniform(-0.025, 0.025, size=len(y)),
+        s=12,
+        alpha=0.55,
+        color=MACHINE,
+        linewidths=0,
+        label="machine mark",
+    )
+    paired = [
+        (s, human[(g.student_id, g.question_id)] / g.max_mark)
+        for s, g in zip(x, answered)
+        if human and (g.student_id, g.question_id) in human
+    ]
     if paired:
         hx, hy = np.array(paired).T
-        ax.scatter(hx, hy + rng.uniform(-0.025, 0.025, size=len(hy)), s=14, alpha=0.6, color=HUMAN, marker="x", linewidths=1, label="human mark")
+        ax.scatter(
+            hx,
+            hy + rng.uniform(-0.025, 0.025, size=len(hy)),
+            s=14,
+            alpha=0.6,
+            color=HUMAN,
+            marker="x",
+            linewidths=1,
+            label="human mark",
+        )
     scores = np.linspace(-0.2, 1.0, 241)
     ax.plot(scores, default.credit(scores), color="#7b8794", linestyle=":", linewidth=1.5, label="default credit curve")
-    ax.set(xlabel="answer's match score (mean over its points, weighted by marks)", ylabel="mark / question's marks",
-           title="Marks against match scores (non-blank short answers)", xlim=(-0.2, 1.0), ylim=(-0.08, 1.08))
+    ax.set(
+        xlabel="answer's match score (mean over its points, weighted by marks)",
+        ylabel="mark / question's marks",
+        title="Marks against match scores (non-blank short answers)",
+        xlim=(-0.2, 1.0),
+        ylim=(-0.08, 1.08),
+    )
     ax.legend(fontsize=8, frameon=False, loc="lower right")
     ax.spines[["top", "right"]].set_visible(False)
 
@@ -805,7 +977,11 @@ def _points_figure(stats: Sequence[PointStats]) -> Figure:
     for yi, s in zip(y, stats):
         ax.text(s.mean_credit + 0.01, yi, f"{s.mean_credit:.2f}", va="center", fontsize=8)
     ax.set_yticks(y, [f"{s.question_id} · {s.point_id} ({number(s.marks)})" for s in stats], fontsize=9)
-    ax.set(xlim=(0, 1.08), xlabel="mean credit (share of the point's marks earned, over all students)", title="Rubric points earned")
+    ax.set(
+        xlim=(0, 1.08),
+        xlabel="mean credit (share of the point's marks earned, over all students)",
+        title="Rubric points earned",
+    )
     ax.spines[["top", "right"]].set_visible(False)
     return figure
 
@@ -851,8 +1027,15 @@ def _budget_figure(points: Sequence[BudgetPoint]) -> Figure:
     ax = figure.subplots()
     x = [100 * p.budget for p in points]
     ax.plot(x, [p.mae_unreviewed for p in points], marker="o", color=MACHINE, linewidth=2, label="most doubtful first")
-    ax.plot(x, [p.mae_random for p in points], marker="s", color=OTHER, linewidth=2, linestyle="--", label="random order")
-    ax.set(xlabel="share of answers reviewed (%)", ylabel="MAE of unreviewed answers", title="Review budget", ylim=(0, None))
+    ax.plot(
+        x, [p.mae_random for p in points], marker="s", color=OTHER, linewidth=2, linestyle="--", label="random order"
+    )
+    ax.set(
+        xlabel="share of answers reviewed (%)",
+        ylabel="MAE of unreviewed answers",
+        title="Review budget",
+        ylim=(0, None),
+    )
     ax.legend(frameon=False, fontsize=9)
     ax.spines[["top", "right"]].set_visible(False)
     return figure
@@ -865,7 +1048,9 @@ class _Html(str):
     """A table cell already rendered as <td>...</td> (not escaped again)."""
 
 
-def _table(header: Sequence[str], rows: Iterable[Sequence[object]], pooled_rows: set[int] | frozenset[int] = frozenset()) -> str:
+def _table(
+    header: Sequence[str], rows: Iterable[Sequence[object]], pooled_rows: set[int] | frozenset[int] = frozenset()
+) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = []
     for i, row in enumerate(rows):

@@ -18,17 +18,17 @@ from pathlib import Path
 
 from grader import __version__
 from grader.atomic import check_writable, write_atomically
-from grader.scoring.engine import EncoderSpec, Engine
+from grader.calibration.learning import grade_calibrated
 from grader.errors import InputError
 from grader.exam.files import read_exam
-from grader.scoring.grade import Grades
-from grader.review.gradebook import Gradebook, RunRecord
-from grader.calibration.learning import grade_calibrated
 from grader.exam.rubric import McqQuestion, Rubric
-from grader.spreadsheet import spreadsheet_safe
 from grader.exam.submissions import Submissions
-from grader.text import number
+from grader.review.gradebook import Gradebook, RunRecord
+from grader.scoring.engine import EncoderSpec, Engine
+from grader.scoring.grade import Grades
 from grader.scoring.triage import triage
+from grader.spreadsheet import spreadsheet_safe
+from grader.text import number
 from grader.watcher import QUIET, Watcher
 
 
@@ -44,7 +44,13 @@ def marks_csv(grades: Grades) -> str:
     return _csv(
         ["student_id", "question_id", "mark", "max_mark", "flags"],
         (
-            [spreadsheet_safe(g.student_id), spreadsheet_safe(g.question_id), number(g.mark), number(g.max_mark), ";".join(f.code for f in g.flags)]
+            [
+                spreadsheet_safe(g.student_id),
+                spreadsheet_safe(g.question_id),
+                number(g.mark),
+                number(g.max_mark),
+                ";".join(f.code for f in g.flags),
+            ]
             for g in grades.items
         ),
     )
@@ -79,7 +85,11 @@ def evidence_jsonl(grades: Grades) -> str:
 
 
 def run_json(
-    grades: Grades, rubric: Rubric, submissions: Submissions, rubric_path: str | None = None, calibration: dict | None = None
+    grades: Grades,
+    rubric: Rubric,
+    submissions: Submissions,
+    rubric_path: str | None = None,
+    calibration: dict | None = None,
 ) -> str:
     info = {
         "grader_version": __version__,
@@ -208,14 +218,21 @@ def grade_exam(
     calibration_info = calibrator.summary() if calibrator else None
     triaged = triage(grades, loaded, review_budget)
     write_results(out, grades, loaded, submissions, str(rubric.resolve()), calibration_info)
-    result = GradedExam(loaded, grades, summarise(grades, loaded), graded.where, calibrator.method_ if calibrator else None)
+    result = GradedExam(
+        loaded, grades, summarise(grades, loaded), graded.where, calibrator.method_ if calibrator else None
+    )
     written(result)
     if book is None:
         return result
     with book:
         record = book.record_run(
-            loaded, submissions, grades, rubric_path=str(rubric.resolve()), calibration=calibration_info,
-            triaged=triaged, review_budget=review_budget,
+            loaded,
+            submissions,
+            grades,
+            rubric_path=str(rubric.resolve()),
+            calibration=calibration_info,
+            triaged=triaged,
+            review_budget=review_budget,
         )
         queued = len(book.queue())
     return replace(result, record=record, queued=queued)

@@ -22,8 +22,17 @@ from grader.spreadsheet import spreadsheet_safe, spreadsheet_unsafe
 from grader.text import number
 
 COLUMNS = (
-    "student_id", "question_id", "question", "answer", "proposed_mark", "max_mark", "flags", "points",
-    "ta_mark", "comment", "version",
+    "student_id",
+    "question_id",
+    "question",
+    "answer",
+    "proposed_mark",
+    "max_mark",
+    "flags",
+    "points",
+    "ta_mark",
+    "comment",
+    "version",
 )
 EDITABLE = ("ta_mark", "comment")
 INSTRUCTIONS = "ta_mark: a mark, 'accept' (the proposed mark), 'clear' (back to automatic) or empty (no change)"
@@ -55,7 +64,9 @@ def flags_sheet(gb: Gradebook, include_reviewed: bool = False) -> str:
                 number(entry.max_mark),
                 spreadsheet_safe("; ".join(f.reason for f in entry.flags)),
                 spreadsheet_safe(_points_text(entry)),
-                number(entry.ta_mark) if entry.ta_mark is not None and entry.status == "set" else ("accept" if entry.status == "accepted" else ""),
+                number(entry.ta_mark)
+                if entry.ta_mark is not None and entry.status == "set"
+                else ("accept" if entry.status == "accepted" else ""),
                 spreadsheet_safe(entry.comment or ""),
                 gb.last_audit_id(entry.student_id, entry.question_id),
             ]
@@ -79,7 +90,9 @@ def read_flags_sheet(path: str | Path, gb: Gradebook) -> SheetImport:
     names = [h.strip().lower() for h in header]
     missing = [c for c in ("student_id", "question_id", "ta_mark", "comment", "version") if c not in names]
     if missing:
-        raise InputError(path, f"missing column(s) {', '.join(missing)}: export a sheet with `grader flags export`", row=header_line)
+        raise InputError(
+            path, f"missing column(s) {', '.join(missing)}: export a sheet with `grader flags export`", row=header_line
+        )
     col = {name: names.index(name) for name in names}
     current = {(e.student_id, e.question_id): e for e in gb.entries()}
     problems: list[InputError] = []
@@ -151,7 +164,11 @@ def _change(entry: Entry, mark_text: str, comment: str, version: int, bad) -> Ch
             return Change(*key, "none")
         return Change(*key, "accept", comment=new_comment, expected_audit_id=version)
     try:
-        mark = float(mark_text.replace(",", ".")) if mark_text.count(",") == 1 and "." not in mark_text else float(mark_text)
+        mark = (
+            float(mark_text.replace(",", "."))
+            if mark_text.count(",") == 1 and "." not in mark_text
+            else float(mark_text)
+        )
     except ValueError:
         bad("ta_mark", f"{mark_text!r} is not a mark ({INSTRUCTIONS})")
         return None

@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from grader import __version__
 from grader.errors import GraderError, InputError
+from grader.exam.rubric import Rubric, parse_rubric
+from grader.exam.submissions import Submissions
 from grader.scoring.flags import Flag
 from grader.scoring.grade import Neighbour
 from grader.scoring.match import PointMatch
-from grader.exam.rubric import Rubric, parse_rubric
 from grader.sqlite import connect, is_damaged, rollback, transaction, use_wal
-from grader.exam.submissions import Submissions
 
 if TYPE_CHECKING:  # importing grade pulls in the model-side stack; the review screen must start fast
     from grader.scoring.grade import Grades
@@ -330,7 +330,10 @@ class Gradebook:
         if mode != "wal":  # a read-only or network file system; rollback journal still works
             db.execute("PRAGMA journal_mode = DELETE")
         if version > SCHEMA_VERSION:
-            raise InputError(path, f"gradebook schema version {version} is newer than this grader knows ({SCHEMA_VERSION}): upgrade grader")
+            raise InputError(
+                path,
+                f"gradebook schema version {version} is newer than this grader knows ({SCHEMA_VERSION}): upgrade grader",
+            )
         if version == 0 and tables:
             raise InputError(path, "not a gradebook: an SQLite file with other tables in it")
         book = cls(db, path)
@@ -340,7 +343,9 @@ class Gradebook:
     def _migrate(self, version: int) -> None:
         for target in range(version + 1, SCHEMA_VERSION + 1):
             try:  # each step and its version number in one transaction: a crash leaves the old version
-                self._db.executescript(f"BEGIN IMMEDIATE; {_MIGRATIONS[target]} PRAGMA user_version = {target}; COMMIT;")
+                self._db.executescript(
+                    f"BEGIN IMMEDIATE; {_MIGRATIONS[target]} PRAGMA user_version = {target}; COMMIT;"
+                )
             except BaseException as exc:
                 rollback(self._db)
                 if isinstance(exc, sqlite3.OperationalError):
@@ -450,11 +455,18 @@ class Gradebook:
             block = 2000
             for start in range(0, len(rows), block):
                 db.executemany(
-                    f"INSERT INTO auto_marks VALUES ({run_id}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows[start : start + block]
+                    f"INSERT INTO auto_marks VALUES ({run_id}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    rows[start : start + block],
                 )
                 if progress is not None:
                     progress(min(start + block, len(rows)), len(rows))
-            self._audit(db, "grader", "grade", reason=f"run {run_id}: {len(rows)} answers graded with {grades.model}", run_id=run_id)
+            self._audit(
+                db,
+                "grader",
+                "grade",
+                reason=f"run {run_id}: {len(rows)} answers graded with {grades.model}",
+                run_id=run_id,
+            )
         changed = []
         new_auto = {(r[0], r[1]): r[3] for r in rows}
         for key, entry in before.items():
@@ -467,7 +479,9 @@ class Gradebook:
         """Refuse a rubric of another exam (a gradebook holds one exam); returns the latest run."""
         known = self.latest_run()
         if known is not None and known.exam != rubric.exam:
-            raise GraderError(f"{self.path}: this gradebook holds exam '{known.exam}', not '{rubric.exam}' (use another --db file)")
+            raise GraderError(
+                f"{self.path}: this gradebook holds exam '{known.exam}', not '{rubric.exam}' (use another --db file)"
+            )
         return known
 
     def runs(self) -> list[Run]:
@@ -523,15 +537,16 @@ class Gradebook:
         after a break) picks up exactly where the work stopped.
         """
         skipped = {
-            (r[0], r[1])
-            for r in self._db.execute("SELECT student_id, question_id FROM audit WHERE action = 'skip'")
+            (r[0], r[1]) for r in self._db.execute("SELECT student_id, question_id FROM audit WHERE action = 'skip'")
         }
         queued = [e for e in self.entries() if e.queued and (include_reviewed or not e.reviewed)]
         return sorted(queued, key=lambda e: ((e.student_id, e.question_id) in skipped and not e.reviewed, -e.doubt))
 
     def human_marks(self) -> dict[tuple[str, str], float]:
         """Marks a TA decided (set or accepted): what `grader calibrate --db` learns from."""
-        return {(e.student_id, e.question_id): e.ta_mark for e in self.entries(reviewed_only=True) if e.ta_mark is not None}
+        return {
+            (e.student_id, e.question_id): e.ta_mark for e in self.entries(reviewed_only=True) if e.ta_mark is not None
+        }
 
     def submissions(self) -> Submissions:
         """The latest answers as a Submissions table (to re-grade or calibrate from the gradebook)."""
@@ -555,7 +570,8 @@ class Gradebook:
     def last_audit_id(self, student_id: str, question_id: str) -> int | None:
         """The id of the last TA change to this answer (0 if none): a version stamp for flags sheets."""
         row = self._db.execute(
-            "SELECT MAX(id) FROM audit WHERE student_id = ? AND question_id = ? AND action != 'skip'", (student_id, question_id)
+            "SELECT MAX(id) FROM audit WHERE student_id = ? AND question_id = ? AND action != 'skip'",
+            (student_id, question_id),
         ).fetchone()
         return row[0] or 0
 
@@ -604,7 +620,9 @@ class Gradebook:
                     progress(done, len(changes))
         return [self.entry(c.student_id, c.question_id) for c in changes]
 
-    def _apply_one(self, db: sqlite3.Connection, change: Change, ta: str, reason: str | None, batch: int | None = None) -> None:
+    def _apply_one(
+        self, db: sqlite3.Connection, change: Change, ta: str, reason: str | None, batch: int | None = None
+    ) -> None:
         entry = self.entry(change.student_id, change.question_id)
         if change.expected_audit_id is not None:
             last = self.last_audit_id(change.student_id, change.question_id)
@@ -612,13 +630,21 @@ class Gradebook:
                 raise StaleChange(entry, self._changed_by(db, last))
         old = _review_state(entry)
         if change.action == "accept":
-            new = {"status": "accepted", "mark": entry.auto_mark, "comment": change.comment if change.comment is not None else entry.comment}
+            new = {
+                "status": "accepted",
+                "mark": entry.auto_mark,
+                "comment": change.comment if change.comment is not None else entry.comment,
+            }
         elif change.action == "set":
             if change.mark is None or not 0 <= change.mark <= entry.max_mark + 1e-9:
                 raise GraderError(
                     f"student '{change.student_id}', question '{change.question_id}': a mark must be between 0 and {entry.max_mark:g}, got {change.mark}"
                 )
-            new = {"status": "set", "mark": float(change.mark), "comment": change.comment if change.comment is not None else entry.comment}
+            new = {
+                "status": "set",
+                "mark": float(change.mark),
+                "comment": change.comment if change.comment is not None else entry.comment,
+            }
         elif change.action == "comment":
             new = {"status": entry.status or "commented", "mark": entry.ta_mark, "comment": change.comment or None}
         elif change.action == "clear":
@@ -647,7 +673,9 @@ class Gradebook:
             target = _audit_entry(row)
             together = [target]
             if target.batch is not None:
-                rows = db.execute(f"SELECT * FROM audit a WHERE {undoable} AND batch = ? ORDER BY id DESC", (ta, target.batch))
+                rows = db.execute(
+                    f"SELECT * FROM audit a WHERE {undoable} AND batch = ? ORDER BY id DESC", (ta, target.batch)
+                )
                 together = [_audit_entry(r) for r in rows]
             for change in together:
                 entry = self.entry(change.student_id, change.question_id)
@@ -656,7 +684,17 @@ class Gradebook:
                     last = self.last_audit_id(change.student_id, change.question_id)
                     raise StaleChange(entry, self._changed_by(db, last), "after your change")
                 self._write_review(db, change.student_id, change.question_id, change.old, ta, restore=True)
-                self._audit(db, ta, "undo", change.student_id, change.question_id, current, change.old, f"undo of change {change.id}", undoes=change.id)
+                self._audit(
+                    db,
+                    ta,
+                    "undo",
+                    change.student_id,
+                    change.question_id,
+                    current,
+                    change.old,
+                    f"undo of change {change.id}",
+                    undoes=change.id,
+                )
         return target
 
     def _changed_by(self, db: sqlite3.Connection, audit_id: int | None) -> str:
@@ -669,8 +707,15 @@ class Gradebook:
         with self._transaction() as db:
             db.execute(
                 "INSERT OR REPLACE INTO opinions VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (student_id, question_id, entry.run_id, _now(), json.dumps(opinion, ensure_ascii=False),
-                 flag.code if flag else None, flag.reason if flag else None),
+                (
+                    student_id,
+                    question_id,
+                    entry.run_id,
+                    _now(),
+                    json.dumps(opinion, ensure_ascii=False),
+                    flag.code if flag else None,
+                    flag.reason if flag else None,
+                ),
             )
 
     def opinions(self) -> dict[tuple[str, str], tuple[dict, Flag | None]]:
@@ -683,15 +728,25 @@ class Gradebook:
 
     # -- internals -----------------------------------------------------------------------------
 
-    def _write_review(self, db: sqlite3.Connection, student: str, question: str, state: dict | None, ta: str, restore: bool = False) -> None:
+    def _write_review(
+        self, db: sqlite3.Connection, student: str, question: str, state: dict | None, ta: str, restore: bool = False
+    ) -> None:
         if state is None:
             db.execute("DELETE FROM reviews WHERE student_id = ? AND question_id = ?", (student, question))
             return
         db.execute(
             "INSERT OR REPLACE INTO reviews (student_id, question_id, status, mark, comment, ta, at, auto_at_review)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (student, question, state["status"], state["mark"], state["comment"],
-             state.get("ta", ta) if restore else ta, state.get("at", _now()) if restore else _now(), state.get("auto_at_review")),
+            (
+                student,
+                question,
+                state["status"],
+                state["mark"],
+                state["comment"],
+                state.get("ta", ta) if restore else ta,
+                state.get("at", _now()) if restore else _now(),
+                state.get("auto_at_review"),
+            ),
         )
 
     def _audit(
@@ -711,8 +766,19 @@ class Gradebook:
         db.execute(
             "INSERT INTO audit (at, ta, action, student_id, question_id, old_json, new_json, reason, run_id, undoes, batch)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (_now(), ta, action, student_id, question_id,
-             json.dumps(old) if old is not None else None, json.dumps(new) if new is not None else None, reason, run_id, undoes, batch),
+            (
+                _now(),
+                ta,
+                action,
+                student_id,
+                question_id,
+                json.dumps(old) if old is not None else None,
+                json.dumps(new) if new is not None else None,
+                reason,
+                run_id,
+                undoes,
+                batch,
+            ),
         )
 
 

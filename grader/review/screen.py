@@ -92,9 +92,7 @@ class ReviewSummary:
         return f"{done}; {self.left} left; run `grader review {self.gradebook}` to resume"
 
 
-def render(
-    entry: Entry, rubric: Rubric, position: int | None, total: int, ta: str | None = None
-) -> RenderableType:
+def render(entry: Entry, rubric: Rubric, position: int | None, total: int, ta: str | None = None) -> RenderableType:
     """One answer as a TA sees it: header, question, answer with evidence highlighted, points, marks, flags.
 
     `position` is the answer's place among the `total` queued answers (None: not in the queue).
@@ -173,7 +171,9 @@ class _Session:
             self.pending = [(e.student_id, e.question_id) for e in everything if not e.reviewed]
             if not self._advance():
                 self.console.print(
-                    f"Nothing to review in {self.gb.path}: all {self.total} queued answers are decided.", markup=False, highlight=False
+                    f"Nothing to review in {self.gb.path}: all {self.total} queued answers are decided.",
+                    markup=False,
+                    highlight=False,
                 )
                 return self._summary(stopped)
             while True:
@@ -387,7 +387,9 @@ def _parse_mark(text: str, max_mark: float, question: McqQuestion | ShortQuestio
 # -- drawing -----------------------------------------------------------------------------------
 
 
-def _header(entry: Entry, question: McqQuestion | ShortQuestion, position: int | None, total: int, ta: str | None) -> Rule:
+def _header(
+    entry: Entry, question: McqQuestion | ShortQuestion, position: int | None, total: int, ta: str | None
+) -> Rule:
     where = f"{position} of {total}" if position is not None else f"not in the queue ({total} queued)"
     marks = f"{question.marks:g} mark{'s' if question.marks != 1 else ''}"
     if isinstance(question, ShortQuestion):
@@ -533,7 +535,9 @@ def _points_table(entry: Entry, question: ShortQuestion, found: dict[str, tuple[
             same = match.pattern == match.evidence
             notes.append(Text("pattern matched" if same else f"pattern matched “{match.pattern}”", style="green"))
         if match.contradiction:
-            notes.append(Text(f"contradiction “{match.contradiction}”" + ("" if match.pattern else ": no credit"), style="red"))
+            notes.append(
+                Text(f"contradiction “{match.contradiction}”" + ("" if match.pattern else ": no credit"), style="red")
+            )
         opposite = getattr(match, "opposite", None)
         if opposite and not _earned(match):
             notes.append(Text(f"says the opposite: “{_quoted(opposite, CLOSEST_IN_TABLE)}”: no credit", style="red"))
@@ -541,7 +545,13 @@ def _points_table(entry: Entry, question: ShortQuestion, found: dict[str, tuple[
             notes.append(Text(f"score {match.score:.2f}" + ("" if _earned(match) else " (too low)"), style="dim"))
         if found.get(point.id) is None and match.evidence.strip():
             notes.append(Text("not found verbatim in the answer", style="yellow"))
-        table.add_row(label, Text(point.text), Text(earned, style="bold" if _earned(match) else "dim"), quoted, Text("\n").join(notes))
+        table.add_row(
+            label,
+            Text(point.text),
+            Text(earned, style="bold" if _earned(match) else "dim"),
+            quoted,
+            Text("\n").join(notes),
+        )
     return table
 
 
@@ -552,7 +562,9 @@ def _quoted(text: str, limit: int) -> str:
 
 def _marks(entry: Entry, question: McqQuestion | ShortQuestion) -> Group:
     lines: list[RenderableType] = []
-    proposed = Text.assemble(("proposed mark ", "bold"), (f"{entry.auto_mark:g}", "bold cyan"), f" of {entry.max_mark:g}")
+    proposed = Text.assemble(
+        ("proposed mark ", "bold"), (f"{entry.auto_mark:g}", "bold cyan"), f" of {entry.max_mark:g}"
+    )
     if isinstance(question, ShortQuestion):
         proposed.append(f"   raw {entry.raw_mark:.2f} (rounded to the step of {question.step:g})", style="dim")
     lines.append(proposed)
@@ -562,9 +574,19 @@ def _marks(entry: Entry, question: McqQuestion | ShortQuestion) -> Group:
         lines.append(Text(describe_neighbours(entry.neighbours), style="cyan"))
     if entry.status in ("accepted", "set"):
         verb = "accepted" if entry.status == "accepted" else "set"
-        lines.append(Text.assemble(("TA mark ", "bold"), (f"{entry.ta_mark:g}", "bold green"), f": {entry.reviewed_by} {verb} it ({entry.reviewed_at})"))
+        lines.append(
+            Text.assemble(
+                ("TA mark ", "bold"),
+                (f"{entry.ta_mark:g}", "bold green"),
+                f": {entry.reviewed_by} {verb} it ({entry.reviewed_at})",
+            )
+        )
     if entry.comment:
-        lines.append(Text.assemble(("comment ", "bold"), f"({entry.reviewed_by}, shown to the student): ", (entry.comment, "italic")))
+        lines.append(
+            Text.assemble(
+                ("comment ", "bold"), f"({entry.reviewed_by}, shown to the student): ", (entry.comment, "italic")
+            )
+        )
     if entry.auto_changed:
         lines.append(
             Text(
@@ -585,5 +607,3 @@ def review_gradebook(db: Path, ta: str | None = None, console: Console | None = 
         pass
     with Gradebook.open(db, create=False) as gb:
         return review(gb, ta or default_ta(), console or Console())
-
-

@@ -23,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
+from grader.embedding.segment import sentences
 from grader.errors import GraderError
+from grader.exam.rubric import ShortQuestion
 from grader.scoring.match import CreditCurve, QuestionVectors, best_matches
 from grader.scoring.negation import antonym, stem, verdict
-from grader.exam.rubric import ShortQuestion
-from grader.embedding.segment import sentences
 
 LABELS = ("entails", "contradicts", "neither")
 CONTRADICTS = LABELS.index("contradicts")
@@ -197,8 +197,12 @@ class Checker:
             with torch.inference_mode():
                 for index in length_batches(lengths, BATCH):
                     batch = self.tokenizer(
-                        [unique[i][0] for i in index], [unique[i][1] for i in index],
-                        truncation=True, max_length=self.max_tokens, padding=True, return_tensors="pt",
+                        [unique[i][0] for i in index],
+                        [unique[i][1] for i in index],
+                        truncation=True,
+                        max_length=self.max_tokens,
+                        padding=True,
+                        return_tensors="pt",
                     )
                     out[index] = torch.softmax(self.model(dict(batch)).float(), dim=-1).numpy()
         if len(unique) == len(pairs):
@@ -244,7 +248,9 @@ def load(directory: Path, base: Path) -> Checker:
     model.eval()
     torch.manual_seed(0)
     threshold = max(float(meta["threshold"]), THRESHOLD_FLOOR)
-    return Checker(model, tokenizer_for(base), threshold, meta.get("name", directory.name), int(meta.get("max_tokens", MAX_TOKENS)))
+    return Checker(
+        model, tokenizer_for(base), threshold, meta.get("name", directory.name), int(meta.get("max_tokens", MAX_TOKENS))
+    )
 
 
 # ----------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from grader.errors import GraderError
 from grader.scoring.checker import (
     LABELS,
     MAX_TOKENS,
@@ -28,7 +29,6 @@ from grader.scoring.checker import (
     phrasing_pairs,
     tokenizer_for,
 )
-from grader.errors import GraderError
 
 SEMEVAL_LABELS = {"correct": "entails", "contradictory": "contradicts", "incorrect": "neither"}
 TRAINED_LAYERS = 3
@@ -62,7 +62,9 @@ def read_semeval(path: Path) -> tuple[list[Marked], dict[str, list[list[str]]]]:
         for row in csv.DictReader(handle):
             question = f"{row['corpus']}/{row['question_id']}"
             refs = json.loads(row["reference_answers_json"] or "[]")
-            best = [r["text"] for r in refs if r.get("category") in (None, "BEST", "GOOD")] or [row["reference_answer_first"]]
+            best = [r["text"] for r in refs if r.get("category") in (None, "BEST", "GOOD")] or [
+                row["reference_answer_first"]
+            ]
             minimal = [r["text"] for r in refs if r.get("category") == "MINIMAL"]
             references.setdefault(question, [best] + ([minimal] if minimal else []))
             matched = next((r["text"] for r in refs if r.get("id") == row["answer_match"]), best[0])
@@ -122,8 +124,12 @@ def train(
         for b in order:
             index = batches[b]
             batch = tokenizer(
-                [pairs[i].point for i in index], [pairs[i].segment for i in index],
-                truncation=True, max_length=max_tokens, padding=True, return_tensors="pt",
+                [pairs[i].point for i in index],
+                [pairs[i].segment for i in index],
+                truncation=True,
+                max_length=max_tokens,
+                padding=True,
+                return_tensors="pt",
             )
             loss = torch.nn.functional.cross_entropy(model(dict(batch)), target[index])
             loss.backward()

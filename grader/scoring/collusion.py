@@ -31,9 +31,13 @@ def near_copies(answers: Mapping[str, str], model_answer: str = "") -> dict[str,
 
     texts = [" ".join(answers[s].lower().split()) for s in students]
     reference = " ".join(model_answer.lower().split())
-    vectors = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True).fit_transform(texts + [reference])
+    vectors = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True).fit_transform(
+        texts + [reference]
+    )
     vectors, model = vectors[:-1], vectors[-1]
-    copied = np.asarray((vectors @ model.T).todense()).ravel() >= THRESHOLD if reference else np.zeros(len(students), bool)
+    copied = (
+        np.asarray((vectors @ model.T).todense()).ravel() >= THRESHOLD if reference else np.zeros(len(students), bool)
+    )
     found: dict[str, list[tuple[str, float]]] = {}
     for start in range(0, len(students), BLOCK):  # rows in blocks: the product is dense-ish, bound its memory
         block = (vectors[start : start + BLOCK] @ vectors.T).tocoo()

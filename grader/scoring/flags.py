@@ -53,7 +53,7 @@ MARK_DEPENDENT = frozenset({FlagCode.BORDERLINE, FlagCode.LOW_CONFIDENCE})
 MEANINGS = {
     FlagCode.BLANK: "no answer",
     FlagCode.UNREADABLE_CHOICE: "no single option letter could be read",
-    FlagCode.HESITANT_CHOICE: "the option letter was read, but a question mark follows it (\"B?\")",
+    FlagCode.HESITANT_CHOICE: 'the option letter was read, but a question mark follows it ("B?")',
     FlagCode.PATTERN_TIMEOUT: "a rubric pattern ran out of time on the answer (its point was marked by similarity alone)",
     FlagCode.CONTRADICTION: "a segment says the opposite of a point it resembles (no credit from it)",
     FlagCode.KEYWORD_STUFFING: "rubric terms listed without sentences that connect them (no credit from them)",
@@ -116,7 +116,9 @@ def hesitant_choice(doubt: str) -> Flag:
 def contradiction(point_id: str, text: str, why: str = "") -> Flag:
     """A rubric contradiction pattern matched `text`, or (with `why`) a segment's polarity opposes the point."""
     detail = f" ({why})" if why else ""
-    return Flag(FlagCode.CONTRADICTION, f"{quote(text)} says the opposite of point {point_id}{detail}: no credit given for it")
+    return Flag(
+        FlagCode.CONTRADICTION, f"{quote(text)} says the opposite of point {point_id}{detail}: no credit given for it"
+    )
 
 
 def borderline(raw: float, step: float) -> Flag | None:
@@ -124,7 +126,10 @@ def borderline(raw: float, step: float) -> Flag | None:
     position = raw / step - int(raw / step)
     if abs(position - 0.5) < BORDERLINE_MARGIN:
         low = int(raw / step) * step
-        return Flag(FlagCode.BORDERLINE, f"raw mark {raw:.2f} is close to the rounding boundary between {low:g} and {low + step:g}")
+        return Flag(
+            FlagCode.BORDERLINE,
+            f"raw mark {raw:.2f} is close to the rounding boundary between {low:g} and {low + step:g}",
+        )
     return None
 
 
@@ -138,7 +143,10 @@ def low_confidence(mark: float, other: float, shift: float, detail: str = "") ->
 
 
 def keyword_stuffing(text: str) -> Flag:
-    return Flag(FlagCode.KEYWORD_STUFFING, f"{quote(text)} lists rubric terms without sentences connecting them: it earned nothing")
+    return Flag(
+        FlagCode.KEYWORD_STUFFING,
+        f"{quote(text)} lists rubric terms without sentences connecting them: it earned nothing",
+    )
 
 
 def injection(text: str) -> Flag:
@@ -146,16 +154,25 @@ def injection(text: str) -> Flag:
 
 
 def copied_question(share: float) -> Flag:
-    return Flag(FlagCode.COPIED_QUESTION, f"the answer mostly restates the question ({share:.0%} of its words are the prompt's)")
+    return Flag(
+        FlagCode.COPIED_QUESTION, f"the answer mostly restates the question ({share:.0%} of its words are the prompt's)"
+    )
 
 
 def off_topic(similarity: float) -> Flag:
-    return Flag(FlagCode.OFF_TOPIC, f"the answer is unlike every rubric point and the question (best cosine {similarity:.2f})")
+    return Flag(
+        FlagCode.OFF_TOPIC, f"the answer is unlike every rubric point and the question (best cosine {similarity:.2f})"
+    )
 
 
 def too_long(words: int, window: int) -> Flag:
-    return Flag(FlagCode.TOO_LONG, f"a sentence of {words} words is longer than the model reads: it was read in windows of {window} words")
+    return Flag(
+        FlagCode.TOO_LONG,
+        f"a sentence of {words} words is longer than the model reads: it was read in windows of {window} words",
+    )
 
 
 def possible_collusion(other: str, similarity: float) -> Flag:
-    return Flag(FlagCode.POSSIBLE_COLLUSION, f"near-identical to student {other}'s answer (similarity {similarity:.2f})")
+    return Flag(
+        FlagCode.POSSIBLE_COLLUSION, f"near-identical to student {other}'s answer (similarity {similarity:.2f})"
+    )

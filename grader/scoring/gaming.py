@@ -19,11 +19,11 @@ from difflib import SequenceMatcher
 
 import numpy as np
 
+from grader.embedding.segment import sentences
+from grader.exam.rubric import ShortQuestion
 from grader.scoring import flags as flagging
 from grader.scoring.flags import Flag
 from grader.scoring.negation import stem, verdict
-from grader.exam.rubric import ShortQuestion
-from grader.embedding.segment import sentences
 
 STUFFED_RUN = 6
 """Shortest run of words with no function word between them that can be a keyword list."""
@@ -107,7 +107,11 @@ def stuffed_runs(answer: str, terms: frozenset[str]) -> list[list[str]]:
         if piece == ",":
             continue
         named = [w for w in run if stem(w) in terms]
-        if len(run) >= STUFFED_RUN and len({stem(w) for w in named}) >= STUFFED_TERMS and len(named) >= STUFFED_SHARE * len(run):
+        if (
+            len(run) >= STUFFED_RUN
+            and len({stem(w) for w in named}) >= STUFFED_TERMS
+            and len(named) >= STUFFED_SHARE * len(run)
+        ):
             found.append(run)
         run = []
     return found
@@ -136,7 +140,9 @@ def _is_term(item: str) -> bool:
 def _states(sentence: str) -> bool:
     """True for a sentence that makes a claim: three words or more, one of them a verb or function word."""
     found = words(sentence)
-    return len(found) >= 3 and any((w in _FUNCTION and w not in _TERM_WORDS) or w in _VERBS or _CLAUSE_WORD.search(w) for w in found)
+    return len(found) >= 3 and any(
+        (w in _FUNCTION and w not in _TERM_WORDS) or w in _VERBS or _CLAUSE_WORD.search(w) for w in found
+    )
 
 
 def keyword_lists(answer: str, terms: frozenset[str], prompt: str = "") -> list[str]:
@@ -188,14 +194,18 @@ def _touches(segment: Sequence[str], span: Sequence[str]) -> bool:
     if not segment:
         return False
     n = len(span)
-    if len(segment) <= n and any(list(segment) == list(span[i : i + len(segment)]) for i in range(n - len(segment) + 1)):
+    if len(segment) <= n and any(
+        list(segment) == list(span[i : i + len(segment)]) for i in range(n - len(segment) + 1)
+    ):
         return True
     grams = {tuple(span[i : i + 3]) for i in range(max(0, n - 2))} if n >= 3 else {tuple(span)}
     size = min(3, n)
     return any(tuple(segment[i : i + size]) in grams for i in range(len(segment) - size + 1))
 
 
-def screen(question: ShortQuestion, answer: str, segments: Sequence[str], terms: frozenset[str] | None = None) -> Screen:
+def screen(
+    question: ShortQuestion, answer: str, segments: Sequence[str], terms: frozenset[str] | None = None
+) -> Screen:
     """Check one answer; `terms` is `rubric_terms(question)` (pass it to avoid recomputing per answer)."""
     terms = rubric_terms(question) if terms is None else terms
     found: list[Flag] = []

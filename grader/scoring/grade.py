@@ -224,22 +224,33 @@ def _grade_block(
     for start in range(0, len(answered), ANSWER_BLOCK):
         block = answered[start : start + ANSWER_BLOCK]
         segs = [pieces[s] for s in block]
-        seg_index = [row[t] for ss in segs for t in ss] if pooled is None else pooled.index([answers[s] for s in block], len(rubric_texts))
+        seg_index = (
+            [row[t] for ss in segs for t in ss]
+            if pooled is None
+            else pooled.index([answers[s] for s in block], len(rubric_texts))
+        )
         opposite = opposed(polar.rows(seg_index), polar.rows(phrasing_rows)) if polar is not None else None
         excluded = np.concatenate([screens[s].excluded for s in block])
         refuted = None
         if checker is not None:
             texts = [t for p in question.points for t in p.phrasings]
-            refuted = checked_opposite(checker, phrasings, texts, vectors[seg_index], segs, opposite, excluded, topic_weight, curve)
+            refuted = checked_opposite(
+                checker, phrasings, texts, vectors[seg_index], segs, opposite, excluded, topic_weight, curve
+            )
             opposite = refuted.opposite
         best = best_matches(vectors[seg_index], [len(ss) for ss in segs], phrasings, topic_weight, opposite, excluded)
         for i, student in enumerate(block):
             answer = answers[student]
             matches = point_matches(question, answer, segs[i], best, i, curve)
             if refuted is not None:
-                matches = tuple(replace(m, opposite_probability=probability_of(refuted, i, k, m.opposite)) for k, m in enumerate(matches))
+                matches = tuple(
+                    replace(m, opposite_probability=probability_of(refuted, i, k, m.opposite))
+                    for k, m in enumerate(matches)
+                )
             carried = _answer_flags(answer, matches, screens[student].flags, best, i, twins.get(student, ()))
-            graded[(student, question.id)] = _short_grade(student, question, matches, len(answer.split()), carried, curve)
+            graded[(student, question.id)] = _short_grade(
+                student, question, matches, len(answer.split()), carried, curve
+            )
     return graded
 
 
@@ -252,7 +263,9 @@ def apply_curve(grades: Grades, rubric: Rubric, curve: CreditCurve) -> Grades:
         question = rubric.question(g.question_id)
         if isinstance(question, ShortQuestion) and g.points:
             matches = tuple(replace(m, credit=m.credit_under(curve)) for m in g.points)
-            carried = tuple(f for f in g.flags if f.code not in flagging.MARK_DEPENDENT and f.code != FlagCode.CONTRADICTION)
+            carried = tuple(
+                f for f in g.flags if f.code not in flagging.MARK_DEPENDENT and f.code != FlagCode.CONTRADICTION
+            )
             g = _short_grade(g.student_id, question, matches, g.words, carried, curve)
         items.append(g)
     return replace(grades, curve=curve, items=tuple(items))
@@ -313,7 +326,11 @@ def _opposite_flag(question: ShortQuestion, match: PointMatch) -> Flag:
 
 
 def low_confidence(
-    question: ShortQuestion, matches: tuple[PointMatch, ...], mark: float, curve: CreditCurve, shift: float = SCORE_SHIFT
+    question: ShortQuestion,
+    matches: tuple[PointMatch, ...],
+    mark: float,
+    curve: CreditCurve,
+    shift: float = SCORE_SHIFT,
 ) -> Flag | None:
     """Flag a mark that moving every point's score by `shift` (up, or down) would change.
 

@@ -235,9 +235,13 @@ def best_matches(
     sims, _, best, winner = reduce(cosines)
     raw = sims[starts[:, None] + winner, np.arange(sims.shape[1])[None, :]]
     return BestMatches(
-        best, raw, winner,
-        unopposed[2] if unopposed else None, unopposed[3] if unopposed else None,
-        top, prompt_best,
+        best,
+        raw,
+        winner,
+        unopposed[2] if unopposed else None,
+        unopposed[3] if unopposed else None,
+        top,
+        prompt_best,
     )
 
 
@@ -286,7 +290,9 @@ def point_matches(
         elif unopposed[k] > credit + 1e-9:
             opposite = segments[int(best.unopposed_segment[row, k])]
         similarity, score = float(best.similarity[row, k]), float(best.score[row, k])
-        matches.append(PointMatch(point.id, point.marks, similarity, score, credit, evidence, hit, against, opposite, unchecked))
+        matches.append(
+            PointMatch(point.id, point.marks, similarity, score, credit, evidence, hit, against, opposite, unchecked)
+        )
     return tuple(matches)
 
 

@@ -21,9 +21,7 @@ import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
-_PREFIX = re.compile(
-    r"^(?:(?:the|my|correct)\s+|(?:answer|ans|option|choice)s?\b\.?\s*(?:is\b)?\s*[:=\-–—]?\s*)+"
-)
+_PREFIX = re.compile(r"^(?:(?:the|my|correct)\s+|(?:answer|ans|option|choice)s?\b\.?\s*(?:is\b)?\s*[:=\-–—]?\s*)+")
 _SEPARATOR = re.compile(r"[)\].:;=\-–—]|\s+(?=[(\[])|\s+(?=(?:because|since|bcoz|coz|as)\b)")
 _LETTER = r"[(\[]?\s*[a-z]\s*[)\]]?"
 _JOINER = r"(?:\s*(?:,|/|&|\+|\band\b|\bor\b)\s*|\s+)"
@@ -58,7 +56,9 @@ def read_choice(text: str, options: Mapping[str, str]) -> Choice:
     if typed.endswith("?") and typed.rstrip("? "):
         unsure = read_choice(typed.rstrip("? "), options)
         if unsure.letter is not None:
-            return Choice(unsure.letter, None, f"'{_shown(typed)}' has a question mark after the choice, read as {unsure.letter}")
+            return Choice(
+                unsure.letter, None, f"'{_shown(typed)}' has a question mark after the choice, read as {unsure.letter}"
+            )
     letters = _letters_named(body, options)
     if not letters:
         return Choice(None, f"could not read a choice from '{_shown(typed)}'")

@@ -29,20 +29,42 @@ are in-sample for the rules.
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy import sparse
 
 # "not only X but also Y" and "no matter" negate nothing; "no longer X" negates X.
-_NOT_NEGATING = {("not", "only"), ("not", "just"), ("not", "merely"), ("no", "matter"), ("no", "doubt"), ("not", "least")}
+_NOT_NEGATING = {
+    ("not", "only"),
+    ("not", "just"),
+    ("not", "merely"),
+    ("no", "matter"),
+    ("no", "doubt"),
+    ("not", "least"),
+}
 _CUES = {
-    "not", "no", "non", "never", "without", "neither", "nor", "none", "nothing", "nobody", "lack", "lacks", "unable",
-    "hardly", "barely", "scarcely", "seldom", "rarely",
+    "not",
+    "no",
+    "non",
+    "never",
+    "without",
+    "neither",
+    "nor",
+    "none",
+    "nothing",
+    "nobody",
+    "lack",
+    "lacks",
+    "unable",
+    "hardly",
+    "barely",
+    "scarcely",
+    "seldom",
+    "rarely",
 }
 _FAIL = {"fail", "fails", "failed", "failing"}
 """'fails to converge' denies 'converge' ('fails' alone is the antonym of 'succeeds')."""
@@ -50,7 +72,14 @@ _BLOCKERS = {
     # Verbs that deny the event they name: "prevents vanishing", "avoids overfitting". With "from"
     # ("prevents the gradients from exploding") the word after "from" is the one denied. Not "removes":
     # "removes negative values" does not say the values are not negative.
-    "prevent", "prevents", "prevented", "preventing", "avoid", "avoids", "avoided", "avoiding",
+    "prevent",
+    "prevents",
+    "prevented",
+    "preventing",
+    "avoid",
+    "avoids",
+    "avoided",
+    "avoiding",
 }
 _FROM = _BLOCKERS | {"keep", "keeps", "kept", "keeping", "stop", "stops", "stopped", "stopping", "protect", "protects"}
 """...and verbs that deny only through "from": "keeps the signal from exploding" (but "keeps the variance")."""
@@ -61,20 +90,156 @@ _COMPARATIVES = {"more": 1, "less": -1, "fewer": -1}
 against 'more diffused', but does against 'more focused'."""
 _SKIP = {
     # Words between a cue and the word it denies: auxiliaries, determiners, degree adverbs.
-    "a", "an", "the", "any", "be", "been", "being", "is", "are", "was", "were", "am", "do", "does", "did", "have", "has",
-    "had", "get", "gets", "got", "getting", "become", "becomes", "became", "really", "very", "necessarily", "always",
-    "quite", "so", "too", "as", "that", "this", "these", "those", "it", "its", "they", "them", "to", "even", "just",
-    "exactly", "actually", "much", "entirely", "completely", "fully", "all", "at", "there", "yet", "also",
-    "will", "would", "can", "could", "should", "shall", "may", "might", "must", "of", "for", "most",
-    "anymore", "properly", "well", "contained", "located", "placed", "found", "still", "contain", "contains",
-    "include", "includes", "included",
+    "a",
+    "an",
+    "the",
+    "any",
+    "be",
+    "been",
+    "being",
+    "is",
+    "are",
+    "was",
+    "were",
+    "am",
+    "do",
+    "does",
+    "did",
+    "have",
+    "has",
+    "had",
+    "get",
+    "gets",
+    "got",
+    "getting",
+    "become",
+    "becomes",
+    "became",
+    "really",
+    "very",
+    "necessarily",
+    "always",
+    "quite",
+    "so",
+    "too",
+    "as",
+    "that",
+    "this",
+    "these",
+    "those",
+    "it",
+    "its",
+    "they",
+    "them",
+    "to",
+    "even",
+    "just",
+    "exactly",
+    "actually",
+    "much",
+    "entirely",
+    "completely",
+    "fully",
+    "all",
+    "at",
+    "there",
+    "yet",
+    "also",
+    "will",
+    "would",
+    "can",
+    "could",
+    "should",
+    "shall",
+    "may",
+    "might",
+    "must",
+    "of",
+    "for",
+    "most",
+    "anymore",
+    "properly",
+    "well",
+    "contained",
+    "located",
+    "placed",
+    "found",
+    "still",
+    "contain",
+    "contains",
+    "include",
+    "includes",
+    "included",
 }
 _FUNCTION = _SKIP | {
-    "and", "or", "but", "if", "then", "than", "because", "since", "so", "while", "whereas", "which", "who", "what",
-    "when", "where", "why", "how", "in", "on", "by", "with", "from", "into", "onto", "over", "under", "about", "between",
-    "i", "we", "you", "he", "she", "our", "their", "my", "your", "his", "her", "each", "every", "some", "other", "one",
-    "only", "such", "like", "per", "via", "up", "down", "out", "yes", "yeah", "yep", "yup", "nope", "through",
-    "during", "across", "after", "before", "within", "against", "here", "whose", "whom",
+    "and",
+    "or",
+    "but",
+    "if",
+    "then",
+    "than",
+    "because",
+    "since",
+    "so",
+    "while",
+    "whereas",
+    "which",
+    "who",
+    "what",
+    "when",
+    "where",
+    "why",
+    "how",
+    "in",
+    "on",
+    "by",
+    "with",
+    "from",
+    "into",
+    "onto",
+    "over",
+    "under",
+    "about",
+    "between",
+    "i",
+    "we",
+    "you",
+    "he",
+    "she",
+    "our",
+    "their",
+    "my",
+    "your",
+    "his",
+    "her",
+    "each",
+    "every",
+    "some",
+    "other",
+    "one",
+    "only",
+    "such",
+    "like",
+    "per",
+    "via",
+    "up",
+    "down",
+    "out",
+    "yes",
+    "yeah",
+    "yep",
+    "yup",
+    "nope",
+    "through",
+    "during",
+    "across",
+    "after",
+    "before",
+    "within",
+    "against",
+    "here",
+    "whose",
+    "whom",
 }
 _ANTONYMS = {
     # concept: (words asserting it, words denying it): general English and machine-learning terms.
@@ -150,19 +315,72 @@ _CONTRACTIONS = [
     (re.compile(r"\bwon'?t\b"), "will not"),
     (re.compile(r"\bshan't\b"), "shall not"),
     (re.compile(r"\b(\w+)n[’'\"]t\b"), r"\1 not"),
-    (re.compile(r"\b(doesnt|dont|didnt|isnt|arent|wasnt|werent|wouldnt|shouldnt|couldnt|hasnt|havent)\b"), lambda m: m.group(1)[:-2] + " not"),
+    (
+        re.compile(r"\b(doesnt|dont|didnt|isnt|arent|wasnt|werent|wouldnt|shouldnt|couldnt|hasnt|havent)\b"),
+        lambda m: m.group(1)[:-2] + " not",
+    ),
 ]
 _VERDICT = re.compile(r"^\W*(yes|yeah|yep|yup|no|nope)\b\s*(.?)", re.IGNORECASE)
 _VERDICT_NO_FOLLOWERS = {
-    "", ",", ".", "!", ";", ":", "-", "—", "–",
+    "",
+    ",",
+    ".",
+    "!",
+    ";",
+    ":",
+    "-",
+    "—",
+    "–",
 }
-_VERDICT_WORDS_AFTER_NO = {"because", "since", "as", "it", "they", "this", "that", "i", "we", "not", "the", "grad", "there"}
+_VERDICT_WORDS_AFTER_NO = {
+    "because",
+    "since",
+    "as",
+    "it",
+    "they",
+    "this",
+    "that",
+    "i",
+    "we",
+    "not",
+    "the",
+    "grad",
+    "there",
+}
 _SUBJECTS = {"i", "we", "they", "he", "she"}
 """A subject pronoun after a content word starts another clause ("there is no gap they are connected")."""
 _BOUNDARY = {
     # Where a cue's scope ends: punctuation, and the words that start another clause.
-    ".", ",", ";", ":", "!", "?", "(", ")", "[", "]", "and", "but", "whereas", "while", "although", "though", "however",
-    "because", "since", "so", "which", "who", "when", "where", "if", "unless", "therefore", "thus", "hence", "than",
+    ".",
+    ",",
+    ";",
+    ":",
+    "!",
+    "?",
+    "(",
+    ")",
+    "[",
+    "]",
+    "and",
+    "but",
+    "whereas",
+    "while",
+    "although",
+    "though",
+    "however",
+    "because",
+    "since",
+    "so",
+    "which",
+    "who",
+    "when",
+    "where",
+    "if",
+    "unless",
+    "therefore",
+    "thus",
+    "hence",
+    "than",
 }
 
 
@@ -220,7 +438,7 @@ def verdict(text: str) -> int:
     word, after = found.group(1).lower(), found.group(2)
     if word.startswith("y"):
         return 1
-    rest = text.strip()[found.end(1):].lstrip()
+    rest = text.strip()[found.end(1) :].lstrip()
     follower = re.match(r"[a-z]+", rest.lower())
     if after in _VERDICT_NO_FOLLOWERS or not rest or (follower and follower.group(0) in _VERDICT_WORDS_AFTER_NO):
         return -1
@@ -263,7 +481,11 @@ def signed_concepts(text: str) -> dict[str, int]:
         if token == "nor":
             denied = True
             continue
-        if token in _CUES or (token in _FAIL and following == "to") or (token == "from" and any(t in _FROM for t in tokens[max(0, i - 4) : i])):
+        if (
+            token in _CUES
+            or (token in _FAIL and following == "to")
+            or (token == "from" and any(t in _FROM for t in tokens[max(0, i - 4) : i]))
+        ):
             if (token, following) in _NOT_NEGATING or (token == "not" and before == "or"):
                 continue
             if token == "no" and i == 0 and verdict(text):
@@ -351,8 +573,12 @@ def polarity(texts: Sequence[str]) -> Polarity:
             n_rows.append(r)
             n_cols.append(number_ids.setdefault(n, len(number_ids)))
         verdicts[r] = verdict(text)
-    signs = sparse.csr_matrix((np.array(s_vals, np.float32), (s_rows, s_cols)), shape=(len(texts), max(1, len(concept_ids))))
-    stated = sparse.csr_matrix((np.ones(len(n_rows), np.float32), (n_rows, n_cols)), shape=(len(texts), max(1, len(number_ids))))
+    signs = sparse.csr_matrix(
+        (np.array(s_vals, np.float32), (s_rows, s_cols)), shape=(len(texts), max(1, len(concept_ids)))
+    )
+    stated = sparse.csr_matrix(
+        (np.ones(len(n_rows), np.float32), (n_rows, n_cols)), shape=(len(texts), max(1, len(number_ids)))
+    )
     return Polarity(signs, stated, verdicts)
 
 

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from grader.exam.rubric import Rubric, ShortQuestion
 from grader.scoring.flags import FlagCode
 from grader.scoring.grade import Grades, QuestionGrade
 from grader.scoring.match import CreditCurve
-from grader.exam.rubric import Rubric, ShortQuestion
 
 HARD = {
     FlagCode.CONTRADICTION: 1.0,  # 0.25 when only the rubric's own contradiction regexes fired (RUBRIC_RULED)
@@ -78,7 +78,9 @@ def doubt(grade: QuestionGrade, rubric: Rubric, curve: CreditCurve) -> float:
     if FlagCode.BLANK in codes:
         return BLANK
     hard = sum(HARD.get(code, 0.0) for code in set(codes))
-    if FlagCode.CONTRADICTION in codes and codes.count(FlagCode.CONTRADICTION) <= sum(p.contradiction is not None for p in grade.points):
+    if FlagCode.CONTRADICTION in codes and codes.count(FlagCode.CONTRADICTION) <= sum(
+        p.contradiction is not None for p in grade.points
+    ):
         hard -= HARD[FlagCode.CONTRADICTION] - RUBRIC_RULED
     question = rubric.question(grade.question_id)
     if not isinstance(question, ShortQuestion) or not grade.points:
@@ -112,7 +114,10 @@ def triage(grades: Grades, rubric: Rubric, budget: float | None = None) -> dict[
         queued = {i for i, g in enumerate(grades.items) if g.flags}
     else:
         queued = set(_order(doubts)[: math.ceil(budget * len(keys) - 1e-9)])
-    return {keys[i]: Triage(doubts[i], i in queued) for i in sorted(range(len(keys)), key=lambda i: (i not in queued, -doubts[i], i))}
+    return {
+        keys[i]: Triage(doubts[i], i in queued)
+        for i in sorted(range(len(keys)), key=lambda i: (i not in queued, -doubts[i], i))
+    }
 
 
 def budget_curve(
@@ -134,9 +139,7 @@ def budget_curve(
     for b in budgets:
         k = math.ceil(b * len(pool) - 1e-9)
         points.append(
-            BudgetPoint(
-                float(b), k, _mean(errors[order[k:]]), float(np.mean([_mean(errors[s[k:]]) for s in shuffles]))
-            )
+            BudgetPoint(float(b), k, _mean(errors[order[k:]]), float(np.mean([_mean(errors[s[k:]]) for s in shuffles])))
         )
     return points
 

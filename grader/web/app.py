@@ -20,15 +20,15 @@ from urllib.parse import urlencode
 import numpy as np
 from flask import Flask, Response, abort, flash, g, redirect, render_template, request, session, url_for
 
-from grader.errors import GraderError
 from grader.embedding.encoder import TextEncoder
-from grader.review.gradebook import Change, Entry, Gradebook, StaleChange, describe_review
-from grader.scoring.grade import Grades, QuestionGrade
-from grader.review.grouping import GROUP_COSINE, AnswerGroup, group_answers, most_like, word_differences
-from grader.scoring.match import DEFAULT_CURVE
-from grader.outputs.report import SECTIONS, class_overview
-from grader.review.screen import _parse_mark
+from grader.errors import GraderError
 from grader.exam.rubric import ShortQuestion
+from grader.outputs.report import SECTIONS, class_overview
+from grader.review.gradebook import Change, Entry, Gradebook, StaleChange, describe_review
+from grader.review.grouping import GROUP_COSINE, AnswerGroup, group_answers, most_like, word_differences
+from grader.review.screen import _parse_mark
+from grader.scoring.grade import Grades, QuestionGrade
+from grader.scoring.match import DEFAULT_CURVE
 from grader.web.evidence import answer_view
 
 TOKEN_COOKIE = "grader_token"
@@ -94,15 +94,23 @@ def create_app(db: Path, token: str, encoder: Callable[[], TextEncoder]) -> Flas
     def _guard() -> Response | None:
         given = request.args.get("token") or request.cookies.get(TOKEN_COOKIE) or ""
         if not hmac.compare_digest(given.encode(), token.encode()):
-            return Response("Forbidden: open the link `grader serve` printed (it carries the access token).\n", 403, mimetype="text/plain")
+            return Response(
+                "Forbidden: open the link `grader serve` printed (it carries the access token).\n",
+                403,
+                mimetype="text/plain",
+            )
         if "token" in request.args:  # keep the token out of the address bar and history: a cookie from now on
             rest = {k: v for k, v in request.args.items(multi=True) if k != "token"}
             response = redirect(request.path + ("?" + urlencode(rest) if rest else ""))
             response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="Lax")
             return response
         session.setdefault("csrf", secrets.token_urlsafe(24))
-        if request.method == "POST" and not hmac.compare_digest(request.form.get("csrf", "").encode(), session["csrf"].encode()):
-            return Response("Forbidden: the form's CSRF token is missing or stale: reload the page.\n", 403, mimetype="text/plain")
+        if request.method == "POST" and not hmac.compare_digest(
+            request.form.get("csrf", "").encode(), session["csrf"].encode()
+        ):
+            return Response(
+                "Forbidden: the form's CSRF token is missing or stale: reload the page.\n", 403, mimetype="text/plain"
+            )
         if "ta" not in session and request.endpoint not in ("name", "static"):
             return redirect(url_for("name", next=request.full_path))
         return None
@@ -145,7 +153,11 @@ def create_app(db: Path, token: str, encoder: Callable[[], TextEncoder]) -> Flas
     def queue():
         gb, rubric = book(), book().rubric()
         fq, ff = request.args.get("fq", ""), request.args.get("ff", "")
-        everything = [e for e in gb.queue(include_reviewed=True) if (not fq or e.question_id == fq) and (not ff or ff in _codes(e))]
+        everything = [
+            e
+            for e in gb.queue(include_reviewed=True)
+            if (not fq or e.question_id == fq) and (not ff or ff in _codes(e))
+        ]
         pending = [_key(e) for e in everything if not e.reviewed]
         asked = (request.args.get("student"), request.args.get("question"))
         key = asked if all(asked) else (pending[0] if pending else None)
@@ -222,7 +234,11 @@ def create_app(db: Path, token: str, encoder: Callable[[], TextEncoder]) -> Flas
             return redirect(_queue_url(request.form))
         now = gb.entry(target.student_id, target.question_id)
         together = sum(1 for a in gb.audit() if a.batch is not None and a.batch == target.batch) if target.batch else 1
-        what = f"your group mark of {together} answers" if together > 1 else f"your {target.action} of {target.student_id} {target.question_id}"
+        what = (
+            f"your group mark of {together} answers"
+            if together > 1
+            else f"your {target.action} of {target.student_id} {target.question_id}"
+        )
         flash(f"undone: {what}; {target.student_id} {target.question_id} is now {describe_review(now)}", "ok")
         return redirect(_queue_url(request.form, target.student_id, target.question_id))
 
@@ -243,8 +259,14 @@ def create_app(db: Path, token: str, encoder: Callable[[], TextEncoder]) -> Flas
         found = _split(group_answers(texts, rows), entries, rows, split)
         shown = [_group_view(gb, entries, grp) for grp in found if len(grp.members) > 1]
         return render_template(
-            "groups.html", question=question, shorts=shorts, groups=shown, lone=sum(len(grp.members) == 1 for grp in found),
-            split=sorted(split), answers=len(entries), threshold=GROUP_COSINE,
+            "groups.html",
+            question=question,
+            shorts=shorts,
+            groups=shown,
+            lone=sum(len(grp.members) == 1 for grp in found),
+            split=sorted(split),
+            answers=len(entries),
+            threshold=GROUP_COSINE,
         )
 
     @app.route("/like")
@@ -259,7 +281,10 @@ def create_app(db: Path, token: str, encoder: Callable[[], TextEncoder]) -> Flas
         near = most_like(rows, index, [i for i, e in enumerate(entries) if e.answer.strip()], LIKE_THIS)
         members = [(entries[i], cosine, gb.last_audit_id(*_key(entries[i]))) for i, cosine in near]
         return render_template(
-            "like.html", entry=entries[index], members=members, question=gb.rubric().question(key[1]),
+            "like.html",
+            entry=entries[index],
+            members=members,
+            question=gb.rubric().question(key[1]),
             pieces={_key(e): word_differences(entries[index].answer, e.answer) for e, _, _ in members},
         )
 
@@ -278,14 +303,18 @@ def create_app(db: Path, token: str, encoder: Callable[[], TextEncoder]) -> Flas
         if problem:
             flash(problem, "error")
             return redirect(back)
-        changes = [Change(s, qid, "set", mark=mark, expected_audit_id=_version(request.form.get(f"v-{s}"))) for s in chosen]
+        changes = [
+            Change(s, qid, "set", mark=mark, expected_audit_id=_version(request.form.get(f"v-{s}"))) for s in chosen
+        ]
         like = request.form.get("like", chosen[0])
         try:
             gb.apply(changes, ta, reason=f"group mark: {len(changes)} answers to {qid} like {like}'s", together=True)
         except StaleChange as exc:
             flash(f"not saved (none of the {len(changes)}): {exc}", "error")
             return redirect(back)
-        flash(f"saved: {mark:g} for {len(changes)} answer(s) to {qid} ({', '.join(chosen)}); u undoes them together", "ok")
+        flash(
+            f"saved: {mark:g} for {len(changes)} answer(s) to {qid} ({', '.join(chosen)}); u undoes them together", "ok"
+        )
         return redirect(back)
 
     # -- pages beside the queue -----------------------------------------------------------------
@@ -303,8 +332,21 @@ def create_app(db: Path, token: str, encoder: Callable[[], TextEncoder]) -> Flas
         progress = []
         for q in rubric.questions:
             mine = [e for e in entries if e.question_id == q.id]
-            progress.append((q.id, sum(e.queued for e in mine), sum(e.queued and e.reviewed for e in mine), sum(e.source == "ta" for e in mine)))
-        return render_template("overview.html", sections=class_overview(grades, rubric), titles=SECTIONS, progress=progress, students=students)
+            progress.append(
+                (
+                    q.id,
+                    sum(e.queued for e in mine),
+                    sum(e.queued and e.reviewed for e in mine),
+                    sum(e.source == "ta" for e in mine),
+                )
+            )
+        return render_template(
+            "overview.html",
+            sections=class_overview(grades, rubric),
+            titles=SECTIONS,
+            progress=progress,
+            students=students,
+        )
 
     @app.route("/student/<student_id>")
     def student(student_id: str):
@@ -313,8 +355,12 @@ def create_app(db: Path, token: str, encoder: Callable[[], TextEncoder]) -> Flas
         if not entries:
             abort(404)
         return render_template(
-            "student.html", student_id=student_id, entries=entries, rubric=gb.rubric(),
-            total=sum(e.mark for e in entries), max_total=sum(e.max_mark for e in entries),
+            "student.html",
+            student_id=student_id,
+            entries=entries,
+            rubric=gb.rubric(),
+            total=sum(e.mark for e in entries),
+            max_total=sum(e.max_mark for e in entries),
         )
 
     @app.route("/audit")
@@ -349,8 +395,11 @@ def _version(text: str | None) -> int:
 def _filters(gb: Gradebook, fq: str, ff: str) -> dict:
     queued = gb.queue(include_reviewed=True)
     return {
-        "fq": fq, "ff": ff,
-        "questions": list(dict.fromkeys(q for q in gb.rubric().question_ids if any(e.question_id == q for e in queued))),
+        "fq": fq,
+        "ff": ff,
+        "questions": list(
+            dict.fromkeys(q for q in gb.rubric().question_ids if any(e.question_id == q for e in queued))
+        ),
         "flag_codes": sorted({c for e in queued for c in _codes(e)}),
     }
 
@@ -392,5 +441,7 @@ def _group_view(gb: Gradebook, entries: list[Entry], grp: AnswerGroup) -> dict:
     members = []
     for i in grp.members:
         e = entries[i]
-        members.append({"entry": e, "version": gb.last_audit_id(*_key(e)), "pieces": word_differences(first.answer, e.answer)})
+        members.append(
+            {"entry": e, "version": gb.last_audit_id(*_key(e)), "pieces": word_differences(first.answer, e.answer)}
+        )
     return {"first": first, "cohesion": grp.cohesion, "members": members}

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from grader.exam.rubric import McqQuestion, ShortQuestion
 from grader.review.gradebook import Entry
 from grader.review.screen import _against, locate
-from grader.exam.rubric import McqQuestion, ShortQuestion
 
 POINT_COLOURS = 8
 """CSS classes p1..p8 (rubric order, wrapping round); the contradiction class is `against`."""
@@ -98,7 +98,9 @@ def _row(n: int, point, entry: Entry, found: dict[str, bool]) -> PointRow:
     credited = match.credit > 0
     notes: list[tuple[str, str]] = []
     if match.pattern:
-        notes.append(("pattern matched" if match.pattern == match.evidence else f"pattern matched “{match.pattern}”", "good"))
+        notes.append(
+            ("pattern matched" if match.pattern == match.evidence else f"pattern matched “{match.pattern}”", "good")
+        )
     if match.contradiction:
         notes.append((f"contradiction “{match.contradiction}”" + ("" if match.pattern else ": no credit"), "bad"))
     opposite = getattr(match, "opposite", None)

@@ -29,7 +29,9 @@ def start(db: Path, host: str, port: int, encoder: Callable[[], TextEncoder], to
     try:
         server = create_server(app, host=host, port=port, threads=8, ident="grader")
     except OSError as exc:  # port taken, address not on this machine
-        raise GraderError(f"cannot listen on {host}:{port}: {exc.strerror or exc} (pick another --port or --host)") from None
+        raise GraderError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc} (pick another --port or --host)"
+        ) from None
     shown = f"[{host}]" if ":" in host else host
     return server, f"http://{shown}:{server.effective_port}/?token={token}"
 

@@ -20,8 +20,8 @@ import pytest
 import yaml
 
 from grader.authoring.draft import TODO_POINT, Draft, draft_rubric, draft_yaml, formula_pattern, read_paper
-from grader.errors import GraderError, InputError
 from grader.authoring.reference import rubric_yaml
+from grader.errors import GraderError, InputError
 from grader.exam.rubric import McqQuestion, Rubric, ShortQuestion, load_rubric, parse_rubric
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -370,7 +370,9 @@ Q3: Two of:
     rubric = draft.rubric
     assert rubric.question_ids == ("Q1", "Q2a", "Q2b", "Q3", "Q4a", "Q4b")
     q1 = rubric.question("Q1")
-    assert q1.model_answer == "The expected surprise of a distribution. It measures uncertainty. It is the mean of -log p."
+    assert (
+        q1.model_answer == "The expected surprise of a distribution. It measures uncertainty. It is the mean of -log p."
+    )
     assert len(q1.points) == 3
     assert rubric.question("Q2a").model_answer == "Pooling shrinks feature maps."
     assert rubric.question("Q2b").model_answer == "ReLU is cheap to compute."
@@ -436,7 +438,9 @@ def test_a_paper_without_any_key_still_drafts_with_void_mcqs(tmp_path):
 
 
 def test_an_answers_heading_over_one_questions_list_is_no_end_key():
-    paper = "1. Name two. (2 marks)\nAnswers\n1. Dropout.\n2. Weight decay.\n\n2. What is a tensor? (1 mark)\nAn array.\n"
+    paper = (
+        "1. Name two. (2 marks)\nAnswers\n1. Dropout.\n2. Weight decay.\n\n2. What is a tensor? (1 mark)\nAn array.\n"
+    )
     draft = draft_rubric(paper, "p.md")
     assert draft.rubric.question_ids == ("Q1", "Q2") and draft.key_entries == 0
 
@@ -479,7 +483,9 @@ It absorbs red light.
 
 
 def test_marks_each_and_unequal_shares():
-    paper = "## Part A (2 marks each)\n\n1. Define entropy.\nAnswer: Expected surprise.\n\n2. Define KL.\nAnswer: A gap.\n"
+    paper = (
+        "## Part A (2 marks each)\n\n1. Define entropy.\nAnswer: Expected surprise.\n\n2. Define KL.\nAnswer: A gap.\n"
+    )
     draft = draft_rubric(paper, "p.md")
     assert [q.marks for q in draft.rubric.questions] == [2, 2]
     paper = "Section A (10 marks)\n\n1. Define a.\nAnswer: A.\n2. Define b.\nAnswer: B.\n3. Define c.\nAnswer: C.\n"
@@ -626,7 +632,9 @@ def test_yes_no_question_gets_a_verdict_point():
     assert re.search(verdict.patterns[0], "No, it is not", re.I)
     assert re.search(verdict.contradictions[0], "Yes it is", re.I)
     # merging claims to fit the marks never swallows the verdict (its patterns would credit the rest)
-    long = "1. Is ReLU smooth? (1 mark)\nNo. It has a kink. It is piecewise linear. Its slope jumps. It is flat below 0."
+    long = (
+        "1. Is ReLU smooth? (1 mark)\nNo. It has a kink. It is piecewise linear. Its slope jumps. It is flat below 0."
+    )
     points = draft_rubric(long, "p.md").rubric.question("Q1").points
     assert [p.id for p in points][0] == "verdict" and points[0].text == "No." and len(points) == 4
     assert all(not p.patterns for p in points[1:])

@@ -4,7 +4,6 @@ import math
 
 import pytest
 
-from grader.errors import InputError
 from grader.authoring.reference import (
     Reference,
     choose_step,
@@ -13,6 +12,7 @@ from grader.authoring.reference import (
     rubric_yaml,
     split_points,
 )
+from grader.errors import InputError
 from grader.exam.rubric import ShortQuestion, load_rubric
 
 REFERENCES = """\ufeffquestion_id,question,reference_answer,max_mark

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from grader.authoring.draft import Draft, draft_rubric, draft_yaml, read_paper
-from grader.errors import InputError
-from grader.llm import LlmClient, LlmConfig, Spend
-from grader.exam.rubric import Rubric, ShortQuestion, load_rubric, parse_rubric
 from grader.authoring.suggest import MAX_CHARS, Suggestions, build_messages, check_suggestions, suggest
-from tests.llm_server import ScriptedLlm
+from grader.errors import InputError
+from grader.exam.rubric import Rubric, ShortQuestion, load_rubric, parse_rubric
+from grader.llm import LlmClient, LlmConfig, Spend
 from tests.cli.test_app import assert_one_line_error, grader
+from tests.llm_server import ScriptedLlm
 
 ROOT = Path(__file__).resolve().parents[2]
 PAPER = ROOT / "tests" / "data" / "dl-midsem-paper.txt"
@@ -123,7 +123,9 @@ def test_uncommented_phrasings_load_as_the_points_alternatives(llm, draft, tmp_p
             for point in question.points:
                 assert point.alternatives == suggestions.phrasings(question.id, point.id) != ()
     # I3's point ends in a pattern that wraps onto a second line: the block goes after it
-    assert loaded.question("I3").points[0].alternatives == ("In other words, U(-sqrt(6/(n_in + n_out)), sqrt(6/(n_in + n_out)))",)
+    assert loaded.question("I3").points[0].alternatives == (
+        "In other words, U(-sqrt(6/(n_in + n_out)), sqrt(6/(n_in + n_out)))",
+    )
 
 
 def test_an_extra_point_is_accepted_with_the_marks_its_comment_asks_for(llm, draft, tmp_path):
@@ -137,23 +139,50 @@ def test_an_extra_point_is_accepted_with_the_marks_its_comment_asks_for(llm, dra
     loaded = written(draft, suggestions, tmp_path, uncommented)
     i4 = loaded.question("I4")
     assert [p.id for p in i4.points] == ["p1", "p2", "s1"]
-    assert i4.points[-1].text == "A full answer also uses the term 'discontinuities'." == suggestions.extra_points("I4")[0]
+    assert (
+        i4.points[-1].text == "A full answer also uses the term 'discontinuities'." == suggestions.extra_points("I4")[0]
+    )
     assert i4.points[-1].marks == 0.5 and i4.marks == 1.5
     assert loaded.max_total == draft.rubric.max_total + sum(draft.rubric.question(q).step for q in SHORT)
 
 
 def test_a_point_with_alternatives_gets_suggestions_in_its_own_list(llm, tmp_path):
-    rubric = parse_rubric({"exam": "alt", "questions": [{
-        "id": "X1", "type": "short", "marks": 1, "prompt": "Why Xavier?", "model_answer": "It keeps the variance constant across layers.",
-        "points": [{"id": "purpose", "text": "It keeps the variance constant across layers.", "marks": 1,
-                    "alternatives": ["Signals neither vanish nor explode."], "patterns": ["varian"]}],
-    }]}, "test")
+    rubric = parse_rubric(
+        {
+            "exam": "alt",
+            "questions": [
+                {
+                    "id": "X1",
+                    "type": "short",
+                    "marks": 1,
+                    "prompt": "Why Xavier?",
+                    "model_answer": "It keeps the variance constant across layers.",
+                    "points": [
+                        {
+                            "id": "purpose",
+                            "text": "It keeps the variance constant across layers.",
+                            "marks": 1,
+                            "alternatives": ["Signals neither vanish nor explode."],
+                            "patterns": ["varian"],
+                        }
+                    ],
+                }
+            ],
+        },
+        "test",
+    )
     draft = Draft(rubric, (), "alt.txt")
     suggestions, _ = ask(llm, draft)
     text = draft_yaml(draft, suggestions)
-    assert "          # - In other words, It keeps the variance constant across layers.  # suggested (LLM, model test-model)" in text
+    assert (
+        "          # - In other words, It keeps the variance constant across layers.  # suggested (LLM, model test-model)"
+        in text
+    )
     loaded = written(draft, suggestions, tmp_path, accept(text, points=False))
-    assert loaded.question("X1").points[0].alternatives == ("Signals neither vanish nor explode.", "In other words, It keeps the variance constant across layers.")
+    assert loaded.question("X1").points[0].alternatives == (
+        "Signals neither vanish nor explode.",
+        "In other words, It keeps the variance constant across layers.",
+    )
     assert loaded.question("X1").points[0].patterns == ("varian",)
 
 
@@ -163,7 +192,7 @@ def test_the_request_holds_the_papers_question_and_nothing_else(llm, draft):
     first = llm.requests[0]
     assert first.user_message == (
         f"Question:\n{i3.prompt}\n\nModel answer:\n{i3.model_answer}\n\n"
-        'Draft rubric points (JSON, one object per point):\n'
+        "Draft rubric points (JSON, one object per point):\n"
         '[{"id": "formula", "text": "U(-sqrt(6/(n_in + n_out)), sqrt(6/(n_in + n_out)))", "marks": 1.0}]'
     )
     schema = first.body["response_format"]["json_schema"]["schema"]
@@ -200,7 +229,9 @@ def test_a_fenced_reply_with_prose_around_it_is_read(llm, draft):
 def test_invented_point_ids_are_discarded_and_the_rest_kept(llm, draft):
     suggestions, spent = ask(llm, draft, "unknown")
     assert spent.discarded == suggestions.discarded == len(SHORT)
-    assert suggestions.for_question("I3").discarded == ("phrasing 2 names point 'bonus', which the question does not have",)
+    assert suggestions.for_question("I3").discarded == (
+        "phrasing 2 names point 'bonus', which the question does not have",
+    )
     assert suggestions.made == 23  # what the good reply holds
 
 
@@ -218,17 +249,37 @@ def test_empty_repeated_overlong_and_surplus_suggestions_are_discarded_one_by_on
         "missing point 3 repeats a point, an alternative or another suggestion",
         "missing point 6 is more than the 3 asked for",
     )
-    assert i4.phrasings["p1"] == ("In other words, Non-linear DNN can approximate any function due to", "Put another way, one.", "Put another way, two.")
+    assert i4.phrasings["p1"] == (
+        "In other words, Non-linear DNN can approximate any function due to",
+        "Put another way, one.",
+        "Put another way, two.",
+    )
     assert i4.extra_points == ("A full answer also uses the term 'discontinuities'.", "Extra one.", "Extra two.")
     assert spent.discarded == suggestions.discarded == 9 * len(SHORT)
 
 
 def test_replies_of_the_wrong_shape():
-    question = parse_rubric({"exam": "x", "questions": [{"id": "Q", "type": "short", "marks": 1, "model_answer": "A.",
-                                                         "points": [{"id": "p1", "text": "A.", "marks": 1}]}]}, "x").question("Q")
+    question = parse_rubric(
+        {
+            "exam": "x",
+            "questions": [
+                {
+                    "id": "Q",
+                    "type": "short",
+                    "marks": 1,
+                    "model_answer": "A.",
+                    "points": [{"id": "p1", "text": "A.", "marks": 1}],
+                }
+            ],
+        },
+        "x",
+    ).question("Q")
     assert check_suggestions(question, "[1, 2]").error == "the reply has no 'phrasings' or 'missing_points' list"
     assert check_suggestions(question, "I cannot help with that.").status == "invalid"
-    lenient = check_suggestions(question, json.dumps({"missing_points": ["B follows.", {"text": "C  too.\n"}], "phrasings": [{"text": "no id"}]}))
+    lenient = check_suggestions(
+        question,
+        json.dumps({"missing_points": ["B follows.", {"text": "C  too.\n"}], "phrasings": [{"text": "no id"}]}),
+    )
     assert lenient.extra_points == ("B follows.", "C too.") and lenient.discarded == ("phrasing 1 names no point",)
 
 
@@ -243,7 +294,10 @@ def test_server_errors_fail_then_skip_and_the_draft_is_written(llm, draft, tmp_p
 def test_a_timeout_fails_that_question_only(llm, draft):
     llm.script, llm.delay = ["slow"], 1.0
     suggestions, spent = ask(llm, draft, timeout=0.2, retries=0)
-    assert suggestions.for_question("I3").status == "failed" and "no reply within 0.2 s" in suggestions.for_question("I3").error
+    assert (
+        suggestions.for_question("I3").status == "failed"
+        and "no reply within 0.2 s" in suggestions.for_question("I3").error
+    )
     assert all(q.status == "ok" for q in suggestions.questions[1:]) and spent.failures == 1
 
 
@@ -289,8 +343,13 @@ def test_cli_with_llm_writes_suggestions_and_the_spend(llm, tmp_path):
     out = tmp_path / "draft.yaml"
     result = grader("rubric", "draft", PAPER, "-o", out, "--llm-url", llm.url, "--llm-model", "test-model")
     assert result.returncode == 0, result.stderr
-    assert "LLM suggestions (test-model) for 7 short questions: 16 other phrasings and 7 extra points, 0 discarded." in result.stdout
-    assert "LLM spend: test-model" in result.stdout and "failed questions" in result.stdout and "7 of 200" in result.stdout
+    assert (
+        "LLM suggestions (test-model) for 7 short questions: 16 other phrasings and 7 extra points, 0 discarded."
+        in result.stdout
+    )
+    assert (
+        "LLM spend: test-model" in result.stdout and "failed questions" in result.stdout and "7 of 200" in result.stdout
+    )
     assert "  # suggested (LLM, model test-model)" in out.read_text(encoding="utf-8")
     validated = grader("validate", out)
     assert validated.returncode == 0 and "19 questions, 20 marks" in validated.stdout
@@ -301,7 +360,9 @@ def test_cli_with_llm_writes_suggestions_and_the_spend(llm, tmp_path):
 
 def test_cli_with_no_calls_left_still_writes_the_draft(llm, tmp_path):
     out = tmp_path / "draft.yaml"
-    result = grader("rubric", "draft", PAPER, "-o", out, "--llm-url", llm.url, "--llm-model", "test-model", "--max-calls", "0")
+    result = grader(
+        "rubric", "draft", PAPER, "-o", out, "--llm-url", llm.url, "--llm-model", "test-model", "--max-calls", "0"
+    )
     assert result.returncode == 0, result.stderr
     assert "7 skipped (the budget of 0 calls is spent)" in result.stdout
     assert "The draft was written all the same" in result.stdout and not llm.requests
@@ -310,8 +371,11 @@ def test_cli_with_no_calls_left_still_writes_the_draft(llm, tmp_path):
 
 @pytest.mark.parametrize(
     "options, fragment",
-    [(["--llm-model", "m"], "--llm-model needs --llm-url"), (["--llm-url", "http://127.0.0.1:9/v1"], "an LLM model name is needed"),
-     (["--llm-url", "ftp://x", "--llm-model", "m"], "is not an http:// or https:// URL")],
+    [
+        (["--llm-model", "m"], "--llm-model needs --llm-url"),
+        (["--llm-url", "http://127.0.0.1:9/v1"], "an LLM model name is needed"),
+        (["--llm-url", "ftp://x", "--llm-model", "m"], "is not an http:// or https:// URL"),
+    ],
 )
 def test_cli_llm_options_that_cannot_work_are_one_line_errors(tmp_path, options, fragment):
     out = tmp_path / "draft.yaml"

@@ -37,7 +37,9 @@ def test_spearman_by_hand():
     # ranks (1,2,3,4) vs (1,3,2,4): d^2 sums to 2, rho = 1 - 6*2 / (4*(16-1)) = 0.8
     assert agreement([1, 2, 3, 4], [1, 3, 2, 4], step=1).spearman == pytest.approx(0.8)
     # ties take average ranks: machine (1.5,1.5,3) vs human (1,2,3) -> Pearson of the ranks
-    assert agreement([0, 0, 1], [0, 0.5, 1], step=0.5).spearman == pytest.approx(np.corrcoef([1.5, 1.5, 3], [1, 2, 3])[0, 1])
+    assert agreement([0, 0, 1], [0, 0.5, 1], step=0.5).spearman == pytest.approx(
+        np.corrcoef([1.5, 1.5, 3], [1, 2, 3])[0, 1]
+    )
 
 
 def test_existing_positional_construction_still_works():

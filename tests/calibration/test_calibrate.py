@@ -5,15 +5,15 @@ from __future__ import annotations
 import copy
 import json
 
-import pytest
 import numpy as np
+import pytest
 import yaml
 
 from grader.calibration import calibrate
 from grader.calibration.calibrate import METHODS, Calibrator, examples
 from grader.errors import GraderError, InputError
-from grader.scoring.match import round_to_step
 from grader.exam.rubric import ShortQuestion, parse_rubric
+from grader.scoring.match import round_to_step
 from tests.conftest import RUBRIC
 
 
@@ -78,8 +78,10 @@ def test_default_method_changes_nothing(sample, rubric):
 @pytest.mark.parametrize("method, mapped", [("isotonic", True), ("exemplar", True), ("thresholds", False)])
 def test_a_grade_says_whether_a_fitted_map_made_its_mark(sample, rubric, method, mapped):
     """Triage reads this: a mapped mark is not the sum of its points' credits; a refitted curve's is."""
-    predicted = Calibrator(method=method).fit(sample.grades, rubric, sample.human, sample.vectors).predict(
-        sample.grades, rubric, sample.vectors
+    predicted = (
+        Calibrator(method=method)
+        .fit(sample.grades, rubric, sample.human, sample.vectors)
+        .predict(sample.grades, rubric, sample.vectors)
     )
     shorts = [g for g in predicted.items if g.points]
     assert shorts and all(g.calibrated == mapped for g in shorts)
@@ -96,7 +98,10 @@ def test_save_load_round_trip_predicts_the_same(sample, rubric, tmp_path, method
     assert data["method"] == fitted.method_ and data["model"] == "all-MiniLM-L6-v2"
     loaded = calibrate.load(path)
     assert loaded.method_ == fitted.method_
-    assert loaded.predict(sample.grades, rubric, sample.vectors).items == fitted.predict(sample.grades, rubric, sample.vectors).items
+    assert (
+        loaded.predict(sample.grades, rubric, sample.vectors).items
+        == fitted.predict(sample.grades, rubric, sample.vectors).items
+    )
 
 
 def test_the_exemplar_state_holds_the_marked_answers_and_names_them_as_evidence(sample, rubric, tmp_path):
@@ -127,7 +132,11 @@ def test_exemplar_features_are_leave_one_out_while_fitting(sample, rubric):
     model = ExemplarRidge().fit(found)
     x = model._features(found)
     top = list(model.features).index("top_similarity")
-    duplicate_free = [i for i, e in enumerate(found) if sum(np.allclose(e.vector, f.vector) for f in found if f.question.id == e.question.id) == 1]
+    duplicate_free = [
+        i
+        for i, e in enumerate(found)
+        if sum(np.allclose(e.vector, f.vector) for f in found if f.question.id == e.question.id) == 1
+    ]
     assert duplicate_free and (x[duplicate_free, top] < 0.999).all()
 
 
@@ -143,7 +152,11 @@ def test_the_exemplar_model_corrects_towards_the_marks_of_near_marked_answers(sa
     generous = {k: (min(v + 0.5, rubric.question(qid).marks) if k[1] == qid else v) for k, v in first.items()}
     lifted = ExemplarRidge().fit(examples(sample.grades, rubric, generous, sample.vectors))
     assert lifted.residuals_[qid].mean() > plain.residuals_[qid].mean()
-    others = [e for e in examples(sample.grades, rubric, sample.human, sample.vectors) if e.key not in first and e.question.id == qid]
+    others = [
+        e
+        for e in examples(sample.grades, rubric, sample.human, sample.vectors)
+        if e.key not in first and e.question.id == qid
+    ]
     assert others and (lifted.raw_marks(others) - plain.raw_marks(others)).mean() > 0.05
     restored = ExemplarRidge.from_params(json.loads(json.dumps(lifted.to_params())))
     assert np.allclose(restored.raw_marks(others), lifted.raw_marks(others))

@@ -27,7 +27,9 @@ def _unit(*rows: list[float]) -> np.ndarray:
 @pytest.fixture
 def marked() -> MarkedAnswers:
     # Three marked answers to a 2-mark question: s1 full marks, s2 half, s3 none.
-    return MarkedAnswers("Q", ("s1", "s2", "s3"), _unit([1, 0, 0], [0.8, 0.6, 0], [0, 0, 1]), np.array([2.0, 1.0, 0.0]), 2.0)
+    return MarkedAnswers(
+        "Q", ("s1", "s2", "s3"), _unit([1, 0, 0], [0.8, 0.6, 0], [0, 0, 1]), np.array([2.0, 1.0, 0.0]), 2.0
+    )
 
 
 def test_an_answer_is_never_its_own_neighbour(marked):

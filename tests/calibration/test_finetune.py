@@ -8,11 +8,11 @@ import json
 import numpy as np
 import pytest
 
-from grader.errors import GraderError
 from grader.calibration.finetune import RECORD, check_tuned, read_record, training_pairs
+from grader.errors import GraderError
 from grader.exam.rubric import parse_rubric
-from tests.conftest import RUBRIC, SAMPLE, SAMPLE_MARKS
 from tests.cli.test_app import grader
+from tests.conftest import RUBRIC, SAMPLE, SAMPLE_MARKS
 
 STUDENTS = 8
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from grader.calibration.calibrate import Calibrator
-from grader.scoring.engine import EncoderSpec
+from grader.calibration.learning import calibration_encoder, marking_curve, tuned_encoder_path
 from grader.errors import GraderError
-from grader.calibration.learning import marking_curve, tuned_encoder_path, calibration_encoder
+from grader.scoring.engine import EncoderSpec
 
 
 def test_the_marking_curve_compares_picked_and_random_answers_within_the_marks(sample, rubric):

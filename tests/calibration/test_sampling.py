@@ -7,9 +7,9 @@ import io
 
 import pytest
 
+from grader.calibration.sampling import SHEET_COLUMNS, marking_sheet, pick_answers
 from grader.exam.files import read_human_marks
 from grader.exam.rubric import ShortQuestion
-from grader.calibration.sampling import SHEET_COLUMNS, marking_sheet, pick_answers
 
 
 def _shorts(rubric) -> list[str]:
@@ -60,7 +60,7 @@ def test_the_marking_sheet_reads_back_as_marks_once_filled(sample, rubric, tmp_p
 def test_student_text_that_a_spreadsheet_would_run_is_guarded(rubric):
     from grader.calibration.sampling import Pick
 
-    sheet = marking_sheet([Pick("s1", "I3", "every answer")], rubric, {("s1", "I3"): "=HYPERLINK(\"http://x\")"})
+    sheet = marking_sheet([Pick("s1", "I3", "every answer")], rubric, {("s1", "I3"): '=HYPERLINK("http://x")'})
     assert list(csv.DictReader(io.StringIO(sheet)))[0]["answer"].startswith("'=")
 
 
@@ -71,8 +71,8 @@ def test_asking_for_none_is_refused(sample, rubric):
 
 def test_the_sample_command_writes_a_sheet_calibrate_reads(tmp_path):
     """`grader sample` on a real (small) class, then the filled sheet through `grader calibrate`."""
-    from tests.conftest import RUBRIC, SAMPLE, SAMPLE_MARKS
     from tests.cli.test_app import grader
+    from tests.conftest import RUBRIC, SAMPLE, SAMPLE_MARKS
 
     with SAMPLE.open(encoding="utf-8", newline="") as handle:
         rows = list(csv.reader(handle))[:13]  # 12 students

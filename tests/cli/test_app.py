@@ -277,7 +277,9 @@ def test_import_reference_writes_a_rubric_that_validates(tmp_path):
     assert check.returncode == 0 and "2 questions, 3 marks" in check.stdout
     bad = tmp_path / "bad.csv"
     bad.write_text("question_id,question,reference_answer,max_mark\nq1,Q?,Answer.,lots\n")
-    assert_one_line_error(grader("rubric", "import-reference", bad, "-o", tmp_path / "x.yaml"), "bad.csv", "row 2", "max_mark")
+    assert_one_line_error(
+        grader("rubric", "import-reference", bad, "-o", tmp_path / "x.yaml"), "bad.csv", "row 2", "max_mark"
+    )
     assert not (tmp_path / "x.yaml").exists()
 
 
@@ -288,7 +290,19 @@ def test_import_reference_writes_a_rubric_that_validates(tmp_path):
 def gradebook(tmp_path_factory):
     """The sample graded into a gradebook with a review budget (one model load)."""
     base = tmp_path_factory.mktemp("gradebook")
-    result = grader("grade", RUBRIC, SAMPLE, "--db", base / "exam.db", "--out", base / "results", "--review-budget", "0.1", "--device", "cpu")
+    result = grader(
+        "grade",
+        RUBRIC,
+        SAMPLE,
+        "--db",
+        base / "exam.db",
+        "--out",
+        base / "results",
+        "--review-budget",
+        "0.1",
+        "--device",
+        "cpu",
+    )
     assert result.returncode == 0, result.stderr
     return base, result
 
@@ -329,7 +343,11 @@ def test_ta_marks_from_a_sheet_survive_a_regrade_and_reach_exports_and_feedback(
     assert "2 TA mark(s) kept" in regrade.stdout
     with Gradebook.open(db, create=False) as book:
         kept = book.entry(first["student_id"], first["question_id"])
-        assert (kept.mark, kept.reviewed_by, kept.comment) == (float(first["max_mark"]), "bob", "full marks: the idea is there")
+        assert (kept.mark, kept.reviewed_by, kept.comment) == (
+            float(first["max_mark"]),
+            "bob",
+            "full marks: the idea is there",
+        )
         assert len(book.runs()) == 2
 
     assert grader("export", db, "--out", tmp_path / "final.csv").returncode == 0
@@ -355,11 +373,11 @@ def test_a_bad_flags_sheet_is_refused_row_by_row(gradebook, tmp_path):
 
 def test_calibrate_from_the_tas_marks_in_a_gradebook(tmp_path):
     from grader.exam.files import read_human_marks
-    from grader.scoring.grade import Grades, QuestionGrade
-    from grader.review.gradebook import Change, Gradebook
-    from grader.scoring.match import DEFAULT_CURVE
     from grader.exam.rubric import load_rubric
     from grader.exam.submissions import read_submissions
+    from grader.review.gradebook import Change, Gradebook
+    from grader.scoring.grade import Grades, QuestionGrade
+    from grader.scoring.match import DEFAULT_CURVE
 
     result = grader("calibrate", "--db", tmp_path / "missing.db")
     assert_one_line_error(result, "missing.db", "no such gradebook")
@@ -367,11 +385,13 @@ def test_calibrate_from_the_tas_marks_in_a_gradebook(tmp_path):
     human = read_human_marks(ROOT / "submissions" / "dl-midsem-sample-marks.csv", set(rubric.question_ids))
     # a gradebook whose TA marked every answer (our marks), built without loading the model here
     submissions = read_submissions(SAMPLE, rubric.question_ids)
-    items = tuple(
-        QuestionGrade(s, q.id, 0.0, q.marks, 0.0) for s in submissions.students for q in rubric.questions
-    )
+    items = tuple(QuestionGrade(s, q.id, 0.0, q.marks, 0.0) for s in submissions.students for q in rubric.questions)
     with Gradebook.open(tmp_path / "exam.db") as book:
-        book.record_run(rubric, submissions, Grades(rubric.exam, rubric.fingerprint, "all-MiniLM-L6-v2", DEFAULT_CURVE, submissions.students, items))
+        book.record_run(
+            rubric,
+            submissions,
+            Grades(rubric.exam, rubric.fingerprint, "all-MiniLM-L6-v2", DEFAULT_CURVE, submissions.students, items),
+        )
         book.apply([Change(s, q, "set", mark=m) for (s, q), m in human.items()], "alice")
     result = grader("calibrate", "--db", tmp_path / "exam.db", "--out", tmp_path / "exam.calibration")
     assert result.returncode == 0, result.stderr
@@ -382,7 +402,9 @@ def test_calibrate_from_the_tas_marks_in_a_gradebook(tmp_path):
 
 def test_rubric_draft_from_the_exam_paper_validates(tmp_path):
     out = tmp_path / "draft.yaml"
-    result = grader("rubric", "draft", ROOT / "tests" / "data" / "dl-midsem-paper.txt", "-o", out, "--exam", "dl-midsem")
+    result = grader(
+        "rubric", "draft", ROOT / "tests" / "data" / "dl-midsem-paper.txt", "-o", out, "--exam", "dl-midsem"
+    )
     assert result.returncode == 0, result.stderr
     assert "19 questions (12 MCQ, 12 with a key" in result.stdout and "20 marks" in result.stdout
     assert "# check:" in out.read_text()

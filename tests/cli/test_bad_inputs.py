@@ -19,19 +19,20 @@ from pathlib import Path
 import pytest
 import yaml
 
-from grader.exam.files import marks_warnings
+from grader.embedding.segment import overlong, segments
 from grader.errors import GraderError
-from grader.outputs.export import canvas_csv, moodle_csv
-from grader.review.flagsheet import import_flags_sheet
-from grader.scoring.gaming import rubric_terms, screen
-from grader.review.gradebook import Gradebook
-from grader.scoring.mcq import read_choice
-from grader.scoring.negation import polarity, verdict
+from grader.exam.files import marks_warnings
 from grader.exam.patterns import find_pattern
 from grader.exam.rubric import load_rubric
-from grader.embedding.segment import overlong, segments
+from grader.outputs.export import canvas_csv, moodle_csv
+from grader.review.flagsheet import import_flags_sheet
+from grader.review.gradebook import Gradebook
+from grader.scoring.gaming import rubric_terms, screen
+from grader.scoring.mcq import read_choice
+from grader.scoring.negation import polarity, verdict
 from tests.cli.test_app import assert_one_line_error, grader
-from tests.outputs.test_export import ASHA, BEN, RUBRIC as EXPORT_RUBRIC, ta_overruled
+from tests.outputs.test_export import ASHA, BEN, ta_overruled
+from tests.outputs.test_export import RUBRIC as EXPORT_RUBRIC
 
 XAVIER = r"(sqrt|√|root)\s*\(?\s*6\s*/\s*\(?\s*(n_?\{?in\}?|fan[_ -]?in)\s*\+\s*(n_?\{?out\}?|fan[_ -]?out)"
 NESTED = r"(a+)+$"
@@ -43,18 +44,33 @@ RUBRIC_DATA = {
     "questions": [
         {"id": "M1", "type": "mcq", "marks": 1, "options": {"a": "one", "b": "two", "c": "three"}, "key": "b"},
         {
-            "id": "S1", "type": "short", "marks": 1, "step": 0.5,
+            "id": "S1",
+            "type": "short",
+            "marks": 1,
+            "step": 0.5,
             "prompt": "Write the Xavier initialization formula.",
             "model_answer": "W ~ U(-sqrt(6/(n_in + n_out)), sqrt(6/(n_in + n_out)))",
             "points": [
-                {"id": "formula", "text": "Weights are uniform within sqrt(6/(n_in + n_out)).", "marks": 0.5,
-                 "patterns": [XAVIER, NESTED]},
-                {"id": "purpose", "text": "It keeps the variance of activations constant across layers.", "marks": 0.5,
-                 "patterns": [BACKTRACKING]},
+                {
+                    "id": "formula",
+                    "text": "Weights are uniform within sqrt(6/(n_in + n_out)).",
+                    "marks": 0.5,
+                    "patterns": [XAVIER, NESTED],
+                },
+                {
+                    "id": "purpose",
+                    "text": "It keeps the variance of activations constant across layers.",
+                    "marks": 0.5,
+                    "patterns": [BACKTRACKING],
+                },
             ],
         },
         {
-            "id": "S2", "type": "short", "marks": 1, "step": 0.5, "prompt": "Why ReLU?",
+            "id": "S2",
+            "type": "short",
+            "marks": 1,
+            "step": 0.5,
+            "prompt": "Why ReLU?",
             "model_answer": "It does not saturate.",
             "points": [{"id": "sat", "text": "ReLU does not saturate for positive inputs.", "marks": 1}],
         },
@@ -105,7 +121,9 @@ def hostile(tmp_path_factory):
     folder = tmp_path_factory.mktemp("hostile")
     rubric = write_rubric(folder)
     answers = folder / "answers.txt"
-    answers.write_bytes(excel_unicode_text([["student_id", "name", "M1", "S1"], *([s, *row] for s, row in HOSTILE.items())]))
+    answers.write_bytes(
+        excel_unicode_text([["student_id", "name", "M1", "S1"], *([s, *row] for s, row in HOSTILE.items())])
+    )
     out, db = folder / "results", folder / "exam.db"
     run = grader("grade", rubric, answers, "--out", out, "--db", db, "--no-cache", "--device", "cpu")
     sheet = folder / "queue.csv"
@@ -187,7 +205,9 @@ def test_flags_import_into_a_read_only_gradebook_changes_nothing(hostile, tmp_pa
         copy.chmod(0o444)
         tmp_path.chmod(0o555)
         try:
-            assert_one_line_error(grader("flags", "import", copy, filled, "--ta", "bob"), str(copy), "cannot write to the gradebook")
+            assert_one_line_error(
+                grader("flags", "import", copy, filled, "--ta", "bob"), str(copy), "cannot write to the gradebook"
+            )
         finally:
             tmp_path.chmod(0o755)
     else:
@@ -221,8 +241,13 @@ def test_adversarial_patterns_and_answers_finish_at_once():
     """Linear-time matching: these took minutes to hours on Python's re (issue 13)."""
     assert find_pattern([NESTED], "a" * 40 + "!") is None
     assert find_pattern([XAVIER], "sqrt" + " " * 120_000) is None
-    assert find_pattern(load_rubric(Path(__file__).parents[2] / "rubrics" / "dl-midsem.yaml").question("I3").points[0].patterns,
-                        "sqrt" + " " * 120_000) is None
+    assert (
+        find_pattern(
+            load_rubric(Path(__file__).parents[2] / "rubrics" / "dl-midsem.yaml").question("I3").points[0].patterns,
+            "sqrt" + " " * 120_000,
+        )
+        is None
+    )
     assert find_pattern([XAVIER], "W ~ U(±SQRT(6 / (fan_in + fan_out)))") == "SQRT(6 / (fan_in + fan_out"
 
 
@@ -254,19 +279,33 @@ def previous_results(folder: Path) -> Path:
 @pytest.mark.parametrize(
     ("content", "fragments"),
     [
-        (b'student_id,M1,S1\ns1,b,"an answer that never ends\ns2,a,two\ns3,c,three\n',
-         ("answers.csv, row 2", "never closed", 'two ("")')),
+        (
+            b'student_id,M1,S1\ns1,b,"an answer that never ends\ns2,a,two\ns3,c,three\n',
+            ("answers.csv, row 2", "never closed", 'two ("")'),
+        ),
         (b'student_id,M1,S1\ns1,b,"quoted" then more\n', ("answers.csv, row 2", "text follows the closing quote")),
         (b"student_id,M1,S1\n", ("answers.csv, row 1", "no students")),
         (b"", ("answers.csv", "empty")),
-        (b"student_id,M1,S1\ns1,b,ok\ns2,b," + b"x" * 140_000 + b"\n", ("answers.csv, row 3", "longer than 131,072 characters")),
+        (
+            b"student_id,M1,S1\ns1,b,ok\ns2,b," + b"x" * 140_000 + b"\n",
+            ("answers.csv, row 3", "longer than 131,072 characters"),
+        ),
         (b"student_id,M1,S1\ns1,b,o\x00k\n", ("answers.csv", "NUL")),
         ("student_id,M1,S1\ns1,b,ok\n".encode("utf-16-le"), ("answers.csv", "UTF-16 without a byte order mark")),
         (codecs.BOM_UTF16_LE + b"s\x00\xd8", ("answers.csv", "not valid UTF-16")),
         (b"student_id,M1,S1\n\xe2\x80\x8b,b,ok\n", ("answers.csv, row 2, column 'student_id'", "empty student id")),
     ],
-    ids=["unterminated-quote", "text-after-quote", "header-only", "empty", "huge-cell", "nul", "utf16-no-bom",
-         "bad-utf16", "invisible-id"],
+    ids=[
+        "unterminated-quote",
+        "text-after-quote",
+        "header-only",
+        "empty",
+        "huge-cell",
+        "nul",
+        "utf16-no-bom",
+        "bad-utf16",
+        "invisible-id",
+    ],
 )
 def test_a_refused_answers_file_is_one_line_and_keeps_the_previous_results(tmp_path, content, fragments):
     answers = tmp_path / "answers.csv"
@@ -283,10 +322,14 @@ def test_grade_out_naming_a_file_or_an_unwritable_folder_fails_before_the_model(
     answers.write_text("student_id,M1,S1,S2\ns1,b,ok,fine\n")
     existing = tmp_path / "results"
     existing.write_text("not a folder")
-    assert_one_line_error(grader("grade", write_rubric(tmp_path), answers, "--out", existing), "results", "not a folder")
+    assert_one_line_error(
+        grader("grade", write_rubric(tmp_path), answers, "--out", existing), "results", "not a folder"
+    )
     assert existing.read_text() == "not a folder"
     unwritable = unwritable_folder(tmp_path)
-    assert_one_line_error(grader("grade", write_rubric(tmp_path), answers, "--out", unwritable / "results"), "cannot write")
+    assert_one_line_error(
+        grader("grade", write_rubric(tmp_path), answers, "--out", unwritable / "results"), "cannot write"
+    )
 
 
 def unwritable_folder(tmp_path: Path) -> Path:
@@ -344,7 +387,9 @@ def test_calibrate_prints_each_warning_once(hostile, tmp_path):
     folder, rubric, answers, *_ = hostile
     marks = tmp_path / "marks.csv"
     marks.write_text("student_id,question_id,mark\ns-hesitant,S1,0\ns-digits,S1,0\ns-spaces,S1,0\n")
-    result = grader("calibrate", rubric, answers, marks, "--out", tmp_path / "cal.json", "--no-cache", "--device", "cpu")
+    result = grader(
+        "calibrate", rubric, answers, marks, "--out", tmp_path / "cal.json", "--no-cache", "--device", "cpu"
+    )
     assert "Traceback" not in result.stderr + result.stdout
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
     assert sum("no column for question(s) S2" in w for w in warnings) == 1
@@ -359,5 +404,7 @@ def test_moodle_and_canvas_export_by_student_id():
     entries = ta_overruled()
     moodle = list(csv.reader(io.StringIO(moodle_csv(EXPORT_RUBRIC, [ASHA, BEN], entries, id_column="student_id"))))
     assert moodle[0][0] == "student_id" and [r[0] for r in moodle[1:]] == ["s1", "s2"]
-    canvas = list(csv.reader(io.StringIO(canvas_csv(EXPORT_RUBRIC, [ASHA, BEN], entries, "Quiz 1 (77)", id_column="Student ID"))))
+    canvas = list(
+        csv.reader(io.StringIO(canvas_csv(EXPORT_RUBRIC, [ASHA, BEN], entries, "Quiz 1 (77)", id_column="Student ID")))
+    )
     assert [r[3] for r in canvas[2:]] == ["s1", "s2"]  # SIS Login ID

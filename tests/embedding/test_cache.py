@@ -37,7 +37,10 @@ class Clock:
 def test_default_location_policy(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert default_cache_path({}) == tmp_path / "home" / ".cache" / "grader" / "embeddings.sqlite"
-    assert default_cache_path({"XDG_CACHE_HOME": str(tmp_path / "xdg")}) == tmp_path / "xdg" / "grader" / "embeddings.sqlite"
+    assert (
+        default_cache_path({"XDG_CACHE_HOME": str(tmp_path / "xdg")})
+        == tmp_path / "xdg" / "grader" / "embeddings.sqlite"
+    )
     assert default_cache_path({"GRADER_CACHE": str(tmp_path / "c.sqlite")}) == tmp_path / "c.sqlite"
     assert default_cache_path({"GRADER_CACHE": "off"}) is None
     assert default_cache_path({"GRADER_CACHE": "OFF "}) is None
@@ -93,7 +96,9 @@ def test_encoder_encodes_only_what_the_cache_lacks(encoder, tmp_path):
 
     second = encoder.with_cache(tmp_path / "cache.sqlite")  # a second run over mostly the same answers
     calls = []
-    again = second.encode([texts[2], "Dropout prevents overfitting.", texts[0], texts[2]], progress=lambda d, t: calls.append((d, t)))
+    again = second.encode(
+        [texts[2], "Dropout prevents overfitting.", texts[0], texts[2]], progress=lambda d, t: calls.append((d, t))
+    )
     assert (second.encoded, second.from_cache) == (1, 2)
     assert again[0] == pytest.approx(plain[2], abs=1e-6) and again[2] == pytest.approx(plain[0], abs=1e-6)
     assert np.array_equal(again[0], again[3])
@@ -173,7 +178,9 @@ def test_truncated_file_never_yields_wrong_vectors(tmp_path):
 
 
 def test_vector_of_the_wrong_size_empties_the_cache(tmp_path, monkeypatch):
-    monkeypatch.setattr("grader.embedding.cache.READ_CHUNK", 1)  # the good row is read first: it must not be kept either
+    monkeypatch.setattr(
+        "grader.embedding.cache.READ_CHUNK", 1
+    )  # the good row is read first: it must not be kept either
     path = tmp_path / "cache.sqlite"
     with EmbeddingCache(path, "m", DIM) as cache:
         cache.put_many(["a", "b"], unit_rows(2))
@@ -292,7 +299,12 @@ def test_two_processes_write_at_the_same_time(tmp_path):
     EmbeddingCache(path, "m", DIM).close()
     start = str(time.time() + 1.5)
     procs = [
-        subprocess.Popen([sys.executable, "-c", WRITER, str(path), name, start, str(ROOT)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(path), name, start, str(ROOT)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for name in ("a", "b")
     ]
     results = [p.communicate(timeout=120) for p in procs]

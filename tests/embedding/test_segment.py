@@ -53,7 +53,9 @@ def test_long_sentence_pairs_are_not_formed():
 
 
 def test_segment_spans_point_at_the_same_words_in_the_answer():
-    answer = "  No.\n- second order grads are noisy, so it fails\n2) hence Adam, e.g. with  warm-up " + " ".join(f"w{i}" for i in range(150))
+    answer = "  No.\n- second order grads are noisy, so it fails\n2) hence Adam, e.g. with  warm-up " + " ".join(
+        f"w{i}" for i in range(150)
+    )
     found = segment_spans(answer)
     assert [s.text for s in found] == segments(answer)
     for segment in found:

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from grader.embedding.encoder import Encoder
-from grader.errors import GraderError
 from grader.embedding.segment import Segment, segment_spans, segments
 from grader.embedding.spans import (
     SegmentMode,
@@ -16,6 +15,7 @@ from grader.embedding.spans import (
     token_windows,
     window_owners,
 )
+from grader.errors import GraderError
 
 ANSWER = "ReLU keeps only positive values, so gradients do not vanish. Sigmoid saturates at both ends."
 LONG = " ".join(f"Point {i} says that layer {i} learns a feature of the image." for i in range(40))
@@ -63,7 +63,9 @@ def test_token_ranges_cover_the_tokens_a_character_span_touches():
 def test_pool_is_the_unit_mean_of_the_span_tokens_and_reports_empty_spans():
     tokens = np.array([[1, 0], [0, 1], [3, 3], [0, 2]], dtype=np.float32)
     offsets = np.array([(0, 2), (3, 5), (6, 8), (9, 11)])
-    vectors, empty = pool(tokens, offsets, [Segment("a b", ((0, 5),)), Segment("x", ((20, 22),)), Segment("c", ((6, 8), (9, 11)))])
+    vectors, empty = pool(
+        tokens, offsets, [Segment("a b", ((0, 5),)), Segment("x", ((20, 22),)), Segment("c", ((6, 8), (9, 11)))]
+    )
     assert np.allclose(vectors[0], np.array([1, 1]) / np.sqrt(2))
     assert empty == [1] and not vectors[1].any()
     assert np.allclose(vectors[2], np.array([3, 5]) / np.sqrt(34))

@@ -65,12 +65,7 @@ def test_quoted_comma_in_header_does_not_fool_delimiter_detection(tmp_path: Path
 
 
 def test_long_shape(tmp_path: Path) -> None:
-    text = (
-        "Student ID,Question,Response\n"
-        "s002,b1,c\n"
-        "s001,B1,b\n"
-        "s001,I1,  The KL term  \n"
-    )
+    text = "Student ID,Question,Response\ns002,b1,c\ns001,B1,b\ns001,I1,  The KL term  \n"
     subs = read_submissions(write(tmp_path, text), QIDS)
     assert subs.students == ("s002", "s001")
     assert subs.answer("s001", "B1") == "b"

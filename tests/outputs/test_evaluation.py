@@ -12,7 +12,14 @@ import pytest
 from rich.console import Console
 
 from grader.errors import GraderError
-from grader.outputs.evaluation import answers_csv, common_step, evaluate, evaluation_table, metrics_json, write_evaluation
+from grader.outputs.evaluation import (
+    answers_csv,
+    common_step,
+    evaluate,
+    evaluation_table,
+    metrics_json,
+    write_evaluation,
+)
 from tests.tiny_class import HUMAN, RUBRIC, grades
 
 
@@ -88,7 +95,13 @@ def test_answers_csv_has_every_answer_and_blanks_where_unmarked(evaluation):
     assert list(rows[0]) == ["student_id", "question_id", "machine", "human", "difference", "max_mark", "flags"]
     by = {(r["student_id"], r["question_id"]): r for r in rows}
     assert by[("s2", "S1")] == {
-        "student_id": "s2", "question_id": "S1", "machine": "0.5", "human": "1", "difference": "-0.5", "max_mark": "1", "flags": ""
+        "student_id": "s2",
+        "question_id": "S1",
+        "machine": "0.5",
+        "human": "1",
+        "difference": "-0.5",
+        "max_mark": "1",
+        "flags": "",
     }
     assert by[("s4", "S2")]["human"] == "" and by[("s4", "S2")]["difference"] == ""
     assert by[("s4", "M1")]["flags"] == "unreadable-choice"
@@ -98,7 +111,10 @@ def test_write_evaluation(tmp_path, evaluation):
     paths = write_evaluation(tmp_path / "eval", evaluation)
     assert [p.name for p in paths] == ["metrics.json", "answers.csv"]
     assert paths[0].read_text() == metrics_json(evaluation)
-    assert sorted(p.name for p in (tmp_path / "eval").iterdir()) == ["answers.csv", "metrics.json"]  # no temporaries left
+    assert sorted(p.name for p in (tmp_path / "eval").iterdir()) == [
+        "answers.csv",
+        "metrics.json",
+    ]  # no temporaries left
 
 
 def test_table_shows_intervals(evaluation):

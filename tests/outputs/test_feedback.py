@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from grader.errors import GraderError
+from grader.exam.rubric import ShortQuestion, load_rubric, parse_rubric
 from grader.outputs.feedback import (
     entries_by_student,
     feedback_files,
@@ -18,10 +19,9 @@ from grader.outputs.feedback import (
     safe_file_stem,
     student_feedback,
 )
-from grader.scoring.flags import blank as blank_flag
 from grader.review.gradebook import Entry, Student
+from grader.scoring.flags import blank as blank_flag
 from grader.scoring.match import PointMatch
-from grader.exam.rubric import ShortQuestion, load_rubric, parse_rubric
 
 MIDSEM = Path(__file__).resolve().parents[2] / "rubrics" / "dl-midsem.yaml"
 
@@ -30,7 +30,14 @@ RUBRIC = parse_rubric(
         "exam": "quiz1",
         "title": "Quiz 1",
         "questions": [
-            {"id": "Q1", "type": "mcq", "marks": 1, "prompt": "Capital of France?", "options": {"a": "Paris", "b": "Rome"}, "key": "a"},
+            {
+                "id": "Q1",
+                "type": "mcq",
+                "marks": 1,
+                "prompt": "Capital of France?",
+                "options": {"a": "Paris", "b": "Rome"},
+                "key": "a",
+            },
             {"id": "Q2", "type": "mcq", "marks": 1, "options": {"a": "yes", "b": "no"}, "void": True},
             {
                 "id": "Q3",
@@ -40,8 +47,18 @@ RUBRIC = parse_rubric(
                 "prompt": "Why is ReLU needed in Grad-CAM?",
                 "model_answer": "Negative values do not support the class; ReLU keeps the positive evidence.",
                 "points": [
-                    {"id": "neg", "text": "Negative values do not support the class.", "marks": 0.5, "patterns": ["zz-secret-pattern"]},
-                    {"id": "pos", "text": "ReLU keeps only the positive evidence.", "marks": 0.5, "alternatives": ["zz-secret alternative"]},
+                    {
+                        "id": "neg",
+                        "text": "Negative values do not support the class.",
+                        "marks": 0.5,
+                        "patterns": ["zz-secret-pattern"],
+                    },
+                    {
+                        "id": "pos",
+                        "text": "ReLU keeps only the positive evidence.",
+                        "marks": 0.5,
+                        "alternatives": ["zz-secret alternative"],
+                    },
                 ],
             },
         ],
@@ -69,7 +86,13 @@ def short(
     evidence, opposite = evidence or {}, opposite or {}
     points = tuple(
         PointMatch(
-            p.id, p.marks, 0.4321, 0.3876, credits.get(p.id, 0.0), evidence.get(p.id, "some segment"), contradiction=opposite.get(p.id)
+            p.id,
+            p.marks,
+            0.4321,
+            0.3876,
+            credits.get(p.id, 0.0),
+            evidence.get(p.id, "some segment"),
+            contradiction=opposite.get(p.id),
         )
         for p in question.points
     )
@@ -103,7 +126,10 @@ def test_points_earned_and_missed_with_the_students_words():
     assert "- Missed, 0 of 0.5: ReLU keeps only the positive evidence." in md
     text = feedback_text(RUBRIC, ASHA, entries)
     assert text.startswith("Quiz 1: 2.5 / 3\n")
-    assert "- Earned 0.5 of 0.5: Negative values do not support the class. Your words: “negative parts point to other classes”" in text
+    assert (
+        "- Earned 0.5 of 0.5: Negative values do not support the class. Your words: “negative parts point to other classes”"
+        in text
+    )
     assert "- Missed, 0 of 0.5: ReLU keeps only the positive evidence." in text
     page = feedback_html(RUBRIC, ASHA, entries)
     assert '<li class="earned"><strong>Earned 0.5 of 0.5</strong>: Negative values do not support the class.' in page
@@ -112,13 +138,26 @@ def test_points_earned_and_missed_with_the_students_words():
 
 
 def test_a_missed_point_does_not_quote_the_nearest_segment():
-    entries = class_of(ASHA, s1=[mcq("s1", "Q1", "a", 1), mcq("s1", "Q2", "a", 1), short("s1", {}, {"pos": "unrelated musings"})])
-    for out in (feedback_markdown(RUBRIC, ASHA, entries), feedback_text(RUBRIC, ASHA, entries), feedback_html(RUBRIC, ASHA, entries)):
+    entries = class_of(
+        ASHA, s1=[mcq("s1", "Q1", "a", 1), mcq("s1", "Q2", "a", 1), short("s1", {}, {"pos": "unrelated musings"})]
+    )
+    for out in (
+        feedback_markdown(RUBRIC, ASHA, entries),
+        feedback_text(RUBRIC, ASHA, entries),
+        feedback_html(RUBRIC, ASHA, entries),
+    ):
         assert "unrelated musings" not in out
 
 
 def test_partial_credit_in_marks_and_the_rounding_said():
-    entries = class_of(ASHA, s1=[mcq("s1", "Q1", "a", 1), mcq("s1", "Q2", "a", 1), short("s1", {"neg": 0.5, "pos": 0.1}, {"neg": "half of it"})])
+    entries = class_of(
+        ASHA,
+        s1=[
+            mcq("s1", "Q1", "a", 1),
+            mcq("s1", "Q2", "a", 1),
+            short("s1", {"neg": 0.5, "pos": 0.1}, {"neg": "half of it"}),
+        ],
+    )
     text = feedback_text(RUBRIC, ASHA, entries)
     assert "Q3: 0.5 / 1." in text  # raw 0.3 rounds to 0.5
     assert "- Partly earned, 0.25 of 0.5: Negative values do not support the class. Your words: “half of it”" in text
@@ -127,8 +166,14 @@ def test_partial_credit_in_marks_and_the_rounding_said():
 
 
 def test_no_similarities_scores_patterns_or_alternatives_reach_the_student():
-    entries = class_of(ASHA, s1=[mcq("s1", "Q1", "a", 1), mcq("s1", "Q2", "a", 1), short("s1", {"neg": 1.0, "pos": 0.3})])
-    for out in (feedback_markdown(RUBRIC, ASHA, entries), feedback_text(RUBRIC, ASHA, entries), feedback_html(RUBRIC, ASHA, entries)):
+    entries = class_of(
+        ASHA, s1=[mcq("s1", "Q1", "a", 1), mcq("s1", "Q2", "a", 1), short("s1", {"neg": 1.0, "pos": 0.3})]
+    )
+    for out in (
+        feedback_markdown(RUBRIC, ASHA, entries),
+        feedback_text(RUBRIC, ASHA, entries),
+        feedback_html(RUBRIC, ASHA, entries),
+    ):
         assert "zz-secret" not in out
         assert "0.4321" not in out and "0.3876" not in out and "0.43" not in out and "0.39" not in out
         assert "similarity" not in out.lower() and "pattern" not in out.lower()
@@ -138,7 +183,15 @@ def test_the_ta_mark_counts_and_is_noted_with_the_comment():
     entries = class_of(
         ASHA,
         s1=[
-            mcq("s1", "Q1", "b", 0.0, ta_mark=1.0, status="set", comment="Rome was accepted: the question was ambiguous."),
+            mcq(
+                "s1",
+                "Q1",
+                "b",
+                0.0,
+                ta_mark=1.0,
+                status="set",
+                comment="Rome was accepted: the question was ambiguous.",
+            ),
             mcq("s1", "Q2", "a", 1.0),
             short("s1", {"neg": 1.0}, ta_mark=0.5, status="accepted"),
         ],
@@ -156,16 +209,17 @@ def test_the_ta_mark_counts_and_is_noted_with_the_comment():
 
 
 def test_a_ta_mark_that_overrules_the_points_says_so():
-    entries = class_of(ASHA, s1=[mcq("s1", "Q1", "a", 1), mcq("s1", "Q2", "a", 1), short("s1", {"neg": 1.0}, ta_mark=1.0, status="set")])
+    entries = class_of(
+        ASHA,
+        s1=[mcq("s1", "Q1", "a", 1), mcq("s1", "Q2", "a", 1), short("s1", {"neg": 1.0}, ta_mark=1.0, status="set")],
+    )
     text = feedback_text(RUBRIC, ASHA, entries)
     assert "Q3: 1 / 1 (set by a TA)." in text
     assert "A TA set this mark; the points above are the automatic marking's reading of your answer." in text
 
 
 def test_mcq_letter_key_right_wrong_void_blank_unreadable():
-    entries = class_of(
-        ASHA, s1=[mcq("s1", "Q1", "b", 0.0), mcq("s1", "Q2", None, 1.0), short("s1", {}, answer="")]
-    )
+    entries = class_of(ASHA, s1=[mcq("s1", "Q1", "b", 0.0), mcq("s1", "Q2", None, 1.0), short("s1", {}, answer="")])
     md = feedback_markdown(RUBRIC, ASHA, entries)
     assert "Your answer: b (Rome), wrong. The key: a (Paris)." in md
     assert "This question was withdrawn: everyone scored its 1 mark, whatever they chose." in md
@@ -176,20 +230,30 @@ def test_mcq_letter_key_right_wrong_void_blank_unreadable():
     text = feedback_text(RUBRIC, ASHA, [unread, mcq("s1", "Q2", "a", 1), short("s1", {})])
     assert "Your answer could not be read as exactly one of the options. The key: a." in text
     blank_mcq = Entry("s1", "Q1", "", 1.0, 0.0, 0.0, flags=(blank_flag(),))
-    assert "Q1: 0 / 1. No answer was given. The key: a." in feedback_text(RUBRIC, ASHA, [blank_mcq, mcq("s1", "Q2", "a", 1), short("s1", {})])
+    assert "Q1: 0 / 1. No answer was given. The key: a." in feedback_text(
+        RUBRIC, ASHA, [blank_mcq, mcq("s1", "Q2", "a", 1), short("s1", {})]
+    )
 
 
 def test_a_contradiction_quotes_the_students_opposite_words():
     entry = short("s1", {}, opposite={"pos": "ReLU is useless here"})
     text = feedback_text(RUBRIC, ASHA, [mcq("s1", "Q1", "a", 1), mcq("s1", "Q2", "a", 1), entry])
-    assert "- Missed, 0 of 0.5: ReLU keeps only the positive evidence. Your answer says the opposite: “ReLU is useless here”" in text
+    assert (
+        "- Missed, 0 of 0.5: ReLU keeps only the positive evidence. Your answer says the opposite: “ReLU is useless here”"
+        in text
+    )
 
 
 @pytest.mark.skipif("opposite" not in PointMatch.__dataclass_fields__, reason="PointMatch has no negation field")
 def test_a_negated_segment_is_quoted_as_the_opposite():
-    negated = replace(short("s1", {}), points=(PointMatch("neg", 0.5, 0.7, 0.5, 0.0, "x", opposite="negative values do not matter"),))
+    negated = replace(
+        short("s1", {}), points=(PointMatch("neg", 0.5, 0.7, 0.5, 0.0, "x", opposite="negative values do not matter"),)
+    )
     md = feedback_markdown(RUBRIC, ASHA, [mcq("s1", "Q1", "a", 1), mcq("s1", "Q2", "a", 1), negated])
-    assert "- Missed, 0 of 0.5: Negative values do not support the class.\n  - Your answer says the opposite: `negative values do not matter`" in md
+    assert (
+        "- Missed, 0 of 0.5: Negative values do not support the class.\n  - Your answer says the opposite: `negative values do not matter`"
+        in md
+    )
 
 
 def test_html_escapes_student_and_ta_text_and_runs_nothing():
@@ -212,12 +276,28 @@ def test_html_escapes_student_and_ta_text_and_runs_nothing():
 
 
 def test_code_spans_survive_backticks_in_student_words():
-    entries = class_of(ASHA, s1=[mcq("s1", "Q1", "a", 1), mcq("s1", "Q2", "a", 1), short("s1", {"neg": 1.0}, {"neg": "use `relu` and ``x``"})])
+    entries = class_of(
+        ASHA,
+        s1=[
+            mcq("s1", "Q1", "a", 1),
+            mcq("s1", "Q2", "a", 1),
+            short("s1", {"neg": 1.0}, {"neg": "use `relu` and ``x``"}),
+        ],
+    )
     assert "Your words: ``` use `relu` and ``x`` ```" in feedback_markdown(RUBRIC, ASHA, entries)
 
 
 def test_feedback_files_are_safe_and_unique():
-    students = [Student("../evil"), Student("evil"), Student("a/b"), Student("a_b"), Student("A"), Student("a"), Student("CON"), Student(".hidden")]
+    students = [
+        Student("../evil"),
+        Student("evil"),
+        Student("a/b"),
+        Student("a_b"),
+        Student("A"),
+        Student("a"),
+        Student("CON"),
+        Student(".hidden"),
+    ]
     files = feedback_files(RUBRIC, students, class_of(*students))
     names = list(files)
     assert len(names) == len(students) == len({n.casefold() for n in names})
@@ -254,7 +334,17 @@ def test_the_real_midsem_rubric():
             points = tuple(PointMatch(p.id, p.marks, 0.6, 0.5, 1.0, f"my words for {p.id}") for p in q.points)
             entries.append(Entry(student.student_id, q.id, "answer", q.marks, q.marks, q.marks, points=points))
         else:
-            entries.append(Entry(student.student_id, q.id, q.keys[0] if q.keys else "a", q.marks, q.marks, q.marks, choice=q.keys[0] if q.keys else "a"))
+            entries.append(
+                Entry(
+                    student.student_id,
+                    q.id,
+                    q.keys[0] if q.keys else "a",
+                    q.marks,
+                    q.marks,
+                    q.marks,
+                    choice=q.keys[0] if q.keys else "a",
+                )
+            )
     md = feedback_markdown(rubric, student, entries)
     assert md.startswith("# Deep Learning (CSE641/ECE555) Mid-Sem\n")
     assert "Total: **20 / 20**" in md

@@ -111,7 +111,12 @@ def test_results_read_back_into_the_same_grades(results):
     original = grades()
     assert run.grades.students == original.students and run.grades.curve == original.curve
     for read, wrote in zip(run.grades.items, original.items):
-        assert (read.student_id, read.question_id, read.mark, read.choice) == (wrote.student_id, wrote.question_id, wrote.mark, wrote.choice)
+        assert (read.student_id, read.question_id, read.mark, read.choice) == (
+            wrote.student_id,
+            wrote.question_id,
+            wrote.mark,
+            wrote.choice,
+        )
         assert read.flags == wrote.flags and read.points == wrote.points
         assert read.raw_mark == pytest.approx(wrote.raw_mark)
 
@@ -119,7 +124,10 @@ def test_results_read_back_into_the_same_grades(results):
 def test_calibrated_runs_plot_their_curves(tmp_path, results):
     for method, params in {
         "thresholds": {"pooled": [0.3, 0.45], "curves": {"S1": [0.25, 0.5]}},
-        "isotonic": {"pooled": {"x": [0, 1], "y": [0.1, 0.9]}, "questions": {"S2": {"x": [0, 0.5, 1], "y": [0, 0.6, 1]}}},
+        "isotonic": {
+            "pooled": {"x": [0, 1], "y": [0.1, 0.9]},
+            "questions": {"S2": {"x": [0, 0.5, 1], "y": [0, 0.6, 1]}},
+        },
     }.items():
         folder = tmp_path / method
         write_run(folder)
@@ -136,7 +144,12 @@ def test_a_calibration_with_a_learning_curve_plots_it(tmp_path):
     write_run(folder)
     info = json.loads((folder / "run.json").read_text())
     curve = [{"per_question": n, "picked_rmse": 0.4 - n / 100, "random_rmse": 0.45 - n / 100} for n in (5, 10)]
-    info["calibration"] = {"method": "exemplar", "cv_mae": {"default": 0.2, "exemplar": 0.15}, "params": {}, "learning_curve": curve}
+    info["calibration"] = {
+        "method": "exemplar",
+        "cv_mae": {"default": 0.2, "exemplar": 0.15},
+        "params": {},
+        "learning_curve": curve,
+    }
     (folder / "run.json").write_text(json.dumps(info))
     section = _section(build_report(folder, RUBRIC, HUMAN), "credit-curve")
     assert "<strong>exemplar</strong>" in section and 'alt="Error against answers marked per question"' in section

@@ -16,19 +16,28 @@ from pathlib import Path
 import pytest
 
 from grader.errors import GraderError, InputError
-from grader.scoring.flags import Flag
+from grader.exam.submissions import Submissions
 from grader.review import gradebook
 from grader.review.gradebook import SCHEMA_VERSION, Change, Gradebook, StaleChange
-from grader.exam.submissions import Submissions
+from grader.scoring.flags import Flag
 from tests import tiny_class
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def tiny_answers() -> Submissions:
-    answers = {(g.student_id, g.question_id): f"answer of {g.student_id} to {g.question_id}" for g in tiny_class.grades().items}
+    answers = {
+        (g.student_id, g.question_id): f"answer of {g.student_id} to {g.question_id}" for g in tiny_class.grades().items
+    }
     answers.pop(("s4", "S1"))  # blank
-    return Submissions("tiny.csv", ("s1", "s2", "s3", "s4"), ("email",), {s: {"email": f"{s}@uni.edu"} for s in ("s1", "s2", "s3", "s4")}, answers, {})
+    return Submissions(
+        "tiny.csv",
+        ("s1", "s2", "s3", "s4"),
+        ("email",),
+        {s: {"email": f"{s}@uni.edu"} for s in ("s1", "s2", "s3", "s4")},
+        answers,
+        {},
+    )
 
 
 @pytest.fixture
@@ -103,7 +112,9 @@ def test_the_queue_is_flagged_answers_most_doubtful_first_and_resumes_for_the_ne
     from types import SimpleNamespace
 
     gb = Gradebook.open(tmp_path / "exam.db")
-    triaged = {(g.student_id, g.question_id): SimpleNamespace(doubt=0.0, queued=False) for g in tiny_class.grades().items}
+    triaged = {
+        (g.student_id, g.question_id): SimpleNamespace(doubt=0.0, queued=False) for g in tiny_class.grades().items
+    }
     triaged[("s3", "S1")] = SimpleNamespace(doubt=0.9, queued=True)
     triaged[("s4", "M1")] = SimpleNamespace(doubt=0.5, queued=True)
     triaged[("s2", "S2")] = SimpleNamespace(doubt=0.7, queued=True)
@@ -214,7 +225,12 @@ def test_a_process_killed_mid_write_leaves_the_gradebook_as_it_was(tmp_path, boo
 
 def test_changes_made_together_are_undone_together(book):
     book.set_mark("s1", "S1", 0.5, "alice")
-    book.apply([Change("s2", "S1", "set", mark=0.0), Change("s3", "S1", "set", mark=0.0)], "alice", reason="group mark", together=True)
+    book.apply(
+        [Change("s2", "S1", "set", mark=0.0), Change("s3", "S1", "set", mark=0.0)],
+        "alice",
+        reason="group mark",
+        together=True,
+    )
     target = book.undo("alice")
     assert target.batch is not None and target.reason == "group mark"
     assert book.entry("s2", "S1").source == "auto" and book.entry("s3", "S1").source == "auto"
@@ -252,14 +268,19 @@ def test_a_version_2_gradebook_gains_the_batch_column(tmp_path):
 def test_the_nearest_marked_answers_are_kept_and_shown_to_tas_not_students(tmp_path):
     """A calibrated mark's nearest marked answers are stored with the answer, shown on the review screen
     and in the flags sheet, and never in a student's feedback."""
-    from grader.scoring.grade import Neighbour
     from grader.outputs.feedback import feedback_text
     from grader.review.flagsheet import flags_sheet
     from grader.review.screen import render
+    from grader.scoring.grade import Neighbour
 
     near = (Neighbour("s1", 1.0, 0.93), Neighbour("s3", 0.5, 0.81))
     g = tiny_class.grades()
-    leaned = replace(g, items=tuple(replace(i, neighbours=near) if (i.student_id, i.question_id) == ("s3", "S1") else i for i in g.items))
+    leaned = replace(
+        g,
+        items=tuple(
+            replace(i, neighbours=near) if (i.student_id, i.question_id) == ("s3", "S1") else i for i in g.items
+        ),
+    )
     with Gradebook.open(tmp_path / "exam.db") as gb:
         gb.record_run(tiny_class.RUBRIC, tiny_answers(), leaned, rubric_path="tiny.yaml")
         entry = gb.entry("s3", "S1")

@@ -18,13 +18,13 @@ from types import SimpleNamespace
 import pytest
 from rich.console import Console
 
-from grader.scoring import flags
-from grader.scoring.grade import Grades, QuestionGrade
-from grader.review.gradebook import Gradebook
-from grader.scoring.match import DEFAULT_CURVE, PointMatch
-from grader.review.screen import locate, render, review
 from grader.exam.rubric import parse_rubric
 from grader.exam.submissions import Submissions
+from grader.review.gradebook import Gradebook
+from grader.review.screen import locate, render, review
+from grader.scoring import flags
+from grader.scoring.grade import Grades, QuestionGrade
+from grader.scoring.match import DEFAULT_CURVE, PointMatch
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,26 +33,51 @@ RUBRIC_DATA = {
     "title": "Deep learning quiz",
     "questions": [
         {
-            "id": "B1", "type": "mcq", "marks": 1, "prompt": "The loss function of a VAE includes a term for:",
-            "options": {"a": "an adversarial loss", "b": "the KL divergence between the approximate posterior and the prior",
-                        "c": "an L1 penalty on the weights", "d": "a contrastive margin"},
+            "id": "B1",
+            "type": "mcq",
+            "marks": 1,
+            "prompt": "The loss function of a VAE includes a term for:",
+            "options": {
+                "a": "an adversarial loss",
+                "b": "the KL divergence between the approximate posterior and the prior",
+                "c": "an L1 penalty on the weights",
+                "d": "a contrastive margin",
+            },
             "key": "b",
         },
         {
-            "id": "I3", "type": "short", "marks": 1, "step": 0.5,
+            "id": "I3",
+            "type": "short",
+            "marks": 1,
+            "step": 0.5,
             "prompt": "Write the Xavier initialization formula for the weights and explain it.",
             "model_answer": "W ~ U(-sqrt(6/(n_in + n_out)), sqrt(6/(n_in + n_out)))",
             "points": [
-                {"id": "formula", "text": "The weights are drawn uniformly between ± sqrt(6/(n_in + n_out)).", "marks": 0.5},
-                {"id": "purpose", "text": "It keeps the variance of activations and gradients the same across layers.", "marks": 0.5},
+                {
+                    "id": "formula",
+                    "text": "The weights are drawn uniformly between ± sqrt(6/(n_in + n_out)).",
+                    "marks": 0.5,
+                },
+                {
+                    "id": "purpose",
+                    "text": "It keeps the variance of activations and gradients the same across layers.",
+                    "marks": 0.5,
+                },
             ],
         },
         {
-            "id": "R1", "type": "short", "marks": 1, "step": 0.25,
+            "id": "R1",
+            "type": "short",
+            "marks": 1,
+            "step": 0.25,
             "prompt": "Why does ReLU help against vanishing gradients?",
             "model_answer": "Its gradient is 1 for positive inputs; it is sparse and cheap.",
             "points": [
-                {"id": "gradient", "text": "Its gradient is 1 for positive inputs, so gradients do not shrink through the layers.", "marks": 0.5},
+                {
+                    "id": "gradient",
+                    "text": "Its gradient is 1 for positive inputs, so gradients do not shrink through the layers.",
+                    "marks": 0.5,
+                },
                 {"id": "sparse", "text": "Negative inputs give zero: sparse activations.", "marks": 0.25},
                 {"id": "cheap", "text": "It is cheap to compute.", "marks": 0.25},
             ],
@@ -63,11 +88,20 @@ RUBRIC = parse_rubric(RUBRIC_DATA, "dl-quiz.yaml")
 
 ANSWERS = {
     ("s01", "B1"): "b",
-    ("s01", "I3"): "W ~ U(-sqrt(6/(n_in+n_out)), sqrt(6/(n_in+n_out))). This keeps the variance of the activations constant across layers.",
+    (
+        "s01",
+        "I3",
+    ): "W ~ U(-sqrt(6/(n_in+n_out)), sqrt(6/(n_in+n_out))). This keeps the variance of the activations constant across layers.",
     ("s01", "R1"): "Gradient is 1 for x > 0 so it does not vanish; negative inputs give 0 (sparse); cheap.",
     ("s02", "B1"): "a, b",
-    ("s02", "I3"): "Xavier keeps the variance of the activations about the same in every layer so the signal neither explodes nor vanishes. Weights are random, small.",
-    ("s02", "R1"): "ReLU has gradient 1 when x > 0,\nso the gradient does not shrink as it goes back through many layers. It is also cheap.",
+    (
+        "s02",
+        "I3",
+    ): "Xavier keeps the variance of the activations about the same in every layer so the signal neither explodes nor vanishes. Weights are random, small.",
+    (
+        "s02",
+        "R1",
+    ): "ReLU has gradient 1 when x > 0,\nso the gradient does not shrink as it goes back through many layers. It is also cheap.",
     ("s03", "B1"): "B",
     ("s03", "R1"): "The gradient becomes zero for positive inputs, which is why ReLU avoids vanishing gradients.",
 }
@@ -86,23 +120,68 @@ def quiz_grades() -> Grades:
     a = ANSWERS
     items = (
         QuestionGrade("s01", "B1", 1, 1, 1, (), "b"),
-        _short("s01", "I3", 1, [_pm("formula", 0.5, 1, "sqrt(6/(n_in+n_out", pattern="sqrt(6/(n_in+n_out"),
-                                _pm("purpose", 0.5, 1, "This keeps the variance of the activations constant across layers.")]),
-        _short("s01", "R1", 1, [_pm("gradient", 0.5, 1, "Gradient is 1 for x > 0 so it does not vanish"),
-                                _pm("sparse", 0.25, 1, "negative inputs give 0 (sparse)"), _pm("cheap", 0.25, 1, "cheap")]),
+        _short(
+            "s01",
+            "I3",
+            1,
+            [
+                _pm("formula", 0.5, 1, "sqrt(6/(n_in+n_out", pattern="sqrt(6/(n_in+n_out"),
+                _pm("purpose", 0.5, 1, "This keeps the variance of the activations constant across layers."),
+            ],
+        ),
+        _short(
+            "s01",
+            "R1",
+            1,
+            [
+                _pm("gradient", 0.5, 1, "Gradient is 1 for x > 0 so it does not vanish"),
+                _pm("sparse", 0.25, 1, "negative inputs give 0 (sparse)"),
+                _pm("cheap", 0.25, 1, "cheap"),
+            ],
+        ),
         QuestionGrade("s02", "B1", 0, 1, 0, (flags.unreadable_choice("two choices (a, b)"),), None),
-        _short("s02", "I3", 0.5, [_pm("formula", 0.5, 0.4, "Weights are random, small.", score=0.365),
-                                  _pm("purpose", 0.5, 1, a[("s02", "I3")].split(". ")[0], score=0.47)],
-               [flags.borderline(0.7, 0.5)]),
+        _short(
+            "s02",
+            "I3",
+            0.5,
+            [
+                _pm("formula", 0.5, 0.4, "Weights are random, small.", score=0.365),
+                _pm("purpose", 0.5, 1, a[("s02", "I3")].split(". ")[0], score=0.47),
+            ],
+            [flags.borderline(0.7, 0.5)],
+        ),
         # Evidence joined across the line break, as the segmenter writes it (one space).
-        _short("s02", "R1", 0.75, [_pm("gradient", 0.5, 1, "ReLU has gradient 1 when x > 0, so the gradient does not shrink as it goes back through many layers."),
-                                   _pm("sparse", 0.25, 0, "It is also cheap.", score=0.1), _pm("cheap", 0.25, 0.5, "It is also cheap.", score=0.375)],
-               [flags.borderline(0.625, 0.25)]),
+        _short(
+            "s02",
+            "R1",
+            0.75,
+            [
+                _pm(
+                    "gradient",
+                    0.5,
+                    1,
+                    "ReLU has gradient 1 when x > 0, so the gradient does not shrink as it goes back through many layers.",
+                ),
+                _pm("sparse", 0.25, 0, "It is also cheap.", score=0.1),
+                _pm("cheap", 0.25, 0.5, "It is also cheap.", score=0.375),
+            ],
+            [flags.borderline(0.625, 0.25)],
+        ),
         QuestionGrade("s03", "B1", 1, 1, 1, (), "b"),
         QuestionGrade("s03", "I3", 0, 1, 0, (flags.blank(),)),
-        _short("s03", "R1", 0, [_pm("gradient", 0.5, 0, a[("s03", "R1")], score=0.44, contradiction="gradient becomes zero for positive"),
-                                _pm("sparse", 0.25, 0, a[("s03", "R1")], score=0.2), _pm("cheap", 0.25, 0, a[("s03", "R1")], score=0.05)],
-               [flags.contradiction("gradient", "gradient becomes zero for positive")]),
+        _short(
+            "s03",
+            "R1",
+            0,
+            [
+                _pm(
+                    "gradient", 0.5, 0, a[("s03", "R1")], score=0.44, contradiction="gradient becomes zero for positive"
+                ),
+                _pm("sparse", 0.25, 0, a[("s03", "R1")], score=0.2),
+                _pm("cheap", 0.25, 0, a[("s03", "R1")], score=0.05),
+            ],
+            [flags.contradiction("gradient", "gradient becomes zero for positive")],
+        ),
     )
     return Grades("dl-quiz", RUBRIC.fingerprint, "test-model", DEFAULT_CURVE, ("s01", "s02", "s03"), items)
 
@@ -114,9 +193,12 @@ QUEUE = [("s03", "R1"), ("s02", "I3"), ("s02", "B1"), ("s03", "I3"), ("s02", "R1
 def build_gradebook(path: Path) -> Path:
     """A real gradebook file holding the quiz's one run, five flagged answers queued."""
     doubt = {key: 0.9 - 0.1 * i for i, key in enumerate(QUEUE)}
-    triaged = {(g.student_id, g.question_id): SimpleNamespace(doubt=doubt.get((g.student_id, g.question_id), 0.0),
-                                                              queued=(g.student_id, g.question_id) in doubt)
-               for g in quiz_grades().items}
+    triaged = {
+        (g.student_id, g.question_id): SimpleNamespace(
+            doubt=doubt.get((g.student_id, g.question_id), 0.0), queued=(g.student_id, g.question_id) in doubt
+        )
+        for g in quiz_grades().items
+    }
     answers = Submissions("quiz.csv", ("s01", "s02", "s03"), (), {}, ANSWERS, {})
     with Gradebook.open(path) as gb:
         gb.record_run(RUBRIC, answers, quiz_grades(), triaged=triaged, rubric_path="dl-quiz.yaml")
@@ -181,7 +263,9 @@ def test_render_shows_progress_question_highlighted_evidence_points_and_flags(db
         console.print(render(entry, gb.rubric(), 2, 5, "alice"))
     text = console.export_text(styles=False, clear=False)
     styled = console.export_text(styles=True)
-    assert "2 of 5" in text and "student s02" in text and "question I3 (1 mark, step 0.5)" in text and "TA alice" in text
+    assert (
+        "2 of 5" in text and "student s02" in text and "question I3 (1 mark, step 0.5)" in text and "TA alice" in text
+    )
     assert "Write the Xavier initialization formula" in text
     # credited evidence is highlighted in the answer and labelled with the point's number
     assert "neither explodes nor vanishes[2]" in text and "Weights are random, small.[1]" in text
@@ -243,7 +327,9 @@ def test_accept_set_and_quit(db):
         assert (first.status, first.ta_mark, first.reviewed_by) == ("accepted", 0.0, "alice")
         assert (second.status, second.ta_mark) == ("set", 1.0)
         assert [(a.ta, a.action, a.student_id, a.question_id) for a in gb.audit() if a.action != "grade"] == [
-            ("alice", "accept", "s03", "R1"), ("alice", "set", "s02", "I3")]
+            ("alice", "accept", "s03", "R1"),
+            ("alice", "set", "s02", "I3"),
+        ]
         assert [(e.student_id, e.question_id) for e in gb.queue()] == QUEUE[2:]
     assert (summary.reviewed, summary.skipped, summary.left, summary.total, summary.stopped) == (2, 0, 3, 5, "quit")
     assert "1 of 5" in text and "2 of 5" in text and "3 of 5" in text
@@ -256,7 +342,9 @@ def test_invalid_marks_and_commands_give_one_line_and_the_same_answer_again(db):
     assert "a mark for R1 must be between 0 and 1, not 1.5" in text
     assert "0.3 is off R1's step of 0.25 (marks: 0, 0.25, 0.5, 0.75, 1); type 0.3! to set it anyway" in text
     assert "m needs the mark: m 0.5" in text and "not a mark: 'abc'" in text
-    assert "unknown command 'zz'" in text and "unknown command 'a extra'" in text and "type a command (? for help)" in text
+    assert (
+        "unknown command 'zz'" in text and "unknown command 'a extra'" in text and "type a command (? for help)" in text
+    )
     assert "Traceback" not in text
     assert text.count("1 of 5") == 9 and "2 of 5" in text  # the same answer after each mistake
     with Gradebook.open(db) as gb:
@@ -286,7 +374,10 @@ def test_skip_sends_the_answer_to_the_back_and_it_comes_back_after_the_rest(db):
     with Gradebook.open(db) as gb:
         assert gb.queue() == []
         assert [(a.action, a.student_id, a.question_id) for a in gb.audit() if a.action != "grade"] == [
-            ("skip", "s03", "R1"), *[("accept", s, q) for s, q in QUEUE[1:]], ("accept", "s03", "R1")]
+            ("skip", "s03", "R1"),
+            *[("accept", s, q) for s, q in QUEUE[1:]],
+            ("accept", "s03", "R1"),
+        ]
     assert "skipped s03 R1: it comes back at the end" in text and "only answers you skipped are left (1)" in text
     assert (summary.reviewed, summary.skipped, summary.left, summary.stopped) == (5, 0, 0, "done")
     assert "all 5 queued answers are decided" in text
@@ -301,7 +392,10 @@ def test_back_shows_the_previous_answer_to_change_it_then_goes_on(db):
     summary, text = run(db, "alice", "a", "b", "0.5", "b", "s", "q")
     with Gradebook.open(db) as gb:
         assert gb.entry(*QUEUE[0]).ta_mark == 0.5 and gb.entry(*QUEUE[0]).status == "set"
-        assert [a.action for a in gb.audit() if a.action != "grade"] == ["accept", "set"]  # `s` on a decided answer logs nothing
+        assert [a.action for a in gb.audit() if a.action != "grade"] == [
+            "accept",
+            "set",
+        ]  # `s` on a decided answer logs nothing
         assert gb.entry(*QUEUE[1]).status is None
     assert "back one answer" in text and "s03 R1 left as alice decided it" in text
     assert summary.reviewed == 1 and summary.left == 4
@@ -341,12 +435,23 @@ def test_two_tas_one_after_the_other_share_the_queue_and_the_audit_log(db):
         assert [(e.student_id, e.question_id) for e in gb.queue()] == [QUEUE[2], QUEUE[3], QUEUE[4], QUEUE[1]]
     summary, text = run(db, "bob", "0", "a", "a", "a")
     first_header = next(line for line in text.splitlines() if " of 5 " in line)
-    assert "2 of 5" in first_header and "student s02" in first_header and "question B1" in first_header and "TA bob" in first_header
+    assert (
+        "2 of 5" in first_header
+        and "student s02" in first_header
+        and "question B1" in first_header
+        and "TA bob" in first_header
+    )
     with Gradebook.open(db) as gb:
         assert gb.queue() == []
         log = [(a.ta, a.action, a.student_id, a.question_id) for a in gb.audit() if a.action != "grade"]
-        assert log == [("alice", "accept", "s03", "R1"), ("alice", "skip", "s02", "I3"), ("bob", "set", "s02", "B1"),
-                       ("bob", "accept", "s03", "I3"), ("bob", "accept", "s02", "R1"), ("bob", "accept", "s02", "I3")]
+        assert log == [
+            ("alice", "accept", "s03", "R1"),
+            ("alice", "skip", "s02", "I3"),
+            ("bob", "set", "s02", "B1"),
+            ("bob", "accept", "s03", "I3"),
+            ("bob", "accept", "s02", "R1"),
+            ("bob", "accept", "s02", "I3"),
+        ]
         assert gb.entry("s03", "R1").reviewed_by == "alice" and gb.entry("s02", "I3").reviewed_by == "bob"
     assert (summary.reviewed, summary.left, summary.stopped) == (4, 0, "done")
     # a third session finds nothing to do; bob cannot undo alice's work
@@ -359,10 +464,21 @@ def test_a_resumed_session_shows_the_previous_review_and_a_moved_automatic_mark(
     run(db, "alice", "1", "q")
     with Gradebook.open(db) as gb:
         g = quiz_grades()
-        moved = replace(g, items=tuple(replace(i, mark=0.25) if (i.student_id, i.question_id) == QUEUE[0] else i for i in g.items))
-        gb.record_run(RUBRIC, Submissions("quiz.csv", ("s01", "s02", "s03"), (), {}, ANSWERS, {}), moved,
-                      triaged={(i.student_id, i.question_id): SimpleNamespace(doubt=0.9 if (i.student_id, i.question_id) in QUEUE else 0,
-                                                                             queued=(i.student_id, i.question_id) in QUEUE) for i in g.items})
+        moved = replace(
+            g, items=tuple(replace(i, mark=0.25) if (i.student_id, i.question_id) == QUEUE[0] else i for i in g.items)
+        )
+        gb.record_run(
+            RUBRIC,
+            Submissions("quiz.csv", ("s01", "s02", "s03"), (), {}, ANSWERS, {}),
+            moved,
+            triaged={
+                (i.student_id, i.question_id): SimpleNamespace(
+                    doubt=0.9 if (i.student_id, i.question_id) in QUEUE else 0,
+                    queued=(i.student_id, i.question_id) in QUEUE,
+                )
+                for i in g.items
+            },
+        )
         console = screen_console()
         console.print(render(gb.entry(*QUEUE[0]), gb.rubric(), 1, 5))
     text = console.export_text()
@@ -380,7 +496,9 @@ class Pane:
     def __init__(self, name: str, command: str, env: dict[str, str]) -> None:
         self.name = name
         self.env = env
-        subprocess.run([TMUX, "-u", "new-session", "-d", "-s", name, "-x", "120", "-y", "45", command], check=True, env=env)
+        subprocess.run(
+            [TMUX, "-u", "new-session", "-d", "-s", name, "-x", "120", "-y", "45", command], check=True, env=env
+        )
 
     def send(self, *keys: str) -> None:
         subprocess.run([TMUX, "send-keys", "-t", self.name, *keys], check=True, env=self.env)
@@ -430,7 +548,9 @@ def test_review_in_a_real_terminal_driven_through_tmux(db, tmp_path):
         assert "saved: s03 R1 accepted 0" in second
         assert "neither explodes nor vanishes[2]. Weights are random, small.[1]" in answer_box(second)
         coloured = pane.capture(colours=True)
-        assert re.search(r"\x1b\[(\d+;)*102mWeights are random", coloured) and re.search(r"\x1b\[(\d+;)*106mXavier", coloured)
+        assert re.search(r"\x1b\[(\d+;)*102mWeights are random", coloured) and re.search(
+            r"\x1b\[(\d+;)*106mXavier", coloured
+        )
         assert "1 of 5" not in second  # the screen was cleared: one answer at a time
         assert len(second.rstrip("\n").splitlines()) <= 45 and max(len(line) for line in second.splitlines()) <= 120
         pane.send("0.3", "Enter")

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
+from grader.exam.rubric import ShortQuestion
 from grader.scoring.checker import (
     DEFAULT_DIR,
     META,
@@ -20,7 +21,6 @@ from grader.scoring.checker import (
 )
 from grader.scoring.checker_train import recall_at, split_questions, threshold_for
 from grader.scoring.match import DEFAULT_CURVE, QuestionVectors
-from grader.exam.rubric import ShortQuestion
 
 # ---- pairs made from a rubric ------------------------------------------------------------------
 
@@ -40,7 +40,9 @@ def test_negations_swap_antonyms_change_numbers_and_reverse_verdicts():
 
 def test_phrasing_pairs_label_negations_paraphrases_and_other_points():
     points = [["Dropout is a regulariser.", "Dropout reduces overfitting."], ["Adam adapts the step size per weight."]]
-    pairs = phrasing_pairs(points, extra=["In short, dropout reduces overfitting of large nets."], prompt="Explain dropout and Adam.")
+    pairs = phrasing_pairs(
+        points, extra=["In short, dropout reduces overfitting of large nets."], prompt="Explain dropout and Adam."
+    )
     by = {(p.point, p.segment): p.label for p in pairs}
     assert by[("Dropout is a regulariser.", "Dropout is not a regulariser.")] == "contradicts"
     assert by[("Dropout is a regulariser.", "Dropout reduces overfitting.")] == "entails"
@@ -96,7 +98,9 @@ def test_the_checker_reads_the_whole_sentence_around_a_fragment_and_masks_all_of
     segments = [["ReLU is not needed for the map.", "ReLU is not", "needed for the map."]]
     rows = np.stack([_unit(1, 0.3, 0), _unit(0.2, 1, 0), _unit(1, 0.1, 0)])
     checker = KeywordChecker()
-    found = checked_opposite(checker, question, ["ReLU is needed for the map."], rows, segments, None, None, 0.0, DEFAULT_CURVE)
+    found = checked_opposite(
+        checker, question, ["ReLU is needed for the map."], rows, segments, None, None, 0.0, DEFAULT_CURVE
+    )
     assert checker.asked == [("ReLU is needed for the map.", "ReLU is not needed for the map.")]
     assert found.opposite.all() and found.found == {(0, 0): ("needed for the map.", 0.9)}
 
@@ -144,8 +148,8 @@ def test_without_weights_the_rules_run_and_it_is_said_once(tmp_path, monkeypatch
 def test_saved_weights_hold_only_the_trained_layers_and_load_back(tmp_path):
     import torch
 
-    from grader.scoring.checker import build_model, load, save
     from grader.embedding.encoder import default_model_path
+    from grader.scoring.checker import build_model, load, save
 
     base = default_model_path()
     torch.manual_seed(1)
@@ -169,8 +173,8 @@ def test_saved_weights_hold_only_the_trained_layers_and_load_back(tmp_path):
 
 
 def test_grading_masks_what_the_checker_refutes_and_says_how_sure(rubric, encoder):
-    from grader.scoring.grade import grade
     from grader.exam.submissions import parse_submissions
+    from grader.scoring.grade import grade
 
     # A1a's keep-positive point, said plainly by one student and turned around by another, in words
     # the polarity rules do not oppose ("it is not the job of ReLU" shares too few concepts).
@@ -214,8 +218,8 @@ def test_grading_uses_the_shipped_weights_when_asked(monkeypatch):
 
 @pytest.fixture(scope="module")
 def shipped_checker():
-    from grader.scoring.checker import load
     from grader.embedding.encoder import default_model_path
+    from grader.scoring.checker import load
 
     return load(DEFAULT_DIR, default_model_path())
 
@@ -234,22 +238,34 @@ NOT_REACHED = pytest.mark.xfail(
     [
         # Our own wordings of answers that turn a point around (not from any issue or data set).
         pytest.param(
-            "I4", "Neural networks cannot approximate discontinuous functions, while Fourier series handle discontinuities without trouble.",
+            "I4",
+            "Neural networks cannot approximate discontinuous functions, while Fourier series handle discontinuities without trouble.",
             marks=NOT_REACHED,
         ),
-        pytest.param("A1a", "ReLU is not needed here, the negative values matter and should stay in the heatmap.", marks=NOT_REACHED),
         pytest.param(
-            "I5", "A polynomial activation works fine as long as its degree is large enough, the network can still approximate anything.",
+            "A1a",
+            "ReLU is not needed here, the negative values matter and should stay in the heatmap.",
             marks=NOT_REACHED,
         ),
-        pytest.param("I3", "The weights are drawn from a uniform distribution between minus and plus sqrt(3/(n_in + n_out)).", marks=NOT_REACHED),
+        pytest.param(
+            "I5",
+            "A polynomial activation works fine as long as its degree is large enough, the network can still approximate anything.",
+            marks=NOT_REACHED,
+        ),
+        pytest.param(
+            "I3",
+            "The weights are drawn from a uniform distribution between minus and plus sqrt(3/(n_in + n_out)).",
+            marks=NOT_REACHED,
+        ),
     ],
 )
 def test_shipped_weights_zero_answers_that_turn_a_point_around(rubric, encoder, shipped_checker, question, answer):
-    from grader.scoring.grade import grade
     from grader.exam.submissions import parse_submissions
+    from grader.scoring.grade import grade
 
     submissions = parse_submissions(f'student_id,{question}\nx1,"{answer}"\n', "one.csv", rubric.question_ids)
-    graded = next(g for g in grade(rubric, submissions, encoder, checker=shipped_checker).items if g.question_id == question)
+    graded = next(
+        g for g in grade(rubric, submissions, encoder, checker=shipped_checker).items if g.question_id == question
+    )
     assert graded.mark == 0, [(p.point_id, p.credit, p.evidence) for p in graded.points]
     assert "contradiction" in {f.code for f in graded.flags}

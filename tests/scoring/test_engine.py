@@ -39,7 +39,9 @@ def test_ray_gives_the_local_marks(sample, rubric, tmp_path):
         ray.data.DataContext.get_current().enable_progress_bars = False
         done = []
         grades = grade_on_ray(
-            rubric, sample.submissions, EncoderSpec(device="cpu", cache=tmp_path / "cache.sqlite"),
+            rubric,
+            sample.submissions,
+            EncoderSpec(device="cpu", cache=tmp_path / "cache.sqlite"),
             progress=lambda n, total: done.append((n, total)),
         )
     finally:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from grader.scoring.gaming import copied_share, injected_sentences, keyword_lists, rubric_terms, screen, stuffed_runs
 from grader.embedding.segment import segments
+from grader.scoring.gaming import copied_share, injected_sentences, keyword_lists, rubric_terms, screen, stuffed_runs
 
 STUFFED = "ReLU sigmoid vanishing gradient Xavier variance"
 
@@ -55,7 +55,10 @@ def test_instructions_to_the_grader_are_found(text):
 
 
 def test_answers_that_mention_marks_or_rubrics_are_not_injections():
-    assert injected_sentences("Xavier gives the weights a variance of 2/(n_in+n_out), which I remember from the lecture.") == []
+    assert (
+        injected_sentences("Xavier gives the weights a variance of 2/(n_in+n_out), which I remember from the lecture.")
+        == []
+    )
     assert injected_sentences("The loss ignores the negative values, so the map is positive.") == []
 
 
@@ -84,7 +87,10 @@ def test_screen_masks_every_segment_carrying_the_list(rubric):
         ("I5", "Polynomial / degree / dense / continuous functions / UAT / Leshno."),
         ("I3", "Glorot = Xavier = uniform = fan average = sqrt(6) = symmetric"),
         ("A1d", "depth -> vanishing gradients -> saturation -> diffuse maps -> shallow nets -> Grad-CAM"),
-        ("I4", "Nonlinearity; adaptive basis; Gibbs phenomenon; discontinuities; approximation rate; sines and cosines"),
+        (
+            "I4",
+            "Nonlinearity; adaptive basis; Gibbs phenomenon; discontinuities; approximation rate; sines and cosines",
+        ),
         ("A1c", "Second order gradients, noisy maps,\nsaturation, adversarial examples, spurious regions, CAM"),
     ],
 )

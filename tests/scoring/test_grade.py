@@ -7,11 +7,11 @@ import io
 
 import pytest
 
+from grader.embedding.segment import segments
+from grader.exam.rubric import McqQuestion, ShortQuestion
+from grader.exam.submissions import parse_submissions
 from grader.scoring.grade import apply_curve, grade
 from grader.scoring.match import DEFAULT_CURVE, CreditCurve, texts_to_encode
-from grader.exam.rubric import McqQuestion, ShortQuestion
-from grader.embedding.segment import segments
-from grader.exam.submissions import parse_submissions
 
 MCQ_IDS = ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9", "B10", "I1", "I2"]
 SHORT_IDS = ["I3", "I4", "I5", "A1a", "A1b", "A1c", "A1d"]
@@ -48,9 +48,25 @@ OFF_TOPIC = {
     "A1d": "Gardening on weekends is relaxing, especially growing tomatoes.",
 }
 MESSY = {
-    **dict(zip(MCQ_IDS, ["Answer - B", "(b)", "a, b", "idk", "e", "Option B",
-                         "It helps prevent overfitting by reducing the model's complexity.",
-                         "c) smoother derivative", "B", "a.", "20", "b because it upsamples"])),
+    **dict(
+        zip(
+            MCQ_IDS,
+            [
+                "Answer - B",
+                "(b)",
+                "a, b",
+                "idk",
+                "e",
+                "Option B",
+                "It helps prevent overfitting by reducing the model's complexity.",
+                "c) smoother derivative",
+                "B",
+                "a.",
+                "20",
+                "b because it upsamples",
+            ],
+        )
+    ),
     "I3": "not sure",
     "I5": "because polynomial",
 }
@@ -227,6 +243,8 @@ def test_pooled_segments_read_each_answer_once_and_mark_the_same_twice(encoder, 
     assert pooled.encoded == len({(q, a) for q, a in answers if a.strip()}) + rubric_texts  # each answer read once
     assert first.segments == "pooled" and grades.segments == "separate"
     again = grade(rubric, submissions, pooled)
-    assert [(g.mark, g.raw_mark, g.flags, g.points) for g in again.items] == [(g.mark, g.raw_mark, g.flags, g.points) for g in first.items]
+    assert [(g.mark, g.raw_mark, g.flags, g.points) for g in again.items] == [
+        (g.mark, g.raw_mark, g.flags, g.points) for g in first.items
+    ]
     for qid in SHORT_IDS:  # the same judgement of good and bad answers
         assert item(first, "s1", qid).raw_mark > item(first, "s3", qid).raw_mark, qid

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from grader.embedding.segment import segments
 from grader.scoring.match import (
     DEFAULT_CURVE,
     CreditCurve,
@@ -17,7 +18,6 @@ from grader.scoring.match import (
     round_to_step,
     texts_to_encode,
 )
-from grader.embedding.segment import segments
 
 
 def _match(rubric, encoder, question_id: str, answer: str):
@@ -25,7 +25,9 @@ def _match(rubric, encoder, question_id: str, answer: str):
     segs = segments(answer)
     texts = texts_to_encode(question)
     vectors = dict(zip(texts + segs, encoder.encode(texts + segs)))
-    best = best_matches(np.stack([vectors[s] for s in segs]), [len(segs)], QuestionVectors.build(question, vectors.__getitem__))
+    best = best_matches(
+        np.stack([vectors[s] for s in segs]), [len(segs)], QuestionVectors.build(question, vectors.__getitem__)
+    )
     return {m.point_id: m for m in point_matches(question, answer, segs, best, 0, DEFAULT_CURVE)}
 
 
@@ -42,7 +44,9 @@ def test_a_paraphrase_with_other_words_outscores_an_off_topic_answer(rubric, enc
 def test_restating_the_topic_earns_less_than_making_the_point(rubric, encoder):
     """Naming the question's subjects is not an answer: the topic discount keeps it below the point."""
     topical = "Fourier series is used for signals and neural network is used for images."
-    point = "Neural networks are nonlinear so they can approximate discontinuous functions, which Fourier series cannot."
+    point = (
+        "Neural networks are nonlinear so they can approximate discontinuous functions, which Fourier series cannot."
+    )
     said = _match(rubric, encoder, "I4", point)["any-function"]
     named = _match(rubric, encoder, "I4", topical)["any-function"]
     assert named.similarity > 0.6  # plain cosine alone sits high for it
@@ -93,7 +97,9 @@ def test_credit_curve_and_rounding():
     assert round_to_step(0.3, 0.25, 1) == 0.25
     assert round_to_step(1.3, 0.5, 1) == 1.0
     # Element-wise for arrays (per-row steps and maxima), the same numbers as the scalar rule.
-    rounded = round_to_step(np.array([0.74, 0.75, 0.3, 1.3, -0.2]), np.array([0.5, 0.5, 0.25, 0.5, 0.5]), np.array([1, 1, 1, 1, 1]))
+    rounded = round_to_step(
+        np.array([0.74, 0.75, 0.3, 1.3, -0.2]), np.array([0.5, 0.5, 0.25, 0.5, 0.5]), np.array([1, 1, 1, 1, 1])
+    )
     assert rounded.tolist() == [0.5, 1.0, 0.25, 1.0, 0.0]
 
 
@@ -128,10 +134,16 @@ def test_best_similarities_is_matrix_work_over_many_answers():
 
 def test_topic_discount_is_subtracted_per_segment():
     segs = np.eye(3, dtype=np.float32)
-    question = QuestionVectors(np.array([[0.6, 0.8, 0.0]], np.float32), np.array([0]), prompt=np.array([0.0, 1.0, 0.0], np.float32))
+    question = QuestionVectors(
+        np.array([[0.6, 0.8, 0.0]], np.float32), np.array([0]), prompt=np.array([0.0, 1.0, 0.0], np.float32)
+    )
     best = best_matches(segs, [3], question, topic_weight=0.5)
     # segment 0: 0.6 - 0; segment 1: 0.8 - 0.5 = 0.3; so segment 0 wins with raw cosine 0.6
-    assert best.segment[0, 0] == 0 and best.score[0, 0] == pytest.approx(0.6) and best.similarity[0, 0] == pytest.approx(0.6)
+    assert (
+        best.segment[0, 0] == 0
+        and best.score[0, 0] == pytest.approx(0.6)
+        and best.similarity[0, 0] == pytest.approx(0.6)
+    )
 
 
 def test_a_stated_opposite_earns_nothing_where_embeddings_would_pay(rubric, encoder):

@@ -17,13 +17,22 @@ from grader.scoring.negation import explain, numbers, opposed, polarity, signed_
         ("ReLU is not unnecessary", {"relu": 1, "necessary": 1}),  # a double negative asserts
         ("It is not only fast but also accurate", {"fast": 1, "accurat": 1}),  # "not only" denies nothing
         ("signals neither vanish nor explode", {"signal": 1, "vanish": -1, "explod": -1}),
-        ("it keeps the signal from exploding or vanishing through the layers", {"keep": 1, "signal": 1, "explod": -1, "vanish": -1, "layer": 1}),
+        (
+            "it keeps the signal from exploding or vanishing through the layers",
+            {"keep": 1, "signal": 1, "explod": -1, "vanish": -1, "layer": 1},
+        ),
         ("prevents vanishing gradients", {"vanish": -1, "gradient": 1}),
         ("the gradients decrease", {"gradient": 1, "increase": -1}),
         ("the function is non-linear", {"function": 1, "linear": -1}),
-        ("the universal approximation theorem no longer holds", {"universal": 1, "approximation": 1, "theorem": 1, "hold": -1}),
+        (
+            "the universal approximation theorem no longer holds",
+            {"universal": 1, "approximation": 1, "theorem": 1, "hold": -1},
+        ),
         ("the series fails to converge", {"sery": 1, "converg": -1}),
-        ("higher-order terms add little, so Grad-CAM is enough", {"higher-order": 1, "term": 1, "add": -1, "grad-cam": 1, "sufficient": 1}),
+        (
+            "higher-order terms add little, so Grad-CAM is enough",
+            {"higher-order": 1, "term": 1, "add": -1, "grad-cam": 1, "sufficient": 1},
+        ),
         ("the map is less focused", {"map": 1, "more focus": -1}),
         ("terminal 1 is connected but terminal 2 is not connected", {"terminal": 1}),  # both said: no polarity kept
     ],

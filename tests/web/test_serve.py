@@ -20,8 +20,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from grader.errors import GraderError, InputError
-from grader.review.gradebook import Gradebook
 from grader.exam.submissions import Submissions
+from grader.review.gradebook import Gradebook
 from grader.scoring.triage import triage
 from grader.web.server import start, stop
 from tests import tiny_class
@@ -163,7 +163,10 @@ def test_student_markup_is_shown_as_text_everywhere(hostile_db, serve):
         page = served.request("GET", path, cookies=cookies)
         assert page.status == 200
         assert "<script>document" not in page.text and "<img src=x" not in page.text
-    assert "&lt;script&gt;document.title=&#39;pwned&#39;&lt;/script&gt;" in served.request("GET", "/student/s1", cookies=cookies).text
+    assert (
+        "&lt;script&gt;document.title=&#39;pwned&#39;&lt;/script&gt;"
+        in served.request("GET", "/student/s1", cookies=cookies).text
+    )
     policy = served.request("GET", "/queue", cookies=cookies).headers["Content-Security-Policy"]
     assert "default-src 'self'" in policy  # and no 'unsafe-inline': markup that slipped through still could not run
 
@@ -202,17 +205,29 @@ def test_the_name_page_never_sends_the_browser_elsewhere(hostile_db, serve):
 
 def test_grader_serve_refuses_what_is_not_a_current_gradebook_and_serves_the_sample(tmp_path, exam_db):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADER_CACHE": "off"}
-    grader = [sys.executable, "-m", "grader.cli"] if not (ROOT / ".venv/bin/grader").exists() else [str(ROOT / ".venv/bin/grader")]
+    grader = (
+        [sys.executable, "-m", "grader.cli"]
+        if not (ROOT / ".venv/bin/grader").exists()
+        else [str(ROOT / ".venv/bin/grader")]
+    )
     notes = tmp_path / "notes.db"
     notes.write_text("not a database at all" * 100)
     newer = tmp_path / "newer.db"
     shutil.copy(exam_db, newer)
     with sqlite3.connect(newer) as db:
         db.execute("PRAGMA user_version = 99")
-    for path, why in ((notes, "not a gradebook"), (newer, "newer than this grader"), (tmp_path / "missing.db", "no such gradebook")):
-        done = subprocess.run([*grader, "serve", str(path), "--port", "0"], capture_output=True, text=True, env=env, cwd=tmp_path)
+    for path, why in (
+        (notes, "not a gradebook"),
+        (newer, "newer than this grader"),
+        (tmp_path / "missing.db", "no such gradebook"),
+    ):
+        done = subprocess.run(
+            [*grader, "serve", str(path), "--port", "0"], capture_output=True, text=True, env=env, cwd=tmp_path
+        )
         assert done.returncode == 2 and why in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
-    process = subprocess.Popen([*grader, "serve", str(exam_db), "--port", "0"], stdout=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    process = subprocess.Popen(
+        [*grader, "serve", str(exam_db), "--port", "0"], stdout=subprocess.PIPE, text=True, env=env, cwd=tmp_path
+    )
     try:
         line = process.stdout.readline()
         assert line.startswith(f"Serving {exam_db} at http://127.0.0.1:") and "?token=" in line and "Ctrl-C" in line
@@ -258,8 +273,16 @@ def chromium(tmp_path: Path, name: str):
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in (
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", "--window-size=1280,1100",
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,1100",
         f"--user-data-dir={tmp_path / ('profile-' + name)}",
     ):
         options.add_argument(flag)
@@ -349,7 +372,11 @@ def test_review_three_answers_by_keyboard_mark_a_group_and_undo_it(exam_db, serv
     with Gradebook.open(exam_db) as gb:
         assert gb.entry(first[0], first[1]).status == "accepted" and gb.entry(first[0], first[1]).reviewed_by == "alice"
         assert gb.entry(second[0], second[1]).ta_mark == mark and gb.entry(third[0], third[1]).status == "accepted"
-        assert all(gb.entry(s, "A1c").reviewed is False for s in members if (s, "A1c") not in {first[:2], second[:2], third[:2]})
+        assert all(
+            gb.entry(s, "A1c").reviewed is False
+            for s in members
+            if (s, "A1c") not in {first[:2], second[:2], third[:2]}
+        )
         log = [a for a in gb.audit() if a.action != "grade"]
         assert [a.action for a in log] == ["accept", "set", "accept"] + ["set"] * len(members) + ["undo"] * len(members)
         grouped = [a for a in log if a.batch is not None]
@@ -377,12 +404,17 @@ def test_two_tas_race_on_one_answer_one_wins_the_other_is_told_nothing_is_lost(e
     assert f"changed by alice since you saw it (now alice set {max_mark:g})" in refused.text
     assert f"alice set {max_mark:g}" in wait_for(bob, "#state").text  # bob now sees alice's mark
     with Gradebook.open(exam_db) as gb:
-        assert gb.entry(student, question).ta_mark == max_mark and [a.ta for a in gb.audit(student, question)] == ["alice"]
+        assert gb.entry(student, question).ta_mark == max_mark and [a.ta for a in gb.audit(student, question)] == [
+            "alice"
+        ]
     bob.find_element(By.ID, "mark").send_keys("0\n")  # on the fresh view, bob's decision goes through
     wait_for(bob, ".flash.ok", "saved")
     with Gradebook.open(exam_db) as gb:
         log = gb.audit(student, question)
-        assert gb.entry(student, question).ta_mark == 0 and [(a.ta, a.new["mark"]) for a in log] == [("alice", max_mark), ("bob", 0.0)]
+        assert gb.entry(student, question).ta_mark == 0 and [(a.ta, a.new["mark"]) for a in log] == [
+            ("alice", max_mark),
+            ("bob", 0.0),
+        ]
 
 
 def test_script_in_an_answer_does_not_run_in_the_browser(hostile_db, serve, browsers):

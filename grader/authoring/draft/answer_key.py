@@ -206,8 +206,10 @@ def _table_row(
     columns = columns or {"ref": 0, "answer": 1, "section": None}  # until a header row says otherwise
     ref = _KEY_ENTRY.match(cells[columns["ref"]]) if columns["ref"] < len(cells) else None
     if ref is None or ref["rest"]:
-        named = {name: next((k for k, cell in enumerate(cells) if pattern.search(cell)), None)
-                 for name, pattern in _KEY_COLUMNS.items()}
+        named = {
+            name: next((k for k, cell in enumerate(cells) if pattern.search(cell)), None)
+            for name, pattern in _KEY_COLUMNS.items()
+        }
         return {name: named[name] if named[name] is not None else columns[name] for name in columns}, None
     answer = cells[columns["answer"]] if columns["answer"] < len(cells) else ""
     section = cells[columns["section"]] if columns["section"] is not None and columns["section"] < len(cells) else None

@@ -38,10 +38,23 @@ _CONSEQUENCE = re.compile(
     re.I,
 )
 _CONSEQUENCE_LEAD = {
-    "making": "This makes", "leading to": "This leads to", "resulting in": "This results in", "causing": "This causes",
-    "which makes": "This makes", "which means": "This means", "and thus": "Thus", "and hence": "Hence",
-    "and so": "So", "so that": "So", "so": "So", "hence": "Hence", "thus": "Thus", "therefore": "Therefore",
-    "because": "Because", "since": "Because", "and": "",
+    "making": "This makes",
+    "leading to": "This leads to",
+    "resulting in": "This results in",
+    "causing": "This causes",
+    "which makes": "This makes",
+    "which means": "This means",
+    "and thus": "Thus",
+    "and hence": "Hence",
+    "and so": "So",
+    "so that": "So",
+    "so": "So",
+    "hence": "Hence",
+    "thus": "Thus",
+    "therefore": "Therefore",
+    "because": "Because",
+    "since": "Because",
+    "and": "",
 }
 _YES_NO_QUESTION = re.compile(
     r"^(will|would|is|are|can|could|does|do|did|should|shall|has|have|was|were|may|might|must)\b", re.I

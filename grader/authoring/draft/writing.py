@@ -76,8 +76,14 @@ def draft_yaml(draft: Draft, suggestions: SuggestionsView | None = None) -> str:
     head = _comment(f"Drafted from {draft.source} by `grader rubric draft`: {draft.summary()}.", "", "")
     head += _comment("Review every question, above all those marked `# check:`, then `grader validate` it.", "", "")
     if suggestions is not None:
-        how = (" Each is commented out under what it belongs to, labelled `# suggested`, and counts only once "
-               "you uncomment its lines (remove the leading `# `).") if suggestions.made else ""
+        how = (
+            (
+                " Each is commented out under what it belongs to, labelled `# suggested`, and counts only once "
+                "you uncomment its lines (remove the leading `# `)."
+            )
+            if suggestions.made
+            else ""
+        )
         head += _comment(f"{suggestions.summary()}.{how}", "", "")
     head.extend(c for n in draft.notes if n.question_id is None for c in _comment(n.text, ""))
     lines = body.splitlines()
@@ -105,7 +111,9 @@ def _suggested_phrasings(point: yaml.MappingNode, texts: Sequence[str], model: s
     return _last_line(point), [head, *(f"{indent}#   - {_scalar(text)}" for text in texts)]
 
 
-def _suggested_points(points: yaml.SequenceNode, question: ShortQuestion, texts: Sequence[str], model: str) -> list[str]:
+def _suggested_points(
+    points: yaml.SequenceNode, question: ShortQuestion, texts: Sequence[str], model: str
+) -> list[str]:
     """Commented-out extra points worth one step each: accepting one also means moving marks, said on its line."""
     indent = " " * points.start_mark.column
     taken = {p.id for p in question.points}
