@@ -478,16 +478,22 @@ def report(results: list[dict]) -> str:
             f"({', '.join(str(r.get('floor_texts', r['texts'])) for r in results)} texts)"
         ),
         "",
-        "| answers | students | short answers (dup / mean words) | segments/answer (distinct) | texts encoded | grading | answers/s | raw encode | ratio (CPU) | RSS before / peak | cache: 2nd run / 1st | cache file |",
+        (
+            "| answers | students | short answers (dup / mean words) | segments/answer (distinct) "
+            "| texts encoded | grading | answers/s | raw encode | ratio (CPU) | RSS before / peak "
+            "| cache: 2nd run / 1st | cache file |"
+        ),
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         raw = f"{r['raw_encode_s']:.0f} s" + (" (sampled)" if r["raw_sampled"] else "") if not r.get("stub") else "-"
         lines.append(
-            f"| {r['answers']:,} | {r['students']:,} | {r['short_answers']:,} ({r['duplicate_answer_share']:.1%} / {r['mean_words']}) "
+            f"| {r['answers']:,} | {r['students']:,} | {r['short_answers']:,} "
+            f"({r['duplicate_answer_share']:.1%} / {r['mean_words']}) "
             f"| {r['segments_per_answer']} ({r['distinct_segment_share']:.1%}) | {r['texts']:,} | {r['grade_s']:.1f} s "
             f"| {r['answers_per_s']:.0f} | {raw} | **{r['ratio']:.2f}** ({r['cpu_ratio']:.2f}) "
-            f"| {r['rss_before_mib']:,} / {r['peak_rss_mib']:,} MiB | {r['second_s']:.2f} s / {r['grade_s']:.1f} s = **{r['cache_ratio']:.3f}** "
+            f"| {r['rss_before_mib']:,} / {r['peak_rss_mib']:,} MiB "
+            f"| {r['second_s']:.2f} s / {r['grade_s']:.1f} s = **{r['cache_ratio']:.3f}** "
             f"| {r['cache_mib']} MiB |"
         )
     lines.append("")
@@ -497,21 +503,26 @@ def report(results: list[dict]) -> str:
             1, small["peak_rss_mib"] - small["rss_before_mib"]
         )
         lines.append(
-            f"{small['answers']:,} -> {large['answers']:,} answers (x{scale:.1f}): grading time x{large['grade_s'] / small['grade_s']:.1f}, "
-            f"texts x{large['texts'] / small['texts']:.1f}, peak RSS x{large['peak_rss_mib'] / small['peak_rss_mib']:.2f} "
+            f"{small['answers']:,} -> {large['answers']:,} answers (x{scale:.1f}): "
+            f"grading time x{large['grade_s'] / small['grade_s']:.1f}, "
+            f"texts x{large['texts'] / small['texts']:.1f}, "
+            f"peak RSS x{large['peak_rss_mib'] / small['peak_rss_mib']:.2f} "
             f"(above the loaded model and class: x{grow:.1f})"
         )
     for r in results:
         checks = []
         if r.get("floor") == "sentences" and not r.get("stub"):
             checks.append(
-                f"ratio to sentences {r['ratio']:.2f} (CPU {r['cpu_ratio']:.2f}) {'<=' if r['ratio'] <= TARGET_SENTENCE_RATIO else '>'} {TARGET_SENTENCE_RATIO}; "
-                f"to sentences and the rubric's texts {r['ratio_with_rubric']:.2f} (CPU {r['cpu_ratio_with_rubric']:.2f})"
+                f"ratio to sentences {r['ratio']:.2f} (CPU {r['cpu_ratio']:.2f}) "
+                f"{'<=' if r['ratio'] <= TARGET_SENTENCE_RATIO else '>'} {TARGET_SENTENCE_RATIO}; "
+                f"to sentences and the rubric's texts {r['ratio_with_rubric']:.2f} "
+                f"(CPU {r['cpu_ratio_with_rubric']:.2f})"
             )
         elif r["answers"] >= 9000 and not r.get("stub"):
             checks.append(f"ratio {r['ratio']:.2f} {'<' if r['ratio'] < TARGET_RATIO else '>='} {TARGET_RATIO}")
         checks.append(
-            f"peak {r['peak_rss_mib'] / 1024:.2f} GiB {'<' if r['peak_rss_mib'] / 1024 < TARGET_PEAK_GIB else '>='} {TARGET_PEAK_GIB}"
+            f"peak {r['peak_rss_mib'] / 1024:.2f} GiB "
+            f"{'<' if r['peak_rss_mib'] / 1024 < TARGET_PEAK_GIB else '>='} {TARGET_PEAK_GIB}"
         )
         if r["same_marks_from_cache"] is not None:
             checks.append(

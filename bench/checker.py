@@ -85,7 +85,8 @@ def cv(args: argparse.Namespace) -> None:
     base = default_model_path()
     scores, labels, thresholds, rules, every = [], [], [], [], []
     print(
-        "| fold | questions held out | contradictory / correct | threshold (chosen inside) | recall | false alarms | train s |"
+        "| fold | questions held out | contradictory / correct | threshold (chosen inside) "
+        "| recall | false alarms | train s |"
     )
     print("|---|---|---|---|---|---|---|")
     for k in range(args.folds):
@@ -108,8 +109,10 @@ def cv(args: argparse.Namespace) -> None:
         every.append(probabilities)
         t = meta["threshold"]
         print(
-            f"| {k} | {sum(1 for q in fold.values() if q == k)} | {(y == 'contradicts').sum()} / {(y == 'entails').sum()} | {t:.3f} "
-            f"| {recall_at(p[y == 'contradicts'], t):.1%} | {np.mean(p[y == 'entails'] >= t):.1%} | {time.perf_counter() - started:.0f} |",
+            f"| {k} | {sum(1 for q in fold.values() if q == k)} "
+            f"| {(y == 'contradicts').sum()} / {(y == 'entails').sum()} | {t:.3f} "
+            f"| {recall_at(p[y == 'contradicts'], t):.1%} | {np.mean(p[y == 'entails'] >= t):.1%} "
+            f"| {time.perf_counter() - started:.0f} |",
             flush=True,
         )
     p, y, t, r = map(np.concatenate, (scores, labels, thresholds, rules))
@@ -117,11 +120,13 @@ def cv(args: argparse.Namespace) -> None:
     at3, fa3 = recall_at_false_alarms(p[con], p[cor], FALSE_ALARMS)
     print(f"\npooled over {args.folds} folds: {con.sum()} contradictory, {cor.sum()} correct answers")
     print(
-        f"checker, each fold's own threshold: recall {np.mean(p[con] >= t[con]):.1%}, false alarms {np.mean(p[cor] >= t[cor]):.1%}"
+        f"checker, each fold's own threshold: recall {np.mean(p[con] >= t[con]):.1%}, "
+        f"false alarms {np.mean(p[cor] >= t[cor]):.1%}"
     )
     print(f"checker, operating point at <= {FALSE_ALARMS:.0%} false alarms: recall {at3:.1%} (false alarms {fa3:.1%})")
     print(
-        f"rules (grader.scoring.negation) on the same pairs: recall {r[con].mean():.1%}, false alarms {r[cor].mean():.1%}"
+        f"rules (grader.scoring.negation) on the same pairs: recall {r[con].mean():.1%}, "
+        f"false alarms {r[cor].mean():.1%}"
     )
     print(
         f"checker or rules, own thresholds: recall {np.mean(((p >= t) | r)[con]):.1%}, "
@@ -187,7 +192,8 @@ def alarms(args: argparse.Namespace) -> None:
     encoder = MemoryEncoder(Encoder.load(device="cpu"))
     checker = load(Path(args.checker), default_model_path())
     print(
-        "| answers | full-mark answers | flagged contradiction: rules alone | rules + checker | checker's share | keyword-stuffing |"
+        "| answers | full-mark answers | flagged contradiction: rules alone | rules + checker "
+        "| checker's share | keyword-stuffing |"
     )
     print("|---|---|---|---|---|---|")
     for name, rubric, submissions, keys in full_mark_classes(args.limit):
@@ -207,7 +213,8 @@ def alarms(args: argparse.Namespace) -> None:
             if used is not None:  # what a higher threshold would leave flagged
                 found = sorted(max(p.opposite_probability or 0 for p in g.points) for g in items)
                 print(
-                    f"{name}: checker probabilities of the answers it took points from: {[round(x, 3) for x in found if x]}",
+                    f"{name}: checker probabilities of the answers it took points from: "
+                    f"{[round(x, 3) for x in found if x]}",
                     file=sys.stderr,
                 )
             counts.append(
@@ -220,7 +227,8 @@ def alarms(args: argparse.Namespace) -> None:
             )
         (n, rules, _, stuffed), (_, both, learned, _) = counts
         print(
-            f"| {name} | {n} | {rules} ({rules / n:.1%}) | {both} ({both / n:.1%}) | {learned} | {stuffed} ({stuffed / n:.1%}) |",
+            f"| {name} | {n} | {rules} ({rules / n:.1%}) | {both} ({both / n:.1%}) "
+            f"| {learned} | {stuffed} ({stuffed / n:.1%}) |",
             flush=True,
         )
 

@@ -24,7 +24,8 @@ def main() -> None:
         print(f"| {qid} | {a.n} | {a.mae:.3f} | {a.qwk:.3f} | {a.exact:.0%} | {a.within_step:.0%} |")
     pooled = agreement([m for m, _ in shorts], [h for _, h in shorts], step=0.25)
     print(
-        f"| all short answers | {pooled.n} | {pooled.mae:.3f} | {pooled.qwk:.3f} | {pooled.exact:.0%} | {pooled.within_step:.0%} |"
+        f"| all short answers | {pooled.n} | {pooled.mae:.3f} | {pooled.qwk:.3f} "
+        f"| {pooled.exact:.0%} | {pooled.within_step:.0%} |"
     )
     totals = [(dev.grades.total(s), sum(v for (st, _), v in dev.human.items() if st == s)) for s in dev.grades.students]
     t = agreement([m for m, _ in totals], [h for _, h in totals], step=0.25)

@@ -74,7 +74,9 @@ def main() -> None:
     thresholds = [float(t) for t in args.thresholds.split(",")]
     encoder = Encoder.load(device="cpu")
     print(
-        "| corpus | answers | group cosine | groups (2+) | answers in them | actions one at a time | actions by group | saved | grouped answers off their group's mark | MAE if no member is corrected |"
+        "| corpus | answers | group cosine | groups (2+) | answers in them | actions one at a time "
+        "| actions by group | saved | grouped answers off their group's mark "
+        "| MAE if no member is corrected |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for corpus in corpora(args.dataset):
@@ -96,7 +98,8 @@ def main() -> None:
             print(
                 f"| {corpus.name} | {n} | {t:g} | {int(total['groups'])} | {int(total['grouped'])} | {n} | "
                 f"{int(total['by_group'])} | {1 - total['by_group'] / n:.1%} | "
-                f"{int(total['differ'])} ({total['differ'] / max(total['grouped'], 1):.1%}) | {total['error'] / n:.3f} |",
+                f"{int(total['differ'])} ({total['differ'] / max(total['grouped'], 1):.1%}) | "
+                f"{total['error'] / n:.3f} |",
                 flush=True,
             )
         print(f"<!-- {corpus.name}: {time.perf_counter() - start:.0f} s -->", flush=True)

@@ -144,7 +144,9 @@ def _handler_for(llm: ScriptedLlm) -> type[BaseHTTPRequestHandler]:
                     500,
                     {
                         "error": {
-                            "message": 'response_format type must be one of "text" or "json_object", but got: json_schema'
+                            "message": (
+                                'response_format type must be one of "text" or "json_object", but got: json_schema'
+                            )
                         }
                     },
                 )

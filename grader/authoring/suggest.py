@@ -124,15 +124,21 @@ def _count(number: int, thing: str, things: str | None = None) -> str:
 
 
 SYSTEM_PROMPT = f"""\
-You help an instructor review a marking rubric drafted from an exam paper. For one short-answer question you get its prompt, its model answer and its rubric points.
+You help an instructor review a marking rubric drafted from an exam paper. \
+For one short-answer question you get its prompt, its model answer and its rubric points.
 
-1. "phrasings": for each rubric point, up to {MAX_PHRASINGS} other ways a student who understood would correctly state the same claim in an exam answer: the same meaning in other words, not a broader, weaker or different claim, and not the point's text or its "alternatives" (phrasings the rubric already accepts). Leave out a point you have nothing for.
-2. "missing_points": up to {MAX_EXTRA_POINTS} claims the model answer makes or clearly implies, that a full answer needs, and that no rubric point covers. Give none when the points already cover the model answer.
+1. "phrasings": for each rubric point, up to {MAX_PHRASINGS} other ways a student who understood \
+would correctly state the same claim in an exam answer: the same meaning in other words, \
+not a broader, weaker or different claim, and not the point's text or its "alternatives" \
+(phrasings the rubric already accepts). Leave out a point you have nothing for.
+2. "missing_points": up to {MAX_EXTRA_POINTS} claims the model answer makes or clearly implies, \
+that a full answer needs, and that no rubric point covers. Give none when the points already cover the model answer.
 
 Each text is one sentence of at most {MAX_CHARS} characters, in the language of the paper.
 
 Reply with JSON only, no other text, in exactly this form:
-{{"phrasings": [{{"point_id": "<id>", "text": "<another phrasing>"}}], "missing_points": [{{"text": "<a claim no point covers>"}}]}}"""
+{{"phrasings": [{{"point_id": "<id>", "text": "<another phrasing>"}}], \
+"missing_points": [{{"text": "<a claim no point covers>"}}]}}"""
 
 
 def askable(question: ShortQuestion) -> bool:

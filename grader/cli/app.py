@@ -28,6 +28,7 @@ from grader.calibration.methods import CalibrationMethod, Criterion
 from grader.cli.model import model_app
 from grader.embedding.spans import SegmentMode
 from grader.errors import GraderError
+from grader.outputs.export import ExportFormat, export_gradebook
 from grader.outputs.feedback import FORMATS as FEEDBACK_FORMATS
 from grader.scoring.engine import EncoderSpec, Engine
 from grader.watcher import Watcher
@@ -49,14 +50,6 @@ app.add_typer(flags_app, name="flags")
 app.add_typer(model_app, name="model")  # its own module: `grader model ...`
 console = Console()
 errors = Console(stderr=True)
-
-
-class ExportFormat(str, Enum):
-    """`grader export --format`: a table for people, or an LMS's gradebook import (`grader.outputs.export`)."""
-
-    CSV = "csv"
-    MOODLE = "moodle"
-    CANVAS = "canvas"
 
 
 FeedbackFormat = Enum("FeedbackFormat", {f.upper(): f for f in FEEDBACK_FORMATS}, type=str)
@@ -335,8 +328,8 @@ def calibrate_command(
         typer.Option(
             "--fine-tune",
             help=(
-                "First fine-tune the encoder on the marked answers (minutes on a CPU); saved beside --out as NAME.encoder "
-                "and used by `grade` automatically."
+                "First fine-tune the encoder on the marked answers (minutes on a CPU); saved beside --out as "
+                "NAME.encoder and used by `grade` automatically."
             ),
         ),
     ] = False,
@@ -500,33 +493,12 @@ def export(
     ] = False,
 ) -> None:
     """Write the final marks (the TA's where a TA set one) as a table, or as a Moodle or Canvas import file."""
-    from grader.atomic import write_atomically
-    from grader.outputs import export as exports
-    from grader.review.gradebook import Gradebook
-
-    if fmt == ExportFormat.CANVAS and assignment is None:
-        raise GraderError(
-            '--format canvas needs --assignment "Name (1234)", the assignment column of a Canvas gradebook export'
-        )
-    if fmt == ExportFormat.CANVAS and feedback:
-        raise GraderError(
-            "Canvas's gradebook import has no feedback column: write feedback files with `grader feedback`"
-        )
-    with Gradebook.open(db, create=False) as book:
-        rubric, students, entries = book.rubric(), book.students(), book.entries()
-    if fmt == ExportFormat.CSV:
-        text = exports.marks_csv(rubric, students, entries, feedback=feedback)
-    elif fmt == ExportFormat.MOODLE:
-        text = exports.moodle_csv(
-            rubric, students, entries, id_column=id_column, item=item, questions=questions, feedback=feedback
-        )
-    else:
-        text = exports.canvas_csv(rubric, students, entries, assignment, id_column=id_column)
-    write_atomically({out: text})
-    ta_marks = sum(e.source == "ta" for e in entries)
+    done = export_gradebook(
+        db, out, fmt, assignment=assignment, id_column=id_column, item=item, questions=questions, feedback=feedback
+    )
     console.print(
-        f"Wrote [bold]{out}[/]: {len(students)} students, {fmt.value} format "
-        f"({ta_marks} mark(s) set or checked by a TA)."
+        f"Wrote [bold]{out}[/]: {done.students} students, {fmt.value} format "
+        f"({done.ta_marks} mark(s) set or checked by a TA)."
     )
 
 
@@ -798,7 +770,8 @@ def import_reference(
         typer.Argument(
             show_default=False,
             help=(
-                "CSV with question_id,question,reference_answer,max_mark (several rows per question: several correct answers)."
+                "CSV with question_id,question,reference_answer,max_mark "
+                "(several rows per question: several correct answers)."
             ),
         ),
     ],

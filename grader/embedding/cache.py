@@ -231,7 +231,8 @@ class EmbeddingCache:
             with self._transaction():
                 db.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
                 db.execute(
-                    "CREATE TABLE IF NOT EXISTS vectors (key BLOB PRIMARY KEY, vector BLOB NOT NULL, used INTEGER NOT NULL)"
+                    "CREATE TABLE IF NOT EXISTS vectors "
+                    "(key BLOB PRIMARY KEY, vector BLOB NOT NULL, used INTEGER NOT NULL)"
                 )
                 db.execute("CREATE INDEX IF NOT EXISTS vectors_used ON vectors(used)")
                 db.executemany(
@@ -250,11 +251,13 @@ class EmbeddingCache:
         meta = dict(db.execute("SELECT name, value FROM meta"))
         if meta.get("format") != FORMAT or meta.get("schema") != str(SCHEMA_VERSION):
             raise DamagedFile(
-                f"cache format {meta.get('format')!r} version {meta.get('schema')!r}, expected {FORMAT!r} version {SCHEMA_VERSION}"
+                f"cache format {meta.get('format')!r} version {meta.get('schema')!r}, "
+                f"expected {FORMAT!r} version {SCHEMA_VERSION}"
             )
 
     def _lookup(self, keys: list[bytes], vectors: np.ndarray, found: np.ndarray) -> bool:
-        """Fill `vectors` and `found` from the file; False (after emptying the table) if a row is not a vector we wrote."""
+        """Fill `vectors` and `found` from the file; False (after emptying the table) if a row is not a vector we
+        wrote."""
         db = self._db
         assert db is not None
         stale, problem = False, None

@@ -78,7 +78,8 @@ class Encoder:
     device: str
     batch_size: int = DEFAULT_BATCH_SIZE
     segments: SegmentMode = DEFAULT_SEGMENT_MODE
-    """How answer segments become vectors (`grader.embedding.spans`): pooled from one pass over each answer, or each encoded alone."""
+    """How answer segments become vectors (`grader.embedding.spans`): pooled from one pass over each answer, or each
+    encoded alone."""
     encoded: int = field(default=0, init=False)
     """Texts run through the model so far (cache misses included, cache hits not); pooled, whole answers."""
     from_cache: int = field(default=0, init=False)

@@ -272,7 +272,10 @@ def _refusal_message(status: int, endpoint: str, config: LlmConfig, detail: str,
         return f"the LLM server at {endpoint} refused the request (HTTP {status}{detail}): {where}"
     if 300 <= status < 400:
         location = headers.get("Location") if headers else None
-        return f"the LLM server at {endpoint} redirects (HTTP {status}) to {location or 'elsewhere'}: give that URL instead"
+        return (
+            f"the LLM server at {endpoint} redirects (HTTP {status}) to {location or 'elsewhere'}: "
+            "give that URL instead"
+        )
     if status == 404:
         return (
             f"the LLM server at {endpoint} answered HTTP 404{detail} "

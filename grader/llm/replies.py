@@ -57,7 +57,8 @@ _QUOTE_MARKS = "\"'“”‘’«»`"
 
 
 def parse_reply(text: str) -> Any:
-    """The JSON in a reply, tolerating ```json fences, a <think> block and prose around one object. ValueError if none."""
+    """The JSON in a reply, tolerating ```json fences, a <think> block and prose around one object. ValueError if
+    none."""
     text = _THINK.sub("", text).strip()
     fenced = _FENCE.search(text)
     if fenced:

@@ -72,7 +72,8 @@ class ReplyCache:
             if tables - {"llm_replies"}:
                 raise _NotACache(f"it holds other tables ({', '.join(sorted(tables))})")
             db.execute(
-                "CREATE TABLE IF NOT EXISTS llm_replies (key TEXT PRIMARY KEY, reply TEXT NOT NULL, model TEXT, saved_at TEXT)"
+                "CREATE TABLE IF NOT EXISTS llm_replies "
+                "(key TEXT PRIMARY KEY, reply TEXT NOT NULL, model TEXT, saved_at TEXT)"
             )
             check = db.execute("PRAGMA quick_check").fetchone()
             if check is None or check[0] != "ok":

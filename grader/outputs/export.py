@@ -1,6 +1,7 @@
 """Final marks out of the gradebook: a marks table, and the CSV files Moodle and Canvas import.
 
-Pure functions: rubric, students and entries in, CSV text out (the CLI writes it atomically). The
+Pure functions: rubric, students and entries in, CSV text out; `export_gradebook` reads them from a
+gradebook and writes the file atomically (`grader export`). The
 mark that counts is `Entry.mark`: the TA's when a TA set one, else the automatic one, in every
 format. docs/exports.md gives each format column by column, with the LMS pages it follows.
 
@@ -18,11 +19,15 @@ import html
 import io
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
 
+from grader.atomic import write_atomically
 from grader.errors import GraderError
 from grader.exam.rubric import Rubric
 from grader.outputs.feedback import build_feedback, entries_by_student, header_key, render_text, student_name
-from grader.review.gradebook import Entry, Student
+from grader.review.gradebook import Entry, Gradebook, Student
 from grader.spreadsheet import spreadsheet_safe
 from grader.text import number
 
@@ -312,3 +317,55 @@ def canvas_csv(
             ]
         )
     return _csv(rows)
+
+
+class ExportFormat(str, Enum):
+    """`grader export --format`: a table for people, or an LMS's gradebook import."""
+
+    CSV = "csv"
+    MOODLE = "moodle"
+    CANVAS = "canvas"
+
+
+@dataclass(frozen=True)
+class Exported:
+    """What `export_gradebook` wrote: how many students, and how many marks a TA set or checked."""
+
+    students: int
+    ta_marks: int
+
+
+def export_gradebook(
+    db: Path,
+    out: Path,
+    fmt: ExportFormat | str = ExportFormat.CSV,
+    *,
+    assignment: str | None = None,
+    id_column: str | None = None,
+    item: str | None = None,
+    questions: bool = False,
+    feedback: bool = False,
+) -> Exported:
+    """`grader export`: the gradebook's final marks in `fmt`, written atomically to `out`. Options an
+    LMS cannot take are refused before anything is read."""
+    fmt = ExportFormat(fmt)
+    if fmt == ExportFormat.CANVAS and assignment is None:
+        raise GraderError(
+            '--format canvas needs --assignment "Name (1234)", the assignment column of a Canvas gradebook export'
+        )
+    if fmt == ExportFormat.CANVAS and feedback:
+        raise GraderError(
+            "Canvas's gradebook import has no feedback column: write feedback files with `grader feedback`"
+        )
+    with Gradebook.open(db, create=False) as book:
+        rubric, students, entries = book.rubric(), book.students(), book.entries()
+    if fmt == ExportFormat.CSV:
+        text = marks_csv(rubric, students, entries, feedback=feedback)
+    elif fmt == ExportFormat.MOODLE:
+        text = moodle_csv(
+            rubric, students, entries, id_column=id_column, item=item, questions=questions, feedback=feedback
+        )
+    else:
+        text = canvas_csv(rubric, students, entries, assignment, id_column=id_column)
+    write_atomically({out: text})
+    return Exported(len(students), sum(e.source == "ta" for e in entries))

@@ -211,7 +211,8 @@ def write_report(path: str | Path, html_text: str) -> Path:
 
 
 _CSS = """
-body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1f2933; margin: 0; background: #f6f7f9; }
+body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; \
+color: #1f2933; margin: 0; background: #f6f7f9; }
 main { max-width: 1180px; margin: 0 auto; padding: 1.5em 2em 4em; background: #fff; }
 h1 { margin-bottom: .2em; } h2 { margin-top: 2.2em; border-bottom: 2px solid #e4e7eb; padding-bottom: .2em; }
 .meta { color: #52606d; font-size: 13px; } nav a { margin-right: 1.1em; }
@@ -261,7 +262,8 @@ def _summary(run: Run, rubric: Rubric, human: Mapping[tuple[str, str], float] | 
     flagged = sum(bool(g.flags) for g in grades.items)
     facts = (
         f"{len(grades.students)} students; total out of {number(rubric.max_total)}: mean {totals.mean():.2f} "
-        f"(sd {totals.std():.2f}), median {number(float(np.median(totals)))}, range {number(totals.min())}–{number(totals.max())}. "
+        f"(sd {totals.std():.2f}), median {number(float(np.median(totals)))}, "
+        f"range {number(totals.min())}–{number(totals.max())}. "
         f"{flagged} of {len(grades.items)} answers are flagged for a person to look at."
     )
     header = ["question", "type", "max", "mean", "full", "partial", "zero", "flagged"]
@@ -347,14 +349,15 @@ def _machine_vs_human(
     shorts = [q for q in rubric.questions if isinstance(q, ShortQuestion) and any(c.label == q.id for c in e.questions)]
     if shorts:
         parts.append(
-            '<p class="note">Each dot is an answer (jittered so equal marks do not hide each other); on the dashed line the '
-            "machine agrees with the human. Above it the machine was more generous.</p>"
+            '<p class="note">Each dot is an answer (jittered so equal marks do not hide each other); on the dashed '
+            "line the machine agrees with the human. Above it the machine was more generous.</p>"
         )
         parts.append(
             _image(_scatter_figure(run.grades, rubric, shorts, human), "Machine vs human marks per short question")
         )
         parts.append(
-            "<p class=\"note\">Confusion matrices: rows are the human's mark, columns the machine's; the diagonal is agreement.</p>"
+            "<p class=\"note\">Confusion matrices: rows are the human's mark, columns the machine's; "
+            "the diagonal is agreement.</p>"
         )
         parts.append(_image(_confusion_figure(run.grades, shorts, human), "Confusion matrices per short question"))
     return "\n".join(parts)
@@ -377,30 +380,33 @@ def _credit_curve(run: Run, rubric: Rubric, human: Mapping[tuple[str, str], floa
     calibration = run.calibration
     method = calibration.get("method") if calibration else None
     parts = [
-        '<p class="note">A point\'s <em>score</em> is the cosine of its best-matching segment to the point, less half the '
-        "segment's cosine to the question prompt (restating the question earns nothing). The credit curve turns a score "
-        f"into a share of the point's marks: none below {curve.low:g}, all above {curve.high:g}, linear between; a rubric "
-        "pattern gives full credit, a contradiction none.</p>"
+        '<p class="note">A point\'s <em>score</em> is the cosine of its best-matching segment to the point, less '
+        "half the segment's cosine to the question prompt (restating the question earns nothing). The credit curve "
+        f"turns a score into a share of the point's marks: none below {curve.low:g}, all above {curve.high:g}, "
+        "linear between; a rubric pattern gives full credit, a contradiction none.</p>"
     ]
     if calibration:
         cv = calibration.get("cv_mae") or {}
         cv_text = ", ".join(f"{m} {v:.3f}" for m, v in cv.items() if isinstance(v, (int, float)) and not math.isnan(v))
         parts.append(
-            f'<p class="note">This run is calibrated to a TA\'s marks with the <strong>{html.escape(str(method))}</strong> '
+            f'<p class="note">This run is calibrated to a TA\'s marks with the '
+            f"<strong>{html.escape(str(method))}</strong> "
             f"method{f' (cross-validated MAE: {html.escape(cv_text)})' if cv_text else ''}.</p>"
         )
     parts.append(_image(_curve_figure(run, rubric, human), "Credit curve and marks against match scores"))
     parts.append(
-        '<p class="note">Right: each non-blank short answer\'s score averaged over its points (weighted by their marks) '
-        "against its mark as a share of the question's marks" + (", machine and human." if human else ".") + "</p>"
+        '<p class="note">Right: each non-blank short answer\'s score averaged over its points '
+        "(weighted by their marks) against its mark as a share of the question's marks"
+        + (", machine and human." if human else ".")
+        + "</p>"
     )
     curve = (calibration or {}).get("learning_curve") or []
     if curve:
         parts.append(_image(_learning_curve_figure(curve), "Error against answers marked per question"))
         parts.append(
             '<p class="note">Within the TA\'s marked answers: the calibration fitted on n answers per question, picked '
-            "as <code>grader sample</code> picks them or at random, and its error on the marked answers left out. A line "
-            "still falling at the right says marking more answers would help.</p>"
+            "as <code>grader sample</code> picks them or at random, and its error on the marked answers left out. "
+            "A line still falling at the right says marking more answers would help.</p>"
         )
     return "\n".join(parts)
 
@@ -443,8 +449,8 @@ def _points(run: Run, rubric: Rubric) -> str:
         for s in sorted(stats, key=lambda s: (s.mean_credit, s.question_id, s.point_id))
     ]
     return (
-        '<p class="note">Mean credit per rubric point over every student (a blank answer earns none): the short bars are '
-        "what the class missed most.</p>\n"
+        '<p class="note">Mean credit per rubric point over every student (a blank answer earns none): the short bars '
+        "are what the class missed most.</p>\n"
         + _image(_points_figure(stats), "Mean credit per rubric point")
         + '<p class="note">Most missed first. Full / none: share of students with full / no credit for the point; '
         "pattern: credited by a rubric pattern; contradicted: a contradiction pattern matched.</p>\n"
@@ -477,11 +483,11 @@ def _mcq(run: Run, rubric: Rubric) -> str:
         cells += [it.unreadable or "", it.blank or ""]
         rows.append(cells)
     return (
-        '<p class="note">Difficulty is the share of students who got the item right. Discrimination: the point-biserial '
-        "correlation of the item with the rest of the exam (the total without this item), and the upper–lower index "
-        f"(share right among the top {UPPER_LOWER:.0%} of students by the rest of the exam, less the share among the bottom "
-        f"{UPPER_LOWER:.0%}). Items near 0 or negative do not separate strong from weak students: check the key. The key's "
-        "cell is shaded.</p>\n"
+        '<p class="note">Difficulty is the share of students who got the item right. Discrimination: the '
+        "point-biserial correlation of the item with the rest of the exam (the total without this item), and the "
+        f"upper–lower index (share right among the top {UPPER_LOWER:.0%} of students by the rest of the exam, less "
+        f"the share among the bottom {UPPER_LOWER:.0%}). Items near 0 or negative do not separate strong from weak "
+        "students: check the key. The key's cell is shaded.</p>\n"
         + _table(
             ["question", "key", "n", "difficulty", "point-biserial", "upper–lower", *letters, "unreadable", "blank"],
             rows,

@@ -2,9 +2,10 @@
 and `grade_exam`, the whole `grader grade` run that writes them (and adds the run to a gradebook).
 
 Text from the answers file (student ids, kept columns) goes through the spreadsheet guard
-(`grader.spreadsheet`): these files are opened in spreadsheets. Everything is rendered to text first and written atomically, so `--out` holds either the previous
-run's files or this run's, never a torn one. The rendering is deterministic: the same inputs give
-byte-identical files (no timestamps; similarities rounded to 4 decimals).
+(`grader.spreadsheet`): these files are opened in spreadsheets. Everything is rendered to text
+first and written atomically, so `--out` holds either the previous run's files or this run's,
+never a torn one. The rendering is deterministic: the same inputs give byte-identical files (no
+timestamps; similarities rounded to 4 decimals).
 """
 
 from __future__ import annotations

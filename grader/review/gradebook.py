@@ -332,7 +332,8 @@ class Gradebook:
         if version > SCHEMA_VERSION:
             raise InputError(
                 path,
-                f"gradebook schema version {version} is newer than this grader knows ({SCHEMA_VERSION}): upgrade grader",
+                f"gradebook schema version {version} is newer than this grader knows ({SCHEMA_VERSION}): "
+                "upgrade grader",
             )
         if version == 0 and tables:
             raise InputError(path, "not a gradebook: an SQLite file with other tables in it")
@@ -426,8 +427,8 @@ class Gradebook:
             )
         with self._transaction() as db:
             run_id = db.execute(
-                "INSERT INTO runs (created_at, exam, rubric_fingerprint, rubric_version, rubric_path, rubric_json, model,"
-                " curve_json, calibration_json, review_budget, answers_source, grader_version)"
+                "INSERT INTO runs (created_at, exam, rubric_fingerprint, rubric_version, rubric_path, rubric_json,"
+                " model, curve_json, calibration_json, review_budget, answers_source, grader_version)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     _now(),
@@ -638,7 +639,8 @@ class Gradebook:
         elif change.action == "set":
             if change.mark is None or not 0 <= change.mark <= entry.max_mark + 1e-9:
                 raise GraderError(
-                    f"student '{change.student_id}', question '{change.question_id}': a mark must be between 0 and {entry.max_mark:g}, got {change.mark}"
+                    f"student '{change.student_id}', question '{change.question_id}': "
+                    f"a mark must be between 0 and {entry.max_mark:g}, got {change.mark}"
                 )
             new = {
                 "status": "set",
@@ -665,7 +667,10 @@ class Gradebook:
         Refused (StaleChange) where another TA changed one of those answers since: undoing would
         silently overwrite their decision.
         """
-        undoable = "ta = ? AND action IN ('accept', 'set', 'comment', 'clear') AND NOT EXISTS (SELECT 1 FROM audit u WHERE u.undoes = a.id)"
+        undoable = (
+            "ta = ? AND action IN ('accept', 'set', 'comment', 'clear') "
+            "AND NOT EXISTS (SELECT 1 FROM audit u WHERE u.undoes = a.id)"
+        )
         with self._transaction() as db:
             row = db.execute(f"SELECT * FROM audit a WHERE {undoable} ORDER BY id DESC LIMIT 1", (ta,)).fetchone()
             if row is None:
@@ -764,7 +769,8 @@ class Gradebook:
         batch: int | None = None,
     ) -> None:
         db.execute(
-            "INSERT INTO audit (at, ta, action, student_id, question_id, old_json, new_json, reason, run_id, undoes, batch)"
+            "INSERT INTO audit (at, ta, action, student_id, question_id, old_json, new_json, reason, run_id, undoes,"
+            " batch)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 _now(),

@@ -54,7 +54,9 @@ MEANINGS = {
     FlagCode.BLANK: "no answer",
     FlagCode.UNREADABLE_CHOICE: "no single option letter could be read",
     FlagCode.HESITANT_CHOICE: 'the option letter was read, but a question mark follows it ("B?")',
-    FlagCode.PATTERN_TIMEOUT: "a rubric pattern ran out of time on the answer (its point was marked by similarity alone)",
+    FlagCode.PATTERN_TIMEOUT: (
+        "a rubric pattern ran out of time on the answer (its point was marked by similarity alone)"
+    ),
     FlagCode.CONTRADICTION: "a segment says the opposite of a point it resembles (no credit from it)",
     FlagCode.KEYWORD_STUFFING: "rubric terms listed without sentences that connect them (no credit from them)",
     FlagCode.INJECTION: "an instruction to the grader (no credit from it)",

@@ -616,5 +616,7 @@ def explain(segment: str, phrasing: str) -> str:
     differ = [c for c in c_s if c in c_p and c_s[c] != c_p[c]]
     if differ:
         concept = differ[0]
-        return f"it {'denies' if c_s[concept] < 0 else 'asserts'} '{concept}', which the point {'asserts' if c_p[concept] > 0 else 'denies'}"
+        segment_says = "denies" if c_s[concept] < 0 else "asserts"
+        point_says = "asserts" if c_p[concept] > 0 else "denies"
+        return f"it {segment_says} '{concept}', which the point {point_says}"
     return ""

@@ -38,7 +38,9 @@ LIKE_THIS = 10
 """How many of the most alike answers "answers like this" shows."""
 HEADERS = {
     # Nothing from elsewhere, no inline script; the report's figures are data: images.
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+    ),
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",  # the token must not leave in a Referer header

@@ -16,7 +16,8 @@ from grader.web.app import create_app
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 EXPOSED = (
     "--host {host} listens beyond this machine: anyone who can reach port {port} here and has the link (its token) "
-    "can read every student's answers and change marks, over plain HTTP (not encrypted). Share the link only on a network you trust."
+    "can read every student's answers and change marks, over plain HTTP (not encrypted). "
+    "Share the link only on a network you trust."
 )
 
 

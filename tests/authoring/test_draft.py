@@ -326,7 +326,11 @@ END_KEY_FORMS = {
     "a table": "# Solutions\n\n| Q | Answer |\n|---|---|\n| 1 | B |\n| 2 | (c) |\n| Q3 | A, C |\n",
     "a table without header": "Marking Scheme\n| 1 | B |\n| 2 | C |\n| 3 | a, c |\n",
 }
-QUIZ = "Quiz\n\n1. Which is prime?\n(a) 4 (b) 7 (c) 9\n2. Which is even?\n(a) 3 (b) 5 (c) 8\n3. Which are odd?\n(a) 1 (b) 2 (c) 3\n"
+QUIZ = (
+    "Quiz\n\n1. Which is prime?\n(a) 4 (b) 7 (c) 9\n"
+    "2. Which is even?\n(a) 3 (b) 5 (c) 8\n"
+    "3. Which are odd?\n(a) 1 (b) 2 (c) 3\n"
+)
 
 
 @pytest.mark.parametrize("key", END_KEY_FORMS.values(), ids=END_KEY_FORMS.keys())

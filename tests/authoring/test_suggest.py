@@ -1,4 +1,5 @@
-"""LLM suggestions for `grader rubric draft`, against a real HTTP server on 127.0.0.1 whose "model" is a script (tests/llm_server.py)."""
+"""LLM suggestions for `grader rubric draft`, against a real HTTP server on 127.0.0.1 whose "model" is a script
+(tests/llm_server.py)."""
 
 from __future__ import annotations
 
@@ -175,8 +176,8 @@ def test_a_point_with_alternatives_gets_suggestions_in_its_own_list(llm, tmp_pat
     suggestions, _ = ask(llm, draft)
     text = draft_yaml(draft, suggestions)
     assert (
-        "          # - In other words, It keeps the variance constant across layers.  # suggested (LLM, model test-model)"
-        in text
+        "          # - In other words, It keeps the variance constant across layers."
+        "  # suggested (LLM, model test-model)" in text
     )
     loaded = written(draft, suggestions, tmp_path, accept(text, points=False))
     assert loaded.question("X1").points[0].alternatives == (
@@ -202,7 +203,10 @@ def test_the_request_holds_the_papers_question_and_nothing_else(llm, draft):
 
 
 def test_questions_without_a_model_answer_are_not_asked(llm):
-    paper = "1. What does ReLU do? (1 mark)\n\n2. Why use dropout? (1 mark)\nAnswer: It reduces overfitting by dropping units at random.\n"
+    paper = (
+        "1. What does ReLU do? (1 mark)\n\n"
+        "2. Why use dropout? (1 mark)\nAnswer: It reduces overfitting by dropping units at random.\n"
+    )
     draft = draft_rubric(paper, "paper.txt")
     suggestions, spent = ask(llm, draft)
     assert [q.question_id for q in suggestions.questions] == ["Q2"] and spent.calls == 1

@@ -283,7 +283,7 @@ def test_import_reference_writes_a_rubric_that_validates(tmp_path):
     assert not (tmp_path / "x.yaml").exists()
 
 
-# ---------------------------------------------------------------- gradebook: grade --db, flags sheets, calibrate --db, export, feedback
+# ------------------------------------------------ gradebook: grade --db, flags sheets, calibrate --db, export, feedback
 
 
 @pytest.fixture(scope="module")

@@ -106,7 +106,8 @@ def test_cuda_and_cpu_agree(encoder, rubric, sample):
             distance = min(offset, 1.0 - offset) * step
             differ.append((a.student_id, a.question_id, a.raw_mark, b.raw_mark, distance))
     print(
-        f"marks equal on {len(sample.grades.items) - len(differ)}/{len(sample.grades.items)} answers; differing: {differ}"
+        f"marks equal on {len(sample.grades.items) - len(differ)}/{len(sample.grades.items)} answers; "
+        f"differing: {differ}"
     )
     assert all(d[-1] <= BOUNDARY for d in differ), differ
 

@@ -127,8 +127,8 @@ def test_points_earned_and_missed_with_the_students_words():
     text = feedback_text(RUBRIC, ASHA, entries)
     assert text.startswith("Quiz 1: 2.5 / 3\n")
     assert (
-        "- Earned 0.5 of 0.5: Negative values do not support the class. Your words: “negative parts point to other classes”"
-        in text
+        "- Earned 0.5 of 0.5: Negative values do not support the class. "
+        "Your words: “negative parts point to other classes”" in text
     )
     assert "- Missed, 0 of 0.5: ReLU keeps only the positive evidence." in text
     page = feedback_html(RUBRIC, ASHA, entries)
@@ -239,8 +239,8 @@ def test_a_contradiction_quotes_the_students_opposite_words():
     entry = short("s1", {}, opposite={"pos": "ReLU is useless here"})
     text = feedback_text(RUBRIC, ASHA, [mcq("s1", "Q1", "a", 1), mcq("s1", "Q2", "a", 1), entry])
     assert (
-        "- Missed, 0 of 0.5: ReLU keeps only the positive evidence. Your answer says the opposite: “ReLU is useless here”"
-        in text
+        "- Missed, 0 of 0.5: ReLU keeps only the positive evidence. "
+        "Your answer says the opposite: “ReLU is useless here”" in text
     )
 
 
@@ -251,8 +251,8 @@ def test_a_negated_segment_is_quoted_as_the_opposite():
     )
     md = feedback_markdown(RUBRIC, ASHA, [mcq("s1", "Q1", "a", 1), mcq("s1", "Q2", "a", 1), negated])
     assert (
-        "- Missed, 0 of 0.5: Negative values do not support the class.\n  - Your answer says the opposite: `negative values do not matter`"
-        in md
+        "- Missed, 0 of 0.5: Negative values do not support the class.\n"
+        "  - Your answer says the opposite: `negative values do not matter`" in md
     )
 
 

@@ -91,17 +91,26 @@ ANSWERS = {
     (
         "s01",
         "I3",
-    ): "W ~ U(-sqrt(6/(n_in+n_out)), sqrt(6/(n_in+n_out))). This keeps the variance of the activations constant across layers.",
+    ): (
+        "W ~ U(-sqrt(6/(n_in+n_out)), sqrt(6/(n_in+n_out))). "
+        "This keeps the variance of the activations constant across layers."
+    ),
     ("s01", "R1"): "Gradient is 1 for x > 0 so it does not vanish; negative inputs give 0 (sparse); cheap.",
     ("s02", "B1"): "a, b",
     (
         "s02",
         "I3",
-    ): "Xavier keeps the variance of the activations about the same in every layer so the signal neither explodes nor vanishes. Weights are random, small.",
+    ): (
+        "Xavier keeps the variance of the activations about the same in every layer "
+        "so the signal neither explodes nor vanishes. Weights are random, small."
+    ),
     (
         "s02",
         "R1",
-    ): "ReLU has gradient 1 when x > 0,\nso the gradient does not shrink as it goes back through many layers. It is also cheap.",
+    ): (
+        "ReLU has gradient 1 when x > 0,\n"
+        "so the gradient does not shrink as it goes back through many layers. It is also cheap."
+    ),
     ("s03", "B1"): "B",
     ("s03", "R1"): "The gradient becomes zero for positive inputs, which is why ReLU avoids vanishing gradients.",
 }
@@ -160,7 +169,10 @@ def quiz_grades() -> Grades:
                     "gradient",
                     0.5,
                     1,
-                    "ReLU has gradient 1 when x > 0, so the gradient does not shrink as it goes back through many layers.",
+                    (
+                        "ReLU has gradient 1 when x > 0, "
+                        "so the gradient does not shrink as it goes back through many layers."
+                    ),
                 ),
                 _pm("sparse", 0.25, 0, "It is also cheap.", score=0.1),
                 _pm("cheap", 0.25, 0.5, "It is also cheap.", score=0.375),

@@ -180,7 +180,8 @@ def test_grading_masks_what_the_checker_refutes_and_says_how_sure(rubric, encode
     # the polarity rules do not oppose ("it is not the job of ReLU" shares too few concepts).
     csv = (
         "student_id,A1a\n"
-        'p1,"ReLU keeps only the positive contributions, so the heatmap shows the regions that raise the class score."\n'
+        'p1,"ReLU keeps only the positive contributions, so the heatmap shows the regions '
+        'that raise the class score."\n'
         'p2,"ReLU does not keep only the positive contributions to the class score in the heatmap."\n'
     )
     submissions = parse_submissions(csv, "two.csv", rubric.question_ids)
@@ -226,9 +227,9 @@ def shipped_checker():
 
 NOT_REACHED = pytest.mark.xfail(
     strict=True,
-    reason="not reached (issue 12): the shipped checker (22 % recall on held-out SemEval questions at its own threshold, "
-    "less at the floor of 0.5) does not read this reversal as contradicting; strict, so a checker that catches it "
-    "fails here until the mark is removed",
+    reason="not reached (issue 12): the shipped checker (22 % recall on held-out SemEval questions "
+    "at its own threshold, less at the floor of 0.5) does not read this reversal as contradicting; "
+    "strict, so a checker that catches it fails here until the mark is removed",
 )
 
 
@@ -239,7 +240,10 @@ NOT_REACHED = pytest.mark.xfail(
         # Our own wordings of answers that turn a point around (not from any issue or data set).
         pytest.param(
             "I4",
-            "Neural networks cannot approximate discontinuous functions, while Fourier series handle discontinuities without trouble.",
+            (
+                "Neural networks cannot approximate discontinuous functions, "
+                "while Fourier series handle discontinuities without trouble."
+            ),
             marks=NOT_REACHED,
         ),
         pytest.param(
@@ -249,7 +253,10 @@ NOT_REACHED = pytest.mark.xfail(
         ),
         pytest.param(
             "I5",
-            "A polynomial activation works fine as long as its degree is large enough, the network can still approximate anything.",
+            (
+                "A polynomial activation works fine as long as its degree is large enough, "
+                "the network can still approximate anything."
+            ),
             marks=NOT_REACHED,
         ),
         pytest.param(

@@ -10,7 +10,10 @@ from grader.scoring import flags
 from grader.scoring.grade import grade
 from tests.scoring.test_grade import long_csv
 
-PURPOSE = "It keeps the variance of the activations and of the gradients the same across layers, so they neither vanish nor explode."
+PURPOSE = (
+    "It keeps the variance of the activations and of the gradients the same across layers, "
+    "so they neither vanish nor explode."
+)
 SHARED = (
     "Xavier initialisation draws each weight from a uniform distribution whose limits depend on the number of inputs "
     "and outputs of the layer, so the variance of the activations stays about the same from one layer to the next."
@@ -151,7 +154,10 @@ def test_reasons_are_sentences_a_ta_can_read():
 def test_collusion_needs_long_answers_and_ignores_shared_copies_of_the_model_answer():
     from grader.scoring.collusion import near_copies
 
-    model = "If the activation is a polynomial the whole network collapses into a polynomial of bounded degree, so it cannot approximate every continuous function."
+    model = (
+        "If the activation is a polynomial the whole network collapses into a polynomial of bounded degree, "
+        "so it cannot approximate every continuous function."
+    )
     answers = {
         "a": "ReLU",
         "b": "ReLU",  # the same short factual answer: honest chance

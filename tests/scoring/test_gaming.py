@@ -106,7 +106,10 @@ def test_a_list_of_terms_is_a_keyword_list_whatever_separates_them(rubric, quest
     [
         # A list inside a claim, or with a sentence that explains it, answers the question.
         "Depth, width, saturation, noise and resolution all change the map because each alters the gradients.",
-        "Vanishing gradients, saturation, diffuse maps, noise, redundancy. Deep nets blur the map while wide nets spread it.",
+        (
+            "Vanishing gradients, saturation, diffuse maps, noise, redundancy. "
+            "Deep nets blur the map while wide nets spread it."
+        ),
         "deep → vanishing 2nd order grads → diffused map. wide → saturation, spread out map.",
         "Depth and width matter.",  # too short to be a list
     ],

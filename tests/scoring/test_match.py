@@ -32,7 +32,10 @@ def _match(rubric, encoder, question_id: str, answer: str):
 
 
 def test_a_paraphrase_with_other_words_outscores_an_off_topic_answer(rubric, encoder):
-    paraphrase = "Sines and cosines cannot follow a sudden jump in a function, but a net with a squashing nonlinearity can fit it."
+    paraphrase = (
+        "Sines and cosines cannot follow a sudden jump in a function, "
+        "but a net with a squashing nonlinearity can fit it."
+    )
     off_topic = "Dropout randomly switches off neurons during training to reduce overfitting."
     good = _match(rubric, encoder, "I4", paraphrase)["any-function"]
     bad = _match(rubric, encoder, "I4", off_topic)["any-function"]

@@ -142,7 +142,8 @@ def _claims(text: str) -> list[str]:
 
 
 def _sentences(text: str) -> list[str]:
-    """`grader.embedding.segment.sentences`, but a stop inside brackets ("(Cybenko, 1989; Hornik, 1991)") is no break."""
+    """`grader.embedding.segment.sentences`, but a stop inside brackets ("(Cybenko, 1989; Hornik, 1991)") is no
+    break."""
     masked, depth = [], 0
     for k, char in enumerate(text):
         depth += char in "([{"

@@ -17,8 +17,8 @@ from grader.exam.rubric import ShortQuestion
 
 
 class SuggestionsView(Protocol):
-    """What `draft_yaml` reads of `grader.authoring.suggest.Suggestions`: typed here because `grader.authoring.suggest` imports
-    this package, which must not import it back."""
+    """What `draft_yaml` reads of `grader.authoring.suggest.Suggestions`: typed here because
+    `grader.authoring.suggest` imports this package, which must not import it back."""
 
     @property
     def model(self) -> str: ...
@@ -34,7 +34,8 @@ class SuggestionsView(Protocol):
 
 
 def draft_yaml(draft: Draft, suggestions: SuggestionsView | None = None) -> str:
-    """The draft as YAML (`grader.authoring.reference.rubric_yaml`) with section headings, stems and `# check:` comments.
+    """The draft as YAML (`grader.authoring.reference.rubric_yaml`) with section headings, stems and `# check:`
+    comments.
 
     Comments never change the data: the text loads back (`load_rubric`) to `draft.rubric`. LLM
     `suggestions` (`grader.authoring.suggest`) are commented-out YAML under the point or question they belong
@@ -124,7 +125,8 @@ def _suggested_points(
         lines += [
             f"{indent}# - id: {pid}{_suggested_label(model)}: the model answer implies it, no point covers it",
             f"{indent}#   text: {_scalar(text)}",
-            f"{indent}#   marks: {step}  # adds {step} to {question.id}: raise its marks by {step}, or take {step} from other points",
+            f"{indent}#   marks: {step}  # adds {step} to {question.id}: "
+            f"raise its marks by {step}, or take {step} from other points",
         ]
     return lines
 
