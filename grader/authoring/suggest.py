@@ -20,7 +20,6 @@ question they belong to. What the caller can rely on:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -30,6 +29,7 @@ from grader.authoring.draft.record import TODO_ANSWER, TODO_POINT, Draft
 from grader.errors import GraderError
 from grader.exam.rubric import ShortQuestion
 from grader.llm import CallFailed, CallsStopped, LlmClient, first_error, id_text, normalise, parse_reply
+from grader.watcher import Progress
 
 MAX_PHRASINGS = 3
 """Other phrasings asked for (and kept) per point."""
@@ -39,8 +39,6 @@ MAX_CHARS = 300
 """Longest suggestion kept: a point is one claim, not a paragraph."""
 
 Status = Literal["ok", "invalid", "failed", "skipped"]
-Progress = Callable[[int, int], None]
-"""progress(done, total), called after each question."""
 
 
 @dataclass(frozen=True)

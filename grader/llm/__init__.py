@@ -30,11 +30,12 @@ budget), `replies` (reading and checking a reply), `opinion` (the public operati
 
 from grader.llm.client import MAX_FAILED_IN_A_ROW, CallFailed, CallsStopped, LlmClient
 from grader.llm.config import LlmConfig, Spend
-from grader.llm.opinion import Progress, opinion_flag, run_second_opinions, second_opinion
+from grader.llm.opinion import opinion_flag, run_second_opinions, second_opinion
 from grader.llm.prompt import SYSTEM_PROMPT, build_messages, cache_key, delimit_answer, verdict_schema
 from grader.llm.replies import check_reply, id_text, normalise, parse_reply, quote_in_answer
 from grader.llm.reply_cache import LlmCacheWarning, ReplyCache
 from grader.llm.verdicts import CREDIT, OPINION_VERSION, Opinion, PointVerdict, Status, Verdict, first_error
+from grader.watcher import Progress
 
 __all__ = [
     "CREDIT",

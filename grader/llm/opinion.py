@@ -6,7 +6,7 @@ accounting of what the replies were worth (failed, invalid, discarded, skipped) 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from grader.errors import GraderError
@@ -16,12 +16,10 @@ from grader.llm.prompt import build_messages, verdict_schema
 from grader.llm.replies import _check_reply
 from grader.llm.verdicts import Opinion, PointVerdict
 from grader.scoring.flags import Flag, FlagCode
+from grader.watcher import Progress
 
 if TYPE_CHECKING:  # only its fields are read; importing the gradebook would pull in the grading stack
     from grader.review.gradebook import Entry
-
-Progress = Callable[[int, int], None]
-"""progress(done, total), called after each answer."""
 
 
 def opinion_flag(opinion: Opinion, auto_mark: float, step: float) -> Flag | None:

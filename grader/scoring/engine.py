@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from grader.embedding.encoder import Encoder, Progress
+from grader.embedding.encoder import Encoder
 from grader.embedding.segment import segments
 from grader.embedding.spans import DEFAULT_SEGMENT_MODE, SegmentMode
 from grader.errors import GraderError
@@ -37,9 +37,10 @@ from grader.exam.rubric import Rubric, ShortQuestion
 from grader.exam.submissions import Submissions
 from grader.scoring import flags as flagging
 from grader.scoring.collusion import near_copies
+from grader.scoring.flags import FlagCode
 from grader.scoring.grade import Grades, QuestionGrade, grade
 from grader.scoring.match import DEFAULT_CURVE, TOPIC_WEIGHT, CreditCurve
-from grader.watcher import QUIET, Watcher
+from grader.watcher import QUIET, Progress, Watcher
 
 
 class Engine(str, Enum):
@@ -49,8 +50,6 @@ class Engine(str, Enum):
     RAY = "ray"
 
 
-ENGINES = tuple(e.value for e in Engine)
-COLLUSION = "possible-collusion"
 MAX_STUDENTS_PER_BATCH = 2048
 """A batch's distinct texts are encoded together: large batches pad less and repeat less, small ones spread."""
 
@@ -233,8 +232,9 @@ def with_class_collusion(grades: Grades, rubric: Rubric, submissions: Submission
     items = []
     for g in grades.items:
         pairs = twins.get((g.student_id, g.question_id), ())
-        if pairs or any(f.code == COLLUSION for f in g.flags):
-            kept = [f for f in g.flags if f.code != COLLUSION and f.code not in flagging.MARK_DEPENDENT]
+        if pairs or any(f.code == FlagCode.POSSIBLE_COLLUSION for f in g.flags):
+            dropped = {FlagCode.POSSIBLE_COLLUSION, *flagging.MARK_DEPENDENT}
+            kept = [f for f in g.flags if f.code not in dropped]
             found = [flagging.possible_collusion(other, similarity) for other, similarity in pairs]
             after = [f for f in g.flags if f.code in flagging.MARK_DEPENDENT]
             g = replace(g, flags=tuple(kept + found + after))
@@ -259,7 +259,6 @@ def same_marks(a: Grades, b: Grades, tolerance: float = 1e-6) -> list[str]:
 
 
 __all__: Sequence[str] = (
-    "ENGINES",
     "EncoderSpec",
     "Engine",
     "grade_here",

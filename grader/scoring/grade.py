@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from grader.embedding.encoder import Progress, TextEncoder
+from grader.embedding.encoder import TextEncoder
 from grader.embedding.segment import WINDOW_WORDS, overlong, segments
 from grader.embedding.spans import pooled_segments, segment_mode
 from grader.exam.rubric import McqQuestion, Rubric, ShortQuestion
@@ -46,6 +46,7 @@ from grader.scoring.match import (
 )
 from grader.scoring.mcq import read_choice, score_choice
 from grader.scoring.negation import explain, opposed, polarity, verdict
+from grader.watcher import Progress
 
 ENCODE_BLOCK = 16384
 """Answers to one question whose segments are encoded in one call and held at once. Duplicates sit

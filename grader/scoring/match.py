@@ -150,8 +150,11 @@ def fixed_credit(pattern: str | None, contradiction: str | None) -> float | None
 
 
 def credits(matches: Sequence[PointMatch], curve: CreditCurve, shift: float = 0.0) -> np.ndarray:
-    """The credit rule over an answer's points as an array (scores moved by `shift`)."""
-    return np.array([m.credit_under(curve, shift) for m in matches])
+    """The credit rule over an answer's points as an array (scores moved by `shift`): one credit curve
+    call for the points the score decides."""
+    fixed = np.array([np.nan if m.fixed_credit is None else m.fixed_credit for m in matches])
+    scored = curve.credit(np.array([m.score for m in matches]) + shift)
+    return np.where(np.isnan(fixed), scored, fixed)
 
 
 @dataclass(frozen=True)
