@@ -519,15 +519,17 @@ class Pane:
         args = [TMUX, "capture-pane", "-p", "-t", self.name] + (["-e"] if colours else [])
         return subprocess.run(args, check=True, capture_output=True, text=True, env=self.env).stdout
 
-    def wait_for(self, text: str, timeout: float = 20.0) -> str:
+    def wait_for(self, *texts: str, timeout: float = 20.0) -> str:
+        """The screen once every one of `texts` is on it (wait for the prompt too, or a screen still
+        being drawn is read half-way)."""
         deadline = time.monotonic() + timeout
         screen = ""
         while time.monotonic() < deadline:
             screen = self.capture()
-            if _squeezed(text) in _squeezed(screen):
+            if all(_squeezed(text) in _squeezed(screen) for text in texts):
                 return screen
             time.sleep(0.1)
-        raise AssertionError(f"{text!r} never appeared; the screen was:\n{screen}")
+        raise AssertionError(f"{texts!r} never all appeared; the screen was:\n{screen}")
 
     def close(self) -> None:
         subprocess.run([TMUX, "kill-session", "-t", self.name], env=self.env, capture_output=True)
@@ -556,7 +558,7 @@ def test_review_in_a_real_terminal_driven_through_tmux(db, tmp_path):
         coloured = pane.capture(colours=True)
         assert re.search(r"\x1b\[(\d+;)*41m", coloured)  # the contradiction on red, as the terminal shows it
         pane.send("a", "Enter")
-        second = pane.wait_for("2 of 5")
+        second = pane.wait_for("2 of 5", "alice>")  # the prompt is drawn last
         assert "saved: s03 R1 accepted 0" in second
         assert "neither explodes nor vanishes[2]. Weights are random, small.[1]" in answer_box(second)
         coloured = pane.capture(colours=True)
