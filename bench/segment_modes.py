@@ -1,4 +1,4 @@
-"""Segments pooled from one pass over each answer, or each encoded alone: accuracy side by side.
+"""Segments pooled from one pass over each sentence, or each encoded alone: accuracy side by side.
 
     .venv/bin/python bench/segment_modes.py [--corpora mohler,saf,beetle,sci,sample] [--saf-per-question N]
                                             [--semeval-sample N] [--boot 1000]

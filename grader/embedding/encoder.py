@@ -21,7 +21,7 @@ import numpy as np
 
 from grader.embedding.cache import DEFAULT_MAX_ENTRIES, EmbeddingCache, model_fingerprint
 from grader.embedding.segment import Segment
-from grader.embedding.spans import DEFAULT_SEGMENT_MODE, SegmentMode, cache_key, encode_answers
+from grader.embedding.spans import DEFAULT_SEGMENT_MODE, POOLED_ANSWERS, SegmentMode, cache_key, encode_answers
 from grader.errors import GraderError
 from grader.watcher import Progress
 
@@ -76,7 +76,7 @@ class Encoder:
     device: str
     batch_size: int = DEFAULT_BATCH_SIZE
     segments: SegmentMode = DEFAULT_SEGMENT_MODE
-    """How answer segments become vectors (`grader.embedding.spans`): pooled from one pass over each answer, or each
+    """How answer segments become vectors (`grader.embedding.spans`): pooled from one pass over each sentence, or each
     encoded alone."""
     encoded: int = field(default=0, init=False)
     """Texts run through the model so far (cache misses included, cache hits not); pooled, whole answers."""
@@ -208,9 +208,10 @@ class Encoder:
         return vectors[[position[t] for t in texts]]
 
     def encode_segments(self, answers: Sequence[str], segments: Sequence[Sequence[Segment]]) -> list[np.ndarray]:
-        """Per answer, the unit vectors of its segments, pooled from one pass of the model over it
-        (`grader.embedding.spans`). With a cache, an answer all of whose segments are stored is not encoded;
-        vectors are stored under the answer and the span (`grader.embedding.spans.cache_key`)."""
+        """Per answer, the unit vectors of its segments, pooled from one pass of the model over each of
+        its sentences (`grader.embedding.spans`), at most POOLED_ANSWERS answers a call. With a cache,
+        an answer all of whose segments are stored is not encoded; vectors are stored under the answer
+        and the span (`grader.embedding.spans.cache_key`)."""
         rows: list[np.ndarray | None] = [None] * len(answers)
         todo = list(range(len(answers)))
         if self._cache is not None and answers:
@@ -225,7 +226,7 @@ class Encoder:
                 at += len(found)
             self.from_cache += len(answers) - len(todo)
             del vectors
-        chunk = self.batch_size * CHUNK_BATCHES
+        chunk = min(self.batch_size * CHUNK_BATCHES, POOLED_ANSWERS)
         for start in range(0, len(todo), chunk):
             index = todo[start : start + chunk]
             pooled = encode_answers(

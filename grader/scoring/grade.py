@@ -212,7 +212,7 @@ def _grade_block(
     if pooled is None:  # each distinct text encoded on its own
         unique = list(dict.fromkeys([*rubric_texts, *(t for s in answered for t in pieces[s])]))
         vectors = encoder.encode(unique)
-    else:  # the rubric's texts, then each distinct answer's segments from one pass over it (grader.embedding.spans)
+    else:  # the rubric's texts, then each distinct answer's segments pooled from its sentences (grader.embedding.spans)
         unique = [*rubric_texts, *pooled.texts]
         vectors = np.concatenate([encoder.encode(rubric_texts), pooled.vectors])
     row = {text: i for i, text in enumerate(unique if pooled is None else rubric_texts)}

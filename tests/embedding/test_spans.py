@@ -18,7 +18,8 @@ from grader.embedding.spans import (
 from grader.errors import GraderError
 
 ANSWER = "ReLU keeps only positive values, so gradients do not vanish. Sigmoid saturates at both ends."
-LONG = " ".join(f"Point {i} says that layer {i} learns a feature of the image." for i in range(40))
+LONG = " and ".join(f"point {i} says that layer {i} learns a feature of the image" for i in range(40)) + "."
+"""One sentence of over 500 word pieces: the model reads it in windows."""
 
 
 def _mode(encoder, mode):
@@ -71,17 +72,30 @@ def test_pool_is_the_unit_mean_of_the_span_tokens_and_reports_empty_spans():
     assert np.allclose(vectors[2], np.array([3, 5]) / np.sqrt(34))
 
 
-def test_the_whole_answer_pooled_is_the_model_mean_of_its_word_pieces(encoder):
-    """The same numbers as the model's own token embeddings, read through another path."""
+def _token_mean(model, text):
+    tokens = model.encode([text], output_value="token_embeddings")[0].cpu().numpy()
+    return tokens[1:-1].sum(axis=0)  # without [CLS] and [SEP]
+
+
+def _unit(vector):
+    return vector / np.linalg.norm(vector)
+
+
+def test_a_sentence_pooled_is_the_model_mean_of_its_word_pieces_and_an_answer_the_mean_of_its_sentences(encoder):
+    """The same numbers as the model's own token embeddings, read through another path: a segment
+    across sentences is pooled over each sentence's own pass."""
     model = encoder._model
-    whole = Segment(ANSWER, ((0, len(ANSWER)),))
-    [vectors] = encode_answers(model, [ANSWER], [[whole]], batch_size=8)
-    tokens = model.encode([ANSWER], output_value="token_embeddings")[0].cpu().numpy()
-    expected = tokens[1:-1].mean(axis=0)  # without [CLS] and [SEP]
-    assert float(vectors[0] @ (expected / np.linalg.norm(expected))) > 0.99999
+    one = "Sigmoid saturates at both ends."
+    [[sentence]] = encode_answers(model, [one], [[Segment(one, ((0, len(one)),))]], batch_size=8)
+    assert float(sentence @ _unit(_token_mean(model, one))) > 0.99999
+    [[whole]] = encode_answers(model, [ANSWER], [[Segment(ANSWER, ((0, len(ANSWER)),))]], batch_size=8)
+    first, second = ANSWER[: ANSWER.index(" Sigmoid")], one
+    expected = _unit(_token_mean(model, first) + _token_mean(model, second))
+    assert float(whole @ expected) > 0.99999
+    assert float(whole @ _unit(_token_mean(model, ANSWER))) < 0.999  # not one pass over the whole answer
 
 
-def test_each_answer_is_read_once_per_window_and_every_segment_gets_a_unit_vector(encoder, monkeypatch):
+def test_each_distinct_sentence_is_read_once_per_window_and_every_segment_gets_a_unit_vector(encoder, monkeypatch):
     model = encoder._model
     rows = []
     forward = type(model[0]).forward
@@ -92,15 +106,32 @@ def test_each_answer_is_read_once_per_window_and_every_segment_gets_a_unit_vecto
         return forward(self, features, **kwargs)
 
     monkeypatch.setattr(type(model[0]), "forward", counting)
-    answers = [ANSWER, LONG, "Yes."]
+    answers = [ANSWER, LONG, "Yes.", "Sigmoid saturates at both ends. Yes."]
     spans = [segment_spans(a) for a in answers]
     vectors = encode_answers(model, answers, spans, batch_size=4)
     length = len(model.tokenizer(LONG, add_special_tokens=False)["input_ids"])
-    assert sum(rows) == 1 + len(token_windows(length, model.max_seq_length - 2)) + 1
-    assert len(token_windows(length, model.max_seq_length - 2)) > 1
+    windows = len(token_windows(length, model.max_seq_length - 2))
+    assert windows > 1
+    assert sum(rows) == 2 + windows + 1  # ANSWER's two sentences, LONG's windows, "Yes."; the last answer's are read
     for found, v in zip(spans, vectors):
         assert v.shape == (len(found), encoder.dimension) and v.dtype == np.float32
         assert np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
+
+
+def test_a_segment_inside_a_sentence_sees_its_sentence_not_the_rest_of_the_answer(encoder):
+    model = encoder._model
+    answers = [
+        "ReLU keeps positive values, so gradients flow. Tanh is centred.",
+        "It is fast. ReLU keeps positive values, so gradients flow.",
+    ]
+    spans = [segment_spans(a) for a in answers]
+    vectors = encode_answers(model, answers, spans, batch_size=8)
+    for text in ("ReLU keeps positive values", "so gradients flow.", "ReLU keeps positive values, so gradients flow."):
+        one, two = ([s.text for s in found].index(text) for found in spans)
+        assert np.allclose(vectors[0][one], vectors[1][two], atol=1e-5)
+    whole = [s.text for s in spans[0]].index(answers[0])
+    sentence = [s.text for s in spans[0]].index("ReLU keeps positive values, so gradients flow.")
+    assert float(vectors[0][whole] @ vectors[0][sentence]) < 0.99  # a whole answer reads all of its sentences
 
 
 def test_pooled_segments_mean_what_they_say(encoder):

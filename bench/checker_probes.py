@@ -1,0 +1,203 @@
+"""Probes for the learned contradiction check (issue 12): cheaper models and other ways to read the checker.
+
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/checker_probes.py frozen        # ~5 CPU-minutes
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/checker_probes.py references    # ~2 CPU-minutes
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/checker_probes.py full --layers 6 --epochs 2 --lr 5e-5   # ~11 minutes
+
+frozen: no fine-tuning. The packaged all-MiniLM-L6-v2 embeds the reference u and the answer v; a
+logistic regression reads (u, v, |u - v|, u * v, cos) and says contradictory or not. Question-grouped
+5-fold cross-validation over SemEval-2013 train (answers scored against their question's first
+reference, learned against the reference they matched); the threshold is chosen inside each fold
+(2 % of the training folds' correct answers), and the best operating point at <= 3 % false alarms
+on the scores themselves is shown beside it. The rules (`grader.scoring.negation.opposed`) and the
+plain cosine on the same pairs, for comparison.
+
+references: the shipped checker (`models/checker`) on the SemEval questions its training held out
+(`grader.scoring.checker_train.split_questions`, seed 0), each answer read against every BEST/GOOD
+reference of its question and the probabilities combined: the first reference (what `bench/checker.py`
+does), the least contradicting, the one the checker finds most entailing, the mean.
+
+full: `train` with more of the network (all 6 layers), on the same split as `references`;
+`--between N` adds N pairs of two students' answers to the same training question (a correct one
+against a contradictory one: contradicts; two correct ones: entails, half each), so the checker sees
+contradictions worded by students on both sides, not only against a reference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+DATA = Path(os.environ.get("GRADER_DATASETS", ROOT.parent / "shared" / "datasets"))
+
+from grader.embedding.encoder import Encoder, default_model_path  # noqa: E402
+from grader.exam.rubric import ShortQuestion, load_rubric  # noqa: E402
+from grader.scoring.checker import LABELS, Checker, Pair, load, rubric_pairs, tokenizer_for  # noqa: E402
+from grader.scoring.checker_train import (  # noqa: E402
+    HOLDOUT,
+    read_semeval,
+    recall_at,
+    reference_pairs,
+    split_questions,
+    threshold_for,
+    train,
+)
+from grader.scoring.negation import opposed, polarity  # noqa: E402
+
+SEMEVAL = DATA / "semeval2013_train.csv"
+
+
+def at_false_alarms(scores: np.ndarray, labels: np.ndarray, rate: float) -> tuple[float, float]:
+    """Recall of contradictory answers and false alarms on correct ones at the threshold that flags at
+    most `rate` of the correct answers (chosen on these scores: an upper bound)."""
+    threshold = threshold_for(scores[labels == "entails"], rate)
+    return recall_at(scores[labels == "contradicts"], threshold), float(
+        np.mean(scores[labels == "entails"] >= threshold)
+    )
+
+
+def frozen(_: argparse.Namespace) -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GroupKFold
+
+    answers, _refs = read_semeval(SEMEVAL)
+    encoder = Encoder.load(device="cpu")
+    texts = list(dict.fromkeys(t for a in answers for t in (a.scored.point, a.scored.segment, a.learned.point)))
+    vectors = encoder.encode(texts)
+    row = {t: i for i, t in enumerate(texts)}
+
+    def features(pairs):
+        u, v = vectors[[row[p.point] for p in pairs]], vectors[[row[p.segment] for p in pairs]]
+        return np.hstack([u, v, np.abs(u - v), u * v, (u * v).sum(1, keepdims=True)])
+
+    scored, learned = features([a.scored for a in answers]), features([a.learned for a in answers])
+    labels = np.array([a.scored.label for a in answers])
+    groups = np.array([a.question for a in answers])
+    print("| model | threshold chosen inside: recall / false alarms | best at <= 3 %: recall / false alarms |")
+    print("|---|---|---|")
+    for c in (0.1, 1.0):
+        scores, flagged = np.zeros(len(labels)), np.zeros(len(labels), dtype=bool)
+        for train_rows, test_rows in GroupKFold(5).split(scored, labels, groups):
+            model = LogisticRegression(C=c, max_iter=2000).fit(learned[train_rows], labels[train_rows] == "contradicts")
+            inside = model.predict_proba(scored[train_rows])[:, 1]
+            threshold = threshold_for(inside[labels[train_rows] == "entails"], 0.02)
+            scores[test_rows] = model.predict_proba(scored[test_rows])[:, 1]
+            flagged[test_rows] = scores[test_rows] >= threshold
+        inside_recall, inside_alarms = flagged[labels == "contradicts"].mean(), flagged[labels == "entails"].mean()
+        best = at_false_alarms(scores, labels, 0.03)
+        model_name = f"logistic regression, C={c:g}"
+        print(f"| {model_name} | {inside_recall:.1%} / {inside_alarms:.1%} | {best[0]:.1%} / {best[1]:.1%} |")
+    polar = polarity(texts)
+    rules = np.array(
+        [bool(opposed(polar.rows([row[a.scored.segment]]), polar.rows([row[a.scored.point]])).any()) for a in answers]
+    )
+    print(f"| rules | {rules[labels == 'contradicts'].mean():.1%} / {rules[labels == 'entails'].mean():.1%} | |")
+    cosine = at_false_alarms(-scored[:, -1], labels, 0.03)
+    print(f"| low cosine alone | | {cosine[0]:.1%} / {cosine[1]:.1%} |")
+
+
+def _held_out():
+    answers, references = read_semeval(SEMEVAL)
+    learn, held = split_questions([a.question for a in answers], HOLDOUT, 0)
+    return answers, references, learn, held
+
+
+def references(args: argparse.Namespace) -> None:
+    answers, refs, _learn, held = _held_out()
+    checker = load(Path(args.checker), default_model_path())
+    test = [a for a in answers if a.question in held and a.scored.label in ("entails", "contradicts")]
+    pairs = [(r, a.scored.segment) for a in test for r in refs[a.question][0]]
+    probabilities = checker.probabilities(pairs)
+    contradicts, entails = LABELS.index("contradicts"), LABELS.index("entails")
+    labels = np.array([a.scored.label for a in test])
+    ways: dict[str, list[float]] = {"first reference": [], "least contradicting": [], "most entailing": [], "mean": []}
+    at = 0
+    for a in test:
+        p = probabilities[at : at + len(refs[a.question][0])]
+        at += len(p)
+        ways["first reference"].append(p[0, contradicts])
+        ways["least contradicting"].append(p[:, contradicts].min())
+        ways["most entailing"].append(p[np.argmax(p[:, entails]), contradicts])
+        ways["mean"].append(p[:, contradicts].mean())
+    counts = f"{sum(labels == 'contradicts')} contradictory / {sum(labels == 'entails')} correct"
+    print(f"{len(held)} held-out questions: {counts}")
+    print("| references read as | recall at <= 2 % | recall at <= 3 % |\n|---|---|---|")
+    for name, scores in ways.items():
+        scores = np.array(scores)
+        two, three = at_false_alarms(scores, labels, 0.02)[0], at_false_alarms(scores, labels, 0.03)[0]
+        print(f"| {name} | {two:.1%} | {three:.1%} |")
+
+
+def full(args: argparse.Namespace) -> None:
+    import torch
+
+    torch.set_num_threads(args.threads)
+    answers, refs, learn, held = _held_out()
+    rubric = load_rubric(ROOT / "rubrics" / "dl-midsem.yaml")
+    pairs = [a.learned for a in answers if a.question in learn]
+    pairs += reference_pairs({q: r for q, r in refs.items() if q in learn})
+    pairs += [p for q in rubric.questions if isinstance(q, ShortQuestion) for p in rubric_pairs(q)]
+    pairs += between_answers([a for a in answers if a.question in learn], args.between)
+    base = default_model_path()
+    started = time.perf_counter()
+    model = train(pairs, base, epochs=args.epochs, learning_rate=args.lr, seed=0, trained_layers=args.layers)
+    seconds = time.perf_counter() - started
+    checker = Checker(model, tokenizer_for(base), 1.0, "probe")
+    scored = [a.scored for a in answers if a.question in held]
+    scores = checker.contradiction([(s.point, s.segment) for s in scored])
+    labels = np.array([s.label for s in scored])
+    two, three = at_false_alarms(scores, labels, 0.02), at_false_alarms(scores, labels, 0.03)
+    print(
+        f"{args.layers} layers, {args.epochs} epochs, learning rate {args.lr:g}, {args.between} answer pairs: "
+        f"{len(pairs)} pairs, {seconds:.0f} s; "
+        f"recall {two[0]:.1%} at <= 2 %, {three[0]:.1%} at <= 3 % false alarms ({len(held)} held-out questions)"
+    )
+
+
+def between_answers(answers, count: int, seed: int = 0) -> list[Pair]:
+    """`count` seeded pairs of two answers to one question: correct vs contradictory, correct vs correct."""
+    rng = random.Random(seed)
+    by_question: dict[str, dict[str, list[str]]] = {}
+    for a in answers:
+        by_question.setdefault(a.question, {}).setdefault(a.scored.label, []).append(a.scored.segment)
+    usable = sorted(q for q, got in by_question.items() if len(got.get("entails", [])) >= 2)
+    found: list[Pair] = []
+    while usable and len(found) < count:
+        got = by_question[rng.choice(usable)]
+        first, second = rng.sample(got["entails"], 2)
+        if len(found) % 2 == 0 and got.get("contradicts"):
+            found.append(Pair(first, rng.choice(got["contradicts"]), "contradicts"))
+        elif len(found) % 2 == 1:
+            found.append(Pair(first, second, "entails"))
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("frozen").set_defaults(run=frozen)
+    refs = sub.add_parser("references")
+    refs.add_argument("--checker", default=str(ROOT / "models" / "checker"))
+    refs.set_defaults(run=references)
+    trained = sub.add_parser("full")
+    trained.add_argument("--layers", type=int, default=6)
+    trained.add_argument("--epochs", type=int, default=2)
+    trained.add_argument("--lr", type=float, default=5e-5)
+    trained.add_argument("--threads", type=int, default=2)
+    trained.add_argument("--between", type=int, default=0, help="pairs of two students' answers to add")
+    trained.set_defaults(run=full)
+    args = parser.parse_args()
+    args.run(args)
+
+
+if __name__ == "__main__":
+    main()
