@@ -168,12 +168,13 @@ def encode_answers(
 
     token_passes(model, texts, batch_size, keep)
     where = {t: k for k, t in enumerate(texts)}
+    dimension = int(model.get_sentence_embedding_dimension())
     out: list[np.ndarray] = []
     fallback: list[tuple[int, int]] = []
     for a, found in enumerate(units):
         parts = [read[where[answers[a][s:e]]] for s, e in found]
         if not parts:  # no sentence (too short to be one): every segment is encoded alone below
-            out.append(np.zeros((len(segments[a]), 0), np.float32))
+            out.append(np.zeros((len(segments[a]), dimension), np.float32))
             fallback.extend((a, i) for i in range(len(segments[a])))
             continue
         tokens = np.concatenate([t for t, _ in parts])
@@ -187,8 +188,6 @@ def encode_answers(
             texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
         )
         for (a, i), vector in zip(fallback, alone):
-            if out[a].shape[1] != len(vector):
-                out[a] = np.zeros((len(segments[a]), len(vector)), np.float32)
             out[a][i] = vector
     return out
 
