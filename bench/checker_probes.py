@@ -20,12 +20,14 @@ does), the least contradicting, the one the checker finds most entailing, the me
 full: `train` with more of the network (all 6 layers), on the same split as `references`;
 `--between N` adds N pairs of two students' answers to the same training question (a correct one
 against a contradictory one: contradicts; two correct ones: entails, half each), so the checker sees
-contradictions worded by students on both sides, not only against a reference.
+contradictions worded by students on both sides, not only against a reference; `--question` puts
+the question before the reference in every SemEval pair, learned and scored (a rubric has its prompt).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import random
 import sys
@@ -143,7 +145,12 @@ def full(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     answers, refs, learn, held = _held_out()
     rubric = load_rubric(ROOT / "rubrics" / "dl-midsem.yaml")
-    pairs = [a.learned for a in answers if a.question in learn]
+    asked = _questions() if args.question else {}
+
+    def framed(pair: Pair, question: str) -> Pair:
+        return Pair(f"{asked[question]} {pair.point}", pair.segment, pair.label) if asked else pair
+
+    pairs = [framed(a.learned, a.question) for a in answers if a.question in learn]
     pairs += reference_pairs({q: r for q, r in refs.items() if q in learn})
     pairs += [p for q in rubric.questions if isinstance(q, ShortQuestion) for p in rubric_pairs(q)]
     pairs += between_answers([a for a in answers if a.question in learn], args.between)
@@ -152,15 +159,22 @@ def full(args: argparse.Namespace) -> None:
     model = train(pairs, base, epochs=args.epochs, learning_rate=args.lr, seed=0, trained_layers=args.layers)
     seconds = time.perf_counter() - started
     checker = Checker(model, tokenizer_for(base), 1.0, "probe")
-    scored = [a.scored for a in answers if a.question in held]
+    scored = [framed(a.scored, a.question) for a in answers if a.question in held]
     scores = checker.contradiction([(s.point, s.segment) for s in scored])
     labels = np.array([s.label for s in scored])
     two, three = at_false_alarms(scores, labels, 0.02), at_false_alarms(scores, labels, 0.03)
     print(
-        f"{args.layers} layers, {args.epochs} epochs, learning rate {args.lr:g}, {args.between} answer pairs: "
+        f"{args.layers} layers, {args.epochs} epochs, learning rate {args.lr:g}, {args.between} answer pairs, "
+        f"question {'before the reference' if args.question else 'not read'}: "
         f"{len(pairs)} pairs, {seconds:.0f} s; "
         f"recall {two[0]:.1%} at <= 2 %, {three[0]:.1%} at <= 3 % false alarms ({len(held)} held-out questions)"
     )
+
+
+def _questions() -> dict[str, str]:
+    """Each SemEval question's own text, by the question key `read_semeval` uses."""
+    with SEMEVAL.open(encoding="utf-8", newline="") as handle:
+        return {f"{r['corpus']}/{r['question_id']}": r["question"] for r in csv.DictReader(handle)}
 
 
 def between_answers(answers, count: int, seed: int = 0) -> list[Pair]:
@@ -194,6 +208,7 @@ def main() -> None:
     trained.add_argument("--lr", type=float, default=5e-5)
     trained.add_argument("--threads", type=int, default=2)
     trained.add_argument("--between", type=int, default=0, help="pairs of two students' answers to add")
+    trained.add_argument("--question", action="store_true", help="the question before the reference")
     trained.set_defaults(run=full)
     args = parser.parse_args()
     args.run(args)
