@@ -41,30 +41,27 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 DATA = Path(os.environ.get("GRADER_DATASETS", ROOT.parent / "shared" / "datasets"))
 
+from checker import recall_at_false_alarms, rules_flag  # noqa: E402  (bench/checker.py, beside this script)
+
 from grader.embedding.encoder import Encoder, default_model_path  # noqa: E402
 from grader.exam.rubric import ShortQuestion, load_rubric  # noqa: E402
 from grader.scoring.checker import LABELS, Checker, Pair, load, rubric_pairs, tokenizer_for  # noqa: E402
 from grader.scoring.checker_train import (  # noqa: E402
     HOLDOUT,
     read_semeval,
-    recall_at,
     reference_pairs,
     split_questions,
     threshold_for,
     train,
 )
-from grader.scoring.negation import opposed, polarity  # noqa: E402
 
 SEMEVAL = DATA / "semeval2013_train.csv"
 
 
 def at_false_alarms(scores: np.ndarray, labels: np.ndarray, rate: float) -> tuple[float, float]:
-    """Recall of contradictory answers and false alarms on correct ones at the threshold that flags at
-    most `rate` of the correct answers (chosen on these scores: an upper bound)."""
-    threshold = threshold_for(scores[labels == "entails"], rate)
-    return recall_at(scores[labels == "contradicts"], threshold), float(
-        np.mean(scores[labels == "entails"] >= threshold)
-    )
+    """`bench/checker.py`'s recall and false alarms at <= `rate`, for scores with SemEval labels (the
+    threshold chosen on these scores: an upper bound)."""
+    return recall_at_false_alarms(scores[labels == "contradicts"], scores[labels == "entails"], rate)
 
 
 def frozen(_: argparse.Namespace) -> None:
@@ -98,10 +95,7 @@ def frozen(_: argparse.Namespace) -> None:
         best = at_false_alarms(scores, labels, 0.03)
         model_name = f"logistic regression, C={c:g}"
         print(f"| {model_name} | {inside_recall:.1%} / {inside_alarms:.1%} | {best[0]:.1%} / {best[1]:.1%} |")
-    polar = polarity(texts)
-    rules = np.array(
-        [bool(opposed(polar.rows([row[a.scored.segment]]), polar.rows([row[a.scored.point]])).any()) for a in answers]
-    )
+    rules = rules_flag([(a.scored.point, a.scored.segment) for a in answers])
     print(f"| rules | {rules[labels == 'contradicts'].mean():.1%} / {rules[labels == 'entails'].mean():.1%} | |")
     cosine = at_false_alarms(-scored[:, -1], labels, 0.03)
     print(f"| low cosine alone | | {cosine[0]:.1%} / {cosine[1]:.1%} |")

@@ -160,14 +160,14 @@ def encode_answers(
     sentence; one across sentences (a pair, the whole answer) is the mean over each sentence's own
     tokens (see the module's docstring for why)."""
     units = [sentence_units(a) for a in answers]
-    texts = list(dict.fromkeys(answers[a][s:e] for a, found in enumerate(units) for s, e in found))
-    read: list[tuple[np.ndarray, np.ndarray]] = [None] * len(texts)  # type: ignore[list-item]
+    sentences = dict.fromkeys(answers[a][s:e] for a, found in enumerate(units) for s, e in found)
+    where = {text: k for k, text in enumerate(sentences)}
+    read: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def keep(k: int, tokens: np.ndarray, offsets: np.ndarray) -> None:
         read[k] = (tokens, offsets)
 
-    token_passes(model, texts, batch_size, keep)
-    where = {t: k for k, t in enumerate(texts)}
+    token_passes(model, list(where), batch_size, keep)
     dimension = int(model.get_sentence_embedding_dimension())
     out: list[np.ndarray] = []
     fallback: list[tuple[int, int]] = []
