@@ -1,6 +1,6 @@
 """The learned contradiction checker (`grader.scoring.checker`) measured: recall, false alarms, grading time.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python bench/checker.py cv [--folds 3] [--sample 0]
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/checker.py cv [--folds 3] [--sample 0] [--jobs 1]
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker.py alarms [--checker models/checker]
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker.py timing [--students 526]
 
@@ -72,49 +72,54 @@ def rules_flag(pairs: list[tuple[str, str]]) -> np.ndarray:
     return np.array([opposed(both.rows([n + i]), both.rows([i]))[0, 0] for i in range(n)], dtype=bool)
 
 
-def cv(args: argparse.Namespace) -> None:
+def cv_fold(k: int, folds: int, sample: int) -> tuple[str, dict[str, np.ndarray]]:
+    """One fold of `cv`: its table row, and its held-out answers' scores, labels, threshold, rules."""
     import torch
 
     torch.set_num_threads(1)
+    started = time.perf_counter()
     answers, references = read_semeval(DATA / "semeval2013_train.csv")
-    if args.sample:
-        answers = random.Random(0).sample(answers, args.sample)
-    fold = folds_of([a.question for a in answers], args.folds)
+    if sample:
+        answers = random.Random(0).sample(answers, sample)
+    fold = folds_of([a.question for a in answers], folds)
     rubric = load_rubric(RUBRIC)
     own = [p for q in rubric.questions if isinstance(q, ShortQuestion) for p in rubric_pairs(q)]
     base = default_model_path()
-    scores, labels, thresholds, rules, every = [], [], [], [], []
+    train_part: list[Marked] = [a for a in answers if fold[a.question] != k]
+    refs = {q: r for q, r in references.items() if fold.get(q, -1) != k}
+    model, meta = train_checker(train_part, refs, own, base)
+    checker = Checker(model, tokenizer_for(base), meta["threshold"], "cv")
+    held = [a.scored for a in answers if fold[a.question] == k and a.scored.label in ("entails", "contradicts")]
+    pairs = [(s.point, s.segment) for s in held]
+    probabilities = checker.probabilities(pairs)
+    p, y, t = contradiction_score(probabilities), np.array([s.label for s in held]), meta["threshold"]
+    row = (
+        f"| {k} | {sum(1 for q in fold.values() if q == k)} "
+        f"| {(y == 'contradicts').sum()} / {(y == 'entails').sum()} | {t:.3f} "
+        f"| {recall_at(p[y == 'contradicts'], t):.1%} | {np.mean(p[y == 'entails'] >= t):.1%} "
+        f"| {time.perf_counter() - started:.0f} |"
+    )
+    scored = {"p": p, "y": y, "t": np.full(len(p), t), "r": rules_flag(pairs), "probabilities": probabilities}
+    return row, scored
+
+
+def cv(args: argparse.Namespace) -> None:
+    from concurrent.futures import ProcessPoolExecutor
+
     print(
         "| fold | questions held out | contradictory / correct | threshold (chosen inside) "
         "| recall | false alarms | train s |"
     )
     print("|---|---|---|---|---|---|---|")
-    for k in range(args.folds):
-        started = time.perf_counter()
-        train_part: list[Marked] = [a for a in answers if fold[a.question] != k]
-        refs = {q: r for q, r in references.items() if fold.get(q, -1) != k}
-        model, meta = train_checker(train_part, refs, own, base)
-        checker = Checker(model, tokenizer_for(base), meta["threshold"], "cv")
-        held = [a.scored for a in answers if fold[a.question] == k and a.scored.label in ("entails", "contradicts")]
-        pairs = [(s.point, s.segment) for s in held]
-        probabilities = checker.probabilities(pairs)
-        p = contradiction_score(probabilities)
-        y = np.array([s.label for s in held])
-        (
-            scores.append(p),
-            labels.append(y),
-            thresholds.append(np.full(len(p), meta["threshold"])),
-            rules.append(rules_flag(pairs)),
-        )
-        every.append(probabilities)
-        t = meta["threshold"]
-        print(
-            f"| {k} | {sum(1 for q in fold.values() if q == k)} "
-            f"| {(y == 'contradicts').sum()} / {(y == 'entails').sum()} | {t:.3f} "
-            f"| {recall_at(p[y == 'contradicts'], t):.1%} | {np.mean(p[y == 'entails'] >= t):.1%} "
-            f"| {time.perf_counter() - started:.0f} |",
-            flush=True,
-        )
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:  # each fold on one thread
+        runs = [pool.submit(cv_fold, k, args.folds, args.sample) for k in range(args.folds)]
+        results = []
+        for run in runs:
+            results.append(run.result()[1])
+            print(run.result()[0], flush=True)
+    scores, labels, thresholds, rules, every = (
+        [r[key] for r in results] for key in ("p", "y", "t", "r", "probabilities")
+    )
     p, y, t, r = map(np.concatenate, (scores, labels, thresholds, rules))
     con, cor = y == "contradicts", y == "entails"
     at3, fa3 = recall_at_false_alarms(p[con], p[cor], FALSE_ALARMS)
@@ -289,6 +294,7 @@ def main() -> None:
     c.add_argument("--folds", type=int, default=3)
     c.add_argument("--sample", type=int, default=0, help="answers to use (0: all)")
     c.add_argument("--save", default="", help="an .npz file for the pooled scores")
+    c.add_argument("--jobs", type=int, default=1, help="folds trained at once, one CPU thread each")
     a = sub.add_parser("alarms")
     a.add_argument("--checker", default=str(ROOT / "models" / "checker"))
     a.add_argument("--limit", type=int, default=0, help="full-mark answers per corpus (0: all)")

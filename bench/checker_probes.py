@@ -3,6 +3,9 @@
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker_probes.py frozen        # ~5 CPU-minutes
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker_probes.py references    # ~2 CPU-minutes
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker_probes.py full --layers 6 --epochs 2 --lr 5e-5   # ~11 minutes
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/checker_probes.py exam --identity --replay 1000 --epochs 2 --lr 2e-5
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/checker_probes.py rubric --identity --replay 1000 --out /tmp/checker
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/checker_probes.py seeds [--checker models/checker]
 
 frozen: no fine-tuning. The packaged all-MiniLM-L6-v2 embeds the reference u and the answer v; a
 logistic regression reads (u, v, |u - v|, u * v, cos) and says contradictory or not. Question-grouped
@@ -22,12 +25,24 @@ full: `train` with more of the network (all 6 layers), on the same split as `ref
 against a contradictory one: contradicts; two correct ones: entails, half each), so the checker sees
 contradictions worded by students on both sides, not only against a reference; `--question` puts
 the question before the reference in every SemEval pair, learned and scored (a rubric has its prompt).
+
+exam: an exam-specific stage. The shipped checker trained further (top `--layers`, head at `--head-rate`
+times the rate) on the held-out questions' own reference pairs (`reference_pairs`: negations, other
+phrasings, other points; what a rubric gives at grading time, no student answer of those questions),
+`--identity` adding each reference against itself and its lower-cased copy as entailing, `--replay N`
+adding N SemEval pairs of the training questions; then those questions' answers scored, before and after.
+
+rubric: the same stage on a rubric's pairs (the bundled one), saved to `--out`; then `seeds`.
+seeds: the reversals of tests/scoring/test_checker.py (`REVERSALS`) graded with a checker: mark, flags and
+P(contradicts) against each phrasing of the question.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import csv
+import json
 import os
 import random
 import sys
@@ -165,6 +180,71 @@ def full(args: argparse.Namespace) -> None:
     )
 
 
+def stage(checker: Checker, pairs: list[Pair], replay: list[Pair], args: argparse.Namespace) -> None:
+    """Train `checker` further on `pairs` (its top `--layers` and head): `--identity` adds each point
+    against itself and its lower-cased copy as entailing, `--replay` that many of `replay`."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    if args.identity:
+        points = {p.point for p in pairs}
+        pairs = pairs + [Pair(t, t, "entails") for t in points]
+        pairs += [Pair(t, t.lower().rstrip("."), "entails") for t in points]
+    if args.replay:
+        pairs = pairs + random.Random(0).sample(replay, args.replay)
+    for name, p in checker.model.named_parameters():
+        p.requires_grad = name.startswith("head.") or any(f"layer.{6 - k}." in name for k in range(1, args.layers + 1))
+    started = time.perf_counter()
+    base, rate = default_model_path(), args.head_rate
+    train(pairs, base, epochs=args.epochs, learning_rate=args.lr, head_rate=rate, start=checker.model)
+    counts = dict(collections.Counter(p.label for p in pairs))
+    print(f"stage: {len(pairs)} pairs {counts}, {time.perf_counter() - started:.0f} s")
+
+
+def exam(args: argparse.Namespace) -> None:
+    """The shipped checker, then trained further on the held-out questions' own reference pairs (what a
+    rubric gives at grading time: no student answer of those questions), scored on their answers."""
+    answers, refs, _learn, held = _held_out()
+    checker = load(Path(args.checker), default_model_path())
+    scored = [(a.scored.point, a.scored.segment) for a in answers if a.question in held]
+    labels = np.array([a.scored.label for a in answers if a.question in held])
+    before = checker.contradiction(scored)
+    own = reference_pairs({q: r for q, r in refs.items() if q in held})
+    stage(checker, own, [a.learned for a in answers if a.question not in held], args)
+    after = checker.contradiction(scored)
+    print(f"{len(held)} held-out questions")
+    for name, scores in (("shipped", before), (f"+ exam stage, {args.epochs} epochs, lr {args.lr:g}", after)):
+        two, three = at_false_alarms(scores, labels, 0.02), at_false_alarms(scores, labels, 0.03)
+        print(f"| {name} | {two[0]:.1%} at <= 2 % | {three[0]:.1%} at <= 3 % |")
+
+
+def rubric_stage(args: argparse.Namespace) -> None:
+    """The shipped checker trained further on one rubric's pairs, saved to `--out`; then `seed_cases`."""
+    from grader.scoring.checker import META, save
+
+    checker = load(Path(args.checker), default_model_path())
+    rubric = load_rubric(Path(args.rubric))
+    own = [p for q in rubric.questions if isinstance(q, ShortQuestion) for p in rubric_pairs(q)]
+    stage(checker, own, [a.learned for a in read_semeval(SEMEVAL)[0]], args)
+    save(checker.model, Path(args.out), json.loads((Path(args.checker) / META).read_text()))
+    seed_cases(checker)
+
+
+def seed_cases(checker: Checker) -> None:
+    from grader.exam.submissions import parse_submissions
+    from grader.scoring.grade import grade
+    from tests.scoring.test_checker import REVERSALS
+
+    rubric = load_rubric(ROOT / "rubrics" / "dl-midsem.yaml")
+    encoder = Encoder.load(device="cpu")
+    for question, answer in REVERSALS:
+        q = rubric.question(question)
+        p = checker.contradiction([(t, answer) for point in q.points for t in point.phrasings])
+        submissions = parse_submissions(f'student_id,{question}\nx1,"{answer}"\n', "one.csv", rubric.question_ids)
+        g = next(g for g in grade(rubric, submissions, encoder, checker=checker).items if g.question_id == question)
+        print(f"{question}: mark {g.mark}, flags {[f.code for f in g.flags]}, P(contradicts) {np.round(p, 2).tolist()}")
+
+
 def _questions() -> dict[str, str]:
     """Each SemEval question's own text, by the question key `read_semeval` uses."""
     with SEMEVAL.open(encoding="utf-8", newline="") as handle:
@@ -204,6 +284,24 @@ def main() -> None:
     trained.add_argument("--between", type=int, default=0, help="pairs of two students' answers to add")
     trained.add_argument("--question", action="store_true", help="the question before the reference")
     trained.set_defaults(run=full)
+    adapted = sub.add_parser("exam")
+    adapted.set_defaults(run=exam)
+    staged = sub.add_parser("rubric")
+    staged.add_argument("--rubric", default=str(ROOT / "rubrics" / "dl-midsem.yaml"))
+    staged.add_argument("--out", required=True)
+    staged.set_defaults(run=rubric_stage)
+    for stage_parser in (adapted, staged):
+        stage_parser.add_argument("--checker", default=str(ROOT / "models" / "checker"))
+        stage_parser.add_argument("--layers", type=int, default=3)
+        stage_parser.add_argument("--epochs", type=int, default=3)
+        stage_parser.add_argument("--lr", type=float, default=5e-5)
+        stage_parser.add_argument("--head-rate", type=float, default=1.0)
+        stage_parser.add_argument("--threads", type=int, default=2)
+        stage_parser.add_argument("--identity", action="store_true")
+        stage_parser.add_argument("--replay", type=int, default=0)
+    seeds = sub.add_parser("seeds")
+    seeds.add_argument("--checker", default=str(ROOT / "models" / "checker"))
+    seeds.set_defaults(run=lambda a: seed_cases(load(Path(a.checker), default_model_path())))
     args = parser.parse_args()
     args.run(args)
 

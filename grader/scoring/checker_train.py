@@ -97,17 +97,22 @@ def train(
     seed: int = 0,
     trained_layers: int = TRAINED_LAYERS,
     max_tokens: int = MAX_TOKENS,
+    head_rate: float = 40.0,
+    start=None,
     progress: Callable[[int, int], None] | None = None,
 ):
-    """Fine-tune the top layers and a fresh head on `pairs`; returns the model in eval mode."""
+    """Fine-tune the top layers and the head on `pairs` (a fresh head on the base weights, or further
+    from a trained model `start`); the head learns `head_rate` times faster. Returns the model in eval mode."""
     import torch
 
     torch.manual_seed(seed)
-    model = build_model(base, trained_layers)
+    model = start if start is not None else build_model(base, trained_layers)
     tokenizer = tokenizer_for(base)
     head = list(model.head.parameters())
     layers = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("head.")]
-    optimiser = torch.optim.AdamW([{"params": layers, "lr": learning_rate}, {"params": head, "lr": 40 * learning_rate}])
+    optimiser = torch.optim.AdamW(
+        [{"params": layers, "lr": learning_rate}, {"params": head, "lr": head_rate * learning_rate}]
+    )
     target = torch.tensor([LABELS.index(p.label) for p in pairs])
     batches = length_batches([len(p.point) + len(p.segment) for p in pairs], batch_size)
     steps = epochs * len(batches)

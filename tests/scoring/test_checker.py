@@ -225,6 +225,21 @@ def shipped_checker():
     return load(DEFAULT_DIR, default_model_path())
 
 
+@shipped
+def test_bfloat16_reads_pairs_as_float32_does(shipped_checker):
+    from dataclasses import replace
+
+    pairs = [
+        ("ReLU keeps only the positive contributions.", "ReLU keeps the positive part and drops the rest."),
+        ("ReLU keeps only the positive contributions.", "ReLU does not keep the positive contributions."),
+        ("The filters are shared across positions.", "Pooling halves the resolution."),
+    ]
+    full = replace(shipped_checker, bfloat16=False).probabilities(pairs)
+    half = replace(shipped_checker, bfloat16=True).probabilities(pairs)
+    assert half.dtype == np.float32 and np.abs(full - half).max() < 0.02
+    assert (full.argmax(1) == half.argmax(1)).all()
+
+
 NOT_REACHED = pytest.mark.xfail(
     strict=True,
     reason="not reached (issue 12): the shipped checker (22 % recall on held-out SemEval questions "
@@ -233,38 +248,27 @@ NOT_REACHED = pytest.mark.xfail(
 )
 
 
+REVERSALS = [
+    # Our own wordings of answers that turn a point around (not from any issue or data set); also read
+    # by bench/checker_probes.py.
+    (
+        "I4",
+        "Neural networks cannot approximate discontinuous functions, "
+        "while Fourier series handle discontinuities without trouble.",
+    ),
+    ("A1a", "ReLU is not needed here, the negative values matter and should stay in the heatmap."),
+    (
+        "I5",
+        "A polynomial activation works fine as long as its degree is large enough, "
+        "the network can still approximate anything.",
+    ),
+    ("I3", "The weights are drawn from a uniform distribution between minus and plus sqrt(3/(n_in + n_out))."),
+]
+
+
 @shipped
 @pytest.mark.parametrize(
-    ("question", "answer"),
-    [
-        # Our own wordings of answers that turn a point around (not from any issue or data set).
-        pytest.param(
-            "I4",
-            (
-                "Neural networks cannot approximate discontinuous functions, "
-                "while Fourier series handle discontinuities without trouble."
-            ),
-            marks=NOT_REACHED,
-        ),
-        pytest.param(
-            "A1a",
-            "ReLU is not needed here, the negative values matter and should stay in the heatmap.",
-            marks=NOT_REACHED,
-        ),
-        pytest.param(
-            "I5",
-            (
-                "A polynomial activation works fine as long as its degree is large enough, "
-                "the network can still approximate anything."
-            ),
-            marks=NOT_REACHED,
-        ),
-        pytest.param(
-            "I3",
-            "The weights are drawn from a uniform distribution between minus and plus sqrt(3/(n_in + n_out)).",
-            marks=NOT_REACHED,
-        ),
-    ],
+    ("question", "answer"), [pytest.param(*case, marks=NOT_REACHED, id=case[0]) for case in REVERSALS]
 )
 def test_shipped_weights_zero_answers_that_turn_a_point_around(rubric, encoder, shipped_checker, question, answer):
     from grader.exam.submissions import parse_submissions
