@@ -1,6 +1,6 @@
 """Probes for the learned contradiction check (issue 12): cheaper models and other ways to read the checker.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python bench/checker_probes.py frozen        # ~5 CPU-minutes
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/checker_probes.py frozen [--with-cv cv5.npz]   # ~5 CPU-minutes
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker_probes.py references    # ~2 CPU-minutes
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker_probes.py full --layers 6 --epochs 2 --lr 5e-5   # ~11 minutes
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker_probes.py exam --identity --replay 1000 --epochs 2 --lr 2e-5
@@ -9,11 +9,12 @@
 
 frozen: no fine-tuning. The packaged all-MiniLM-L6-v2 embeds the reference u and the answer v; a
 logistic regression reads (u, v, |u - v|, u * v, cos) and says contradictory or not. Question-grouped
-5-fold cross-validation over SemEval-2013 train (answers scored against their question's first
-reference, learned against the reference they matched); the threshold is chosen inside each fold
-(2 % of the training folds' correct answers), and the best operating point at <= 3 % false alarms
-on the scores themselves is shown beside it. The rules (`grader.scoring.negation.opposed`) and the
-plain cosine on the same pairs, for comparison.
+5-fold cross-validation over SemEval-2013 train, the folds of `bench/checker.py cv --folds 5` (answers
+scored against their question's first reference, learned against the reference they matched); the
+threshold is chosen inside each fold (2 % of the training folds' correct answers), and the best
+operating point at <= 3 % false alarms on the scores themselves is shown beside it. The rules
+(`grader.scoring.negation.opposed`) and the plain cosine on the same pairs, for comparison.
+`--with-cv FILE` (`cv --folds 5 --save FILE`'s scores) adds the checker and the rules combined with it.
 
 references: the shipped checker (`models/checker`) on the SemEval questions its training held out
 (`grader.scoring.checker_train.split_questions`, seed 0), each answer read against every BEST/GOOD
@@ -56,7 +57,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 DATA = Path(os.environ.get("GRADER_DATASETS", ROOT.parent / "shared" / "datasets"))
 
-from checker import recall_at_false_alarms, rules_flag  # noqa: E402  (bench/checker.py, beside this script)
+from checker import folds_of, recall_at_false_alarms, rules_flag  # noqa: E402  (bench/checker.py, beside this script)
 
 from grader.embedding.encoder import Encoder, default_model_path  # noqa: E402
 from grader.exam.rubric import ShortQuestion, load_rubric  # noqa: E402
@@ -71,6 +72,8 @@ from grader.scoring.checker_train import (  # noqa: E402
 )
 
 SEMEVAL = DATA / "semeval2013_train.csv"
+FOLDS = 5
+"""`frozen`'s folds: bench/checker.py's `folds_of` with 5, the same questions as `cv --folds 5`."""
 
 
 def at_false_alarms(scores: np.ndarray, labels: np.ndarray, rate: float) -> tuple[float, float]:
@@ -79,9 +82,8 @@ def at_false_alarms(scores: np.ndarray, labels: np.ndarray, rate: float) -> tupl
     return recall_at_false_alarms(scores[labels == "contradicts"], scores[labels == "entails"], rate)
 
 
-def frozen(_: argparse.Namespace) -> None:
+def frozen(args: argparse.Namespace) -> None:
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import GroupKFold
 
     answers, _refs = read_semeval(SEMEVAL)
     encoder = Encoder.load(device="cpu")
@@ -95,12 +97,14 @@ def frozen(_: argparse.Namespace) -> None:
 
     scored, learned = features([a.scored for a in answers]), features([a.learned for a in answers])
     labels = np.array([a.scored.label for a in answers])
-    groups = np.array([a.question for a in answers])
+    fold_of = folds_of([a.question for a in answers], FOLDS)
+    fold = np.array([fold_of[a.question] for a in answers])
     print("| model | threshold chosen inside: recall / false alarms | best at <= 3 %: recall / false alarms |")
     print("|---|---|---|")
     for c in (0.1, 1.0):
         scores, flagged = np.zeros(len(labels)), np.zeros(len(labels), dtype=bool)
-        for train_rows, test_rows in GroupKFold(5).split(scored, labels, groups):
+        for k in range(FOLDS):
+            train_rows, test_rows = np.flatnonzero(fold != k), np.flatnonzero(fold == k)
             model = LogisticRegression(C=c, max_iter=2000).fit(learned[train_rows], labels[train_rows] == "contradicts")
             inside = model.predict_proba(scored[train_rows])[:, 1]
             threshold = threshold_for(inside[labels[train_rows] == "entails"], 0.02)
@@ -114,6 +118,21 @@ def frozen(_: argparse.Namespace) -> None:
     print(f"| rules | {rules[labels == 'contradicts'].mean():.1%} / {rules[labels == 'entails'].mean():.1%} | |")
     cosine = at_false_alarms(-scored[:, -1], labels, 0.03)
     print(f"| low cosine alone | | {cosine[0]:.1%} / {cosine[1]:.1%} |")
+    if args.with_cv:  # bench/checker.py cv --folds 5 --save's scores: its rows are each fold's, in order
+        order = [
+            i for k in range(FOLDS) for i in np.flatnonzero((fold == k) & np.isin(labels, ("entails", "contradicts")))
+        ]
+        saved = np.load(args.with_cv)
+        assert (saved["y"] == labels[order]).all(), "not the same folds"
+        checker, y, frozen_scores = saved["p"], saved["y"], scores[order]
+        for name, combined in (
+            ("checker alone", checker),
+            ("mean of checker and logistic regression (C=1)", (checker + frozen_scores) / 2),
+            ("rules, then checker", checker + saved["r"]),
+            ("rules, then mean of both", (checker + frozen_scores) / 2 + saved["r"]),
+        ):
+            best = at_false_alarms(combined, y, 0.03)
+            print(f"| {name} | | {best[0]:.1%} / {best[1]:.1%} |")
 
 
 def _held_out():
@@ -272,7 +291,9 @@ def between_answers(answers, count: int, seed: int = 0) -> list[Pair]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("frozen").set_defaults(run=frozen)
+    cold = sub.add_parser("frozen")
+    cold.add_argument("--with-cv", default="", help="bench/checker.py cv --folds 5 --save's .npz, to combine")
+    cold.set_defaults(run=frozen)
     refs = sub.add_parser("references")
     refs.add_argument("--checker", default=str(ROOT / "models" / "checker"))
     refs.set_defaults(run=references)

@@ -102,6 +102,7 @@ def run_json(
         "students": len(grades.students),
         "model": grades.model,
         "segments": grades.segments,
+        "checker": grades.checker,
         "credit_curve": {"low": grades.curve.low, "high": grades.curve.high},
         "calibration": calibration,
     }

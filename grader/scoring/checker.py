@@ -218,6 +218,12 @@ class Checker:
         return contradiction_score(self.probabilities(pairs)) if pairs else np.zeros(0, dtype=np.float32)
 
 
+def describe(checker: Checker) -> str:
+    """What run.json records of the checker that graded: the marks depend on its weights, threshold, precision."""
+    precision = "bfloat16" if getattr(checker, "bfloat16", False) else "float32"
+    return f"{getattr(checker, 'name', type(checker).__name__)} (threshold {checker.threshold:.3f}, {precision})"
+
+
 def native_bfloat16() -> bool:
     """Whether this CPU multiplies bfloat16 in hardware (AVX512-BF16 or AMX); elsewhere it is slower."""
     import torch
@@ -374,10 +380,10 @@ def default_checker(base: Path, say: Callable[[str], None]) -> Checker | None:
     """The checker grading uses: none unless $GRADER_CHECKER asks ('on': models/checker, or a folder).
 
     Off by default because, measured (bench/README.md), the shipped weights add little to the rules
-    (question-grouped CV on SemEval: 14.7 % of contradictory answers caught with the rules against
-    12.4 % without, for 2.6 % of correct ones flagged against 1.0 %) and cost 1.3-1.6x the grading
-    time. Asked for but missing, grading goes on with the rules of `grader.scoring.negation` alone, and `say`
-    is told so (once: call this once per run)."""
+    (question-grouped 5-fold CV on SemEval: 15.1 % of contradictory answers caught with the rules
+    against 12.4 % without, for 2.3 % of correct ones flagged against 1.0 %) and cost 1.2-1.4x the
+    grading time in bfloat16, 1.4-1.9x in float32. Asked for but missing, grading goes on with the
+    rules of `grader.scoring.negation` alone, and `say` is told so (once: call this once per run)."""
     import os
 
     chosen = os.environ.get("GRADER_CHECKER", "").strip()

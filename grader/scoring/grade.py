@@ -27,7 +27,7 @@ from grader.embedding.spans import pooled_segments, segment_mode
 from grader.exam.rubric import McqQuestion, Rubric, ShortQuestion
 from grader.exam.submissions import Submissions
 from grader.scoring import flags as flagging
-from grader.scoring.checker import Checker, checked_opposite, probability_of
+from grader.scoring.checker import Checker, checked_opposite, describe, probability_of
 from grader.scoring.collusion import near_copies
 from grader.scoring.flags import Flag, FlagCode
 from grader.scoring.gaming import rubric_terms, screen
@@ -126,6 +126,9 @@ class Grades:
     items: tuple[QuestionGrade, ...]
     segments: str = "separate"
     """How answer segments were embedded (`grader.embedding.spans.SegmentMode`): the marks depend on it."""
+    checker: str | None = None
+    """The learned contradiction checker that took points away beside the rules (`grader.scoring.checker.
+    describe`), or None: the rules alone."""
 
     def by_student(self) -> Iterator[tuple[str, tuple[QuestionGrade, ...]]]:
         per = len(self.items) // len(self.students) if self.students else 0
@@ -185,6 +188,7 @@ def grade(
         students=tuple(submissions.students),
         items=tuple(items),
         segments=segment_mode(encoder).value,
+        checker=None if checker is None else describe(checker),
     )
 
 

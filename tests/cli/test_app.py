@@ -26,7 +26,7 @@ QUESTIONS = 19
 
 def grader(*args: str | Path) -> subprocess.CompletedProcess[str]:
     """Run `grader ARGS` with the interpreter of this test session (the venv that installed it)."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}  # wide enough that rich wraps nothing
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200", "GRADER_CHECKER": "off"}  # rich wraps nothing
     return subprocess.run(
         [sys.executable, "-m", "grader.cli", *map(str, args)], capture_output=True, text=True, env=env, timeout=600
     )
@@ -152,6 +152,7 @@ def test_evidence_jsonl_and_run_json(graded):
     run = json.loads((first / "run.json").read_text(encoding="utf-8"))
     assert run["exam"] == "dl-midsem" and run["students"] == SAMPLE_STUDENTS
     assert run["model"] == "all-MiniLM-L6-v2" and run["submissions"] == SAMPLE.name
+    assert run["checker"] is None  # off unless GRADER_CHECKER asks: the rules alone
 
 
 def test_grading_again_gives_byte_identical_files(graded):

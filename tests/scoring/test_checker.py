@@ -194,6 +194,7 @@ def test_grading_masks_what_the_checker_refutes_and_says_how_sure(rubric, encode
     assert point.credit == 0 and point.opposite_probability == pytest.approx(0.9)
     reasons = [f.reason for f in mark[("p2", "A1a")].flags if f.code == "contradiction"]
     assert any("p = 0.90" in r for r in reasons)
+    assert plain.checker is None and checked.checker == "KeywordChecker (threshold 0.500, float32)"
 
 
 # ---- the shipped weights on answers nobody tuned them to --------------------------------------------
