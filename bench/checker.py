@@ -1,6 +1,6 @@
 """The learned contradiction checker (`grader.scoring.checker`) measured: recall, false alarms, grading time.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python bench/checker.py cv [--folds 3] [--sample 0] [--jobs 1]
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/checker.py cv [--folds 5] [--sample 0] [--jobs 1]
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker.py alarms [--checker models/checker]
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker.py timing [--students 526]
 
@@ -291,7 +291,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="what", required=True)
     c = sub.add_parser("cv")
-    c.add_argument("--folds", type=int, default=3)
+    c.add_argument("--folds", type=int, default=5)
     c.add_argument("--sample", type=int, default=0, help="answers to use (0: all)")
     c.add_argument("--save", default="", help="an .npz file for the pooled scores")
     c.add_argument("--jobs", type=int, default=1, help="folds trained at once, one CPU thread each")
