@@ -1,6 +1,7 @@
 """Probes for the learned contradiction check (issue 12): cheaper models and other ways to read the checker.
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker_probes.py frozen [--with-cv cv5.npz]   # ~5 CPU-minutes
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/checker_probes.py features      # ~5 CPU-minutes
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker_probes.py references    # ~2 CPU-minutes
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker_probes.py full --layers 6 --epochs 2 --lr 5e-5   # ~11 minutes
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker_probes.py exam --identity --replay 1000 --epochs 2 --lr 2e-5
@@ -15,6 +16,9 @@ threshold is chosen inside each fold (2 % of the training folds' correct answers
 operating point at <= 3 % false alarms on the scores themselves is shown beside it. The rules
 (`grader.scoring.negation.opposed`) and the plain cosine on the same pairs, for comparison.
 `--with-cv FILE` (`cv --folds 5 --save FILE`'s scores) adds the checker and the rules combined with it.
+
+features: the same folds; a scaled logistic regression on the frozen embeddings plus the counts the
+rules look at (`polarity_features`), and gradient boosting on the cosine plus those counts.
 
 references: the shipped checker (`models/checker`) on the SemEval questions its training held out
 (`grader.scoring.checker_train.split_questions`, seed 0), each answer read against every BEST/GOOD
@@ -82,46 +86,73 @@ def at_false_alarms(scores: np.ndarray, labels: np.ndarray, rate: float) -> tupl
     return recall_at_false_alarms(scores[labels == "contradicts"], scores[labels == "entails"], rate)
 
 
+HEADER = (
+    "| model | threshold chosen inside: recall / false alarms | best at <= 3 %: recall / false alarms |\n|---|---|---|"
+)
+
+
+def semeval_vectors():
+    """SemEval train's answers, each fold's index (`folds_of`, FOLDS) and a function from pairs to their
+    two texts' packaged-model vectors (each distinct text encoded once)."""
+    answers, _refs = read_semeval(SEMEVAL)
+    texts = list(dict.fromkeys(t for a in answers for t in (a.scored.point, a.scored.segment, a.learned.point)))
+    vectors = Encoder.load(device="cpu").encode(texts)
+    row = {t: i for i, t in enumerate(texts)}
+    fold_of = folds_of([a.question for a in answers], FOLDS)
+
+    def pair_vectors(pairs: list[Pair]) -> tuple[np.ndarray, np.ndarray]:
+        return vectors[[row[p.point] for p in pairs]], vectors[[row[p.segment] for p in pairs]]
+
+    return answers, np.array([fold_of[a.question] for a in answers]), pair_vectors
+
+
+def cross_validated(make, learned: np.ndarray, scored: np.ndarray, labels: np.ndarray, fold: np.ndarray):
+    """Out-of-fold P(contradictory) of a fresh `make()` per fold (fit on learned pairs, scored on first
+    references), and whether each passes the threshold flagging 2 % of its training folds' correct
+    answers."""
+    scores, flagged = np.zeros(len(labels)), np.zeros(len(labels), dtype=bool)
+    for k in range(FOLDS):
+        train_rows, test_rows = np.flatnonzero(fold != k), np.flatnonzero(fold == k)
+        model = make().fit(learned[train_rows], labels[train_rows] == "contradicts")
+        inside = model.predict_proba(scored[train_rows])[:, 1]
+        threshold = threshold_for(inside[labels[train_rows] == "entails"], 0.02)
+        scores[test_rows] = model.predict_proba(scored[test_rows])[:, 1]
+        flagged[test_rows] = scores[test_rows] >= threshold
+    return scores, flagged
+
+
+def table_row(name: str, scores: np.ndarray | None, flagged: np.ndarray | None, labels: np.ndarray) -> None:
+    """One row of HEADER: recall / false alarms of `flagged`, and of `scores` at their best under 3 %."""
+    inside = best = ""
+    if flagged is not None:
+        inside = f"{flagged[labels == 'contradicts'].mean():.1%} / {flagged[labels == 'entails'].mean():.1%}"
+    if scores is not None:
+        best = "{:.1%} / {:.1%}".format(*at_false_alarms(scores, labels, 0.03))
+    print(f"| {name} | {inside} | {best} |")
+
+
 def frozen(args: argparse.Namespace) -> None:
     from sklearn.linear_model import LogisticRegression
 
-    answers, _refs = read_semeval(SEMEVAL)
-    encoder = Encoder.load(device="cpu")
-    texts = list(dict.fromkeys(t for a in answers for t in (a.scored.point, a.scored.segment, a.learned.point)))
-    vectors = encoder.encode(texts)
-    row = {t: i for i, t in enumerate(texts)}
+    answers, fold, pair_vectors = semeval_vectors()
 
     def features(pairs):
-        u, v = vectors[[row[p.point] for p in pairs]], vectors[[row[p.segment] for p in pairs]]
+        u, v = pair_vectors(pairs)
         return np.hstack([u, v, np.abs(u - v), u * v, (u * v).sum(1, keepdims=True)])
 
     scored, learned = features([a.scored for a in answers]), features([a.learned for a in answers])
     labels = np.array([a.scored.label for a in answers])
-    fold_of = folds_of([a.question for a in answers], FOLDS)
-    fold = np.array([fold_of[a.question] for a in answers])
-    print("| model | threshold chosen inside: recall / false alarms | best at <= 3 %: recall / false alarms |")
-    print("|---|---|---|")
+    print(HEADER)
     for c in (0.1, 1.0):
-        scores, flagged = np.zeros(len(labels)), np.zeros(len(labels), dtype=bool)
-        for k in range(FOLDS):
-            train_rows, test_rows = np.flatnonzero(fold != k), np.flatnonzero(fold == k)
-            model = LogisticRegression(C=c, max_iter=2000).fit(learned[train_rows], labels[train_rows] == "contradicts")
-            inside = model.predict_proba(scored[train_rows])[:, 1]
-            threshold = threshold_for(inside[labels[train_rows] == "entails"], 0.02)
-            scores[test_rows] = model.predict_proba(scored[test_rows])[:, 1]
-            flagged[test_rows] = scores[test_rows] >= threshold
-        inside_recall, inside_alarms = flagged[labels == "contradicts"].mean(), flagged[labels == "entails"].mean()
-        best = at_false_alarms(scores, labels, 0.03)
-        model_name = f"logistic regression, C={c:g}"
-        print(f"| {model_name} | {inside_recall:.1%} / {inside_alarms:.1%} | {best[0]:.1%} / {best[1]:.1%} |")
+        make = lambda c=c: LogisticRegression(C=c, max_iter=2000)  # noqa: E731
+        scores, flagged = cross_validated(make, learned, scored, labels, fold)
+        table_row(f"logistic regression, C={c:g}", scores, flagged, labels)
     rules = rules_flag([(a.scored.point, a.scored.segment) for a in answers])
-    print(f"| rules | {rules[labels == 'contradicts'].mean():.1%} / {rules[labels == 'entails'].mean():.1%} | |")
-    cosine = at_false_alarms(-scored[:, -1], labels, 0.03)
-    print(f"| low cosine alone | | {cosine[0]:.1%} / {cosine[1]:.1%} |")
+    table_row("rules", None, rules, labels)
+    table_row("low cosine alone", -scored[:, -1], None, labels)
     if args.with_cv:  # bench/checker.py cv --folds 5 --save's scores: its rows are each fold's, in order
-        order = [
-            i for k in range(FOLDS) for i in np.flatnonzero((fold == k) & np.isin(labels, ("entails", "contradicts")))
-        ]
+        kept = np.isin(labels, ("entails", "contradicts"))
+        order = [i for k in range(FOLDS) for i in np.flatnonzero((fold == k) & kept)]
         saved = np.load(args.with_cv)
         assert (saved["y"] == labels[order]).all(), "not the same folds"
         checker, y, frozen_scores = saved["p"], saved["y"], scores[order]
@@ -131,8 +162,64 @@ def frozen(args: argparse.Namespace) -> None:
             ("rules, then checker", checker + saved["r"]),
             ("rules, then mean of both", (checker + frozen_scores) / 2 + saved["r"]),
         ):
-            best = at_false_alarms(combined, y, 0.03)
-            print(f"| {name} | | {best[0]:.1%} / {best[1]:.1%} |")
+            table_row(name, combined, None, y)
+
+
+def polarity_features(reference: str, answer: str) -> list[float]:
+    """Counts the rules look at, as numbers a model can weigh: concepts shared with the same and with
+    the opposite sign, how much of the reference the answer covers, verdicts, changed numbers."""
+    from grader.scoring.negation import numbers, signed_concepts, verdict
+
+    ref, ans = signed_concepts(reference), signed_concepts(answer)
+    shared = ref.keys() & ans.keys()
+    agree = sum(ref[c] == ans[c] for c in shared)
+    disagree = len(shared) - agree
+    denied = sum(v < 0 for v in ans.values())
+    changed = bool(numbers(answer)) and bool(numbers(reference)) and not numbers(answer) & numbers(reference)
+    return [
+        agree,
+        disagree,
+        disagree / max(1, len(shared)),
+        len(shared) / max(1, len(ref)),
+        denied,
+        denied - sum(v < 0 for v in ref.values()),
+        verdict(answer) * verdict(reference),
+        float(changed),
+        np.log1p(len(answer.split())),
+    ]
+
+
+def features(_: argparse.Namespace) -> None:
+    """Frozen embeddings and the rules' counts (`polarity_features`) together, `frozen`'s folds."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    answers, fold, pair_vectors = semeval_vectors()
+
+    def table(pairs, embeddings: bool):
+        u, v = pair_vectors(pairs)
+        counts = np.array([polarity_features(p.point, p.segment) for p in pairs])
+        rules = rules_flag([(p.point, p.segment) for p in pairs])[:, None].astype(float)
+        parts = [u, v, np.abs(u - v), u * v] if embeddings else []
+        return np.hstack(parts + [(u * v).sum(1, keepdims=True), counts, rules])
+
+    labels = np.array([a.scored.label for a in answers])
+    models = {
+        "logistic regression, embeddings + counts": (
+            True,
+            lambda: make_pipeline(StandardScaler(), LogisticRegression(C=0.05, max_iter=3000)),
+        ),
+        "gradient boosting, cosine + counts": (False, lambda: HistGradientBoostingClassifier(random_state=0)),
+    }
+    print(HEADER)
+    for name, (embeddings, make) in models.items():
+        scored, learned = (
+            table([a.scored for a in answers], embeddings),
+            table([a.learned for a in answers], embeddings),
+        )
+        table_row(name, *cross_validated(make, learned, scored, labels, fold), labels)
 
 
 def _held_out():
@@ -294,6 +381,7 @@ def main() -> None:
     cold = sub.add_parser("frozen")
     cold.add_argument("--with-cv", default="", help="bench/checker.py cv --folds 5 --save's .npz, to combine")
     cold.set_defaults(run=frozen)
+    sub.add_parser("features").set_defaults(run=features)
     refs = sub.add_parser("references")
     refs.add_argument("--checker", default=str(ROOT / "models" / "checker"))
     refs.set_defaults(run=references)
