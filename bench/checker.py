@@ -115,8 +115,9 @@ def cv(args: argparse.Namespace) -> None:
         runs = [pool.submit(cv_fold, k, args.folds, args.sample) for k in range(args.folds)]
         results = []
         for run in runs:
-            results.append(run.result()[1])
-            print(run.result()[0], flush=True)
+            row, scored = run.result()
+            print(row, flush=True)
+            results.append(scored)
     scores, labels, thresholds, rules, every = (
         [r[key] for r in results] for key in ("p", "y", "t", "r", "probabilities")
     )

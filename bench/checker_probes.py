@@ -198,14 +198,15 @@ def features(_: argparse.Namespace) -> None:
 
     answers, fold, pair_vectors = semeval_vectors()
 
-    def table(pairs, embeddings: bool):
+    def table(pairs: list[Pair]) -> tuple[np.ndarray, np.ndarray]:
+        """(embedding features, cosine + counts + rules) for these pairs, each computed once."""
         u, v = pair_vectors(pairs)
         counts = np.array([polarity_features(p.point, p.segment) for p in pairs])
         rules = rules_flag([(p.point, p.segment) for p in pairs])[:, None].astype(float)
-        parts = [u, v, np.abs(u - v), u * v] if embeddings else []
-        return np.hstack(parts + [(u * v).sum(1, keepdims=True), counts, rules])
+        return np.hstack([u, v, np.abs(u - v), u * v]), np.hstack([(u * v).sum(1, keepdims=True), counts, rules])
 
     labels = np.array([a.scored.label for a in answers])
+    scored, learned = table([a.scored for a in answers]), table([a.learned for a in answers])
     models = {
         "logistic regression, embeddings + counts": (
             True,
@@ -215,11 +216,8 @@ def features(_: argparse.Namespace) -> None:
     }
     print(HEADER)
     for name, (embeddings, make) in models.items():
-        scored, learned = (
-            table([a.scored for a in answers], embeddings),
-            table([a.learned for a in answers], embeddings),
-        )
-        table_row(name, *cross_validated(make, learned, scored, labels, fold), labels)
+        learned_x, scored_x = (np.hstack(t) if embeddings else t[1] for t in (learned, scored))
+        table_row(name, *cross_validated(make, learned_x, scored_x, labels, fold), labels)
 
 
 def _held_out():
@@ -298,8 +296,10 @@ def stage(checker: Checker, pairs: list[Pair], replay: list[Pair], args: argpars
         pairs += [Pair(t, t.lower().rstrip("."), "entails") for t in points]
     if args.replay:
         pairs = pairs + random.Random(0).sample(replay, args.replay)
+    layers = len(checker.model.encoder.encoder.layer)
+    top = tuple(f"layer.{i}." for i in range(layers - args.layers, layers))
     for name, p in checker.model.named_parameters():
-        p.requires_grad = name.startswith("head.") or any(f"layer.{6 - k}." in name for k in range(1, args.layers + 1))
+        p.requires_grad = name.startswith("head.") or any(t in name for t in top)
     started = time.perf_counter()
     base, rate = default_model_path(), args.head_rate
     train(pairs, base, epochs=args.epochs, learning_rate=args.lr, head_rate=rate, start=checker.model)
