@@ -40,10 +40,11 @@ from grader.authoring.reference import MAX_POINTS, Reference, references_to_rubr
 from grader.embedding.encoder import Encoder, default_model_path
 from grader.exam.rubric import ShortQuestion, load_rubric
 from grader.exam.submissions import parse_submissions, read_submissions
-from grader.scoring.checker import Checker, contradiction_score, load, rubric_pairs, tokenizer_for
+from grader.scoring.checker import Checker, contradiction_score, rubric_pairs, tokenizer_for
 from grader.scoring.checker_train import Marked, read_semeval, recall_at, train_checker
+from grader.scoring.concept_check import rules_flag
+from grader.scoring.engine import load_check
 from grader.scoring.grade import grade
-from grader.scoring.negation import opposed, polarity
 
 RUBRIC = ROOT / "rubrics" / "dl-midsem.yaml"
 SAMPLE = ROOT / "submissions" / "dl-midsem-sample.csv"
@@ -63,13 +64,6 @@ def recall_at_false_alarms(contradictory: np.ndarray, correct: np.ndarray, rate:
     allowed = int(np.floor(rate * len(ranked)))
     threshold = np.nextafter(ranked[allowed], 1.0) if allowed < len(ranked) else 0.0
     return recall_at(contradictory, threshold), float(np.mean(correct >= threshold))
-
-
-def rules_flag(pairs: list[tuple[str, str]]) -> np.ndarray:
-    """The polarity rules on (reference, answer) pairs: True where the answer opposes the reference."""
-    both = polarity([p for p, _ in pairs] + [a for _, a in pairs])  # one vocabulary for both sides
-    n = len(pairs)
-    return np.array([opposed(both.rows([n + i]), both.rows([i]))[0, 0] for i in range(n)], dtype=bool)
 
 
 def cv_fold(k: int, folds: int, sample: int) -> tuple[str, dict[str, np.ndarray]]:
@@ -196,7 +190,7 @@ def alarms(args: argparse.Namespace) -> None:
     from corpora import MemoryEncoder
 
     encoder = MemoryEncoder(Encoder.load(device="cpu"))
-    checker = load(Path(args.checker), default_model_path())
+    checker = load_check(Path(args.checker), default_model_path())
     print(
         "| answers | full-mark answers | flagged contradiction: rules alone | rules + checker "
         "| checker's share | keyword-stuffing |"
@@ -242,8 +236,8 @@ def alarms(args: argparse.Namespace) -> None:
 class Counting:
     """A checker that counts the pairs it is asked about."""
 
-    def __init__(self, checker: Checker) -> None:
-        self.checker, self.threshold, self.asked = checker, checker.threshold, 0
+    def __init__(self, checker) -> None:
+        self.checker, self.threshold, self.name, self.asked = checker, checker.threshold, checker.name, 0
 
     def contradiction(self, pairs: list[tuple[str, str]]) -> np.ndarray:
         self.asked += len(pairs)
@@ -262,7 +256,7 @@ def timing(args: argparse.Namespace) -> None:
     from corpora import MemoryEncoder
 
     base = Encoder.load(device="cpu")
-    checker = load(Path(args.checker), default_model_path())
+    checker = load_check(Path(args.checker), default_model_path())
     rubric = load_rubric(RUBRIC)
     classes = [("bundled sample", rubric, read_submissions(SAMPLE, rubric.question_ids))]
     classes.append((f"synthetic, {args.students} students", *synthetic_class(args.students, 0)))
@@ -297,11 +291,11 @@ def main() -> None:
     c.add_argument("--save", default="", help="an .npz file for the pooled scores")
     c.add_argument("--jobs", type=int, default=1, help="folds trained at once, one CPU thread each")
     a = sub.add_parser("alarms")
-    a.add_argument("--checker", default=str(ROOT / "models" / "checker"))
+    a.add_argument("--checker", default=str(ROOT / "models" / "concept-check"), help="either kind of check's folder")
     a.add_argument("--limit", type=int, default=0, help="full-mark answers per corpus (0: all)")
     a.add_argument("--only", default="", help="only the corpus whose name starts so (mohler, saf, bundled)")
     t = sub.add_parser("timing")
-    t.add_argument("--checker", default=str(ROOT / "models" / "checker"))
+    t.add_argument("--checker", default=str(ROOT / "models" / "concept-check"), help="either kind of check's folder")
     t.add_argument("--students", type=int, default=526, help="526 students x 19 questions: about 10k answers")
     args = parser.parse_args()
     {"cv": cv, "alarms": alarms, "timing": timing}[args.what](args)

@@ -28,6 +28,7 @@ the concepts shared with the opposite sign, and how many of each kind; a logisti
 (hashed), alone and summed with `frozen`'s regression, flagged together with the rules. Nested: the
 threshold for each outer fold is chosen on inner question-grouped folds of its training questions (the
 rules or the score flagging 2 or 2.5 % of their correct answers), so "chosen inside" is honest.
+`--not-correct`: the regressions learn correct against the rest (contradictory and incorrect).
 
 references: the shipped checker (`models/checker`) on the SemEval questions its training held out
 (`grader.scoring.checker_train.split_questions`, seed 0), each answer read against every BEST/GOOD
@@ -234,29 +235,14 @@ RATES = (0.02, 0.025)
 
 
 def pair_words(reference: str, answer: str) -> list[str]:
-    """`lexical`'s features of one pair: signed concepts only one side has, crossed and alone, those
-    the two sides sign oppositely, and how many of each kind."""
+    """`lexical`'s features of one pair: the shipped concept check's (`grader.scoring.concept_check`)."""
+    from grader.scoring.concept_check import pair_features
     from grader.scoring.negation import signed_concepts
 
-    ref, ans = signed_concepts(reference), signed_concepts(answer)
-    only_ref = [f"{c}{'+-'[s < 0]}" for c, s in ref.items() if c not in ans]
-    only_ans = [f"{c}{'+-'[s < 0]}" for c, s in ans.items() if c not in ref]
-    opposite = [c for c in ref if c in ans and ref[c] != ans[c]]
-    same = len(ref.keys() & ans.keys()) - len(opposite)
-    return [
-        *(f"X:{r}|{a}" for r in only_ref for a in only_ans),
-        *(f"A:{a}" for a in only_ans),
-        *(f"R:{r}" for r in only_ref),
-        *(f"D:{c}" for c in opposite),
-        *(f"RD:{r}|{c}" for r in only_ref for c in opposite),
-        f"opposite={min(len(opposite), 3)}",
-        f"same={min(same, 4)}",
-        f"only_ref={min(len(only_ref), 5)}",
-        f"only_ans={min(len(only_ans), 5)}",
-    ]
+    return pair_features(signed_concepts(reference), signed_concepts(answer))
 
 
-def lexical(_: argparse.Namespace) -> None:
+def lexical(args: argparse.Namespace) -> None:
     from sklearn.feature_extraction import FeatureHasher
     from sklearn.linear_model import LogisticRegression
 
@@ -273,7 +259,8 @@ def lexical(_: argparse.Namespace) -> None:
         return np.hstack([u, v, np.abs(u - v), u * v, (u * v).sum(1, keepdims=True)])
 
     labels = np.array([a.scored.label for a in answers])
-    contradicts, correct = labels == "contradicts", labels == "entails"
+    correct = labels == "entails"
+    target = ~correct if args.not_correct else labels == "contradicts"
     questions = np.array([a.question for a in answers])
     rules = rules_flag([(a.scored.point, a.scored.segment) for a in answers])
     learned = {"words": words([a.learned for a in answers]), "embeddings": embedded([a.learned for a in answers])}
@@ -284,7 +271,7 @@ def lexical(_: argparse.Namespace) -> None:
         """Sum of each part's P(contradictory), fit on `fit` rows (learned pairs), on `rows` (scored)."""
         total = np.zeros(len(rows))
         for part in parts:
-            model = LogisticRegression(C=strength[part], max_iter=3000).fit(learned[part][fit], contradicts[fit])
+            model = LogisticRegression(C=strength[part], max_iter=3000).fit(learned[part][fit], target[fit])
             total += model.predict_proba(scored[part][rows])[:, 1]
         return total
 
@@ -476,7 +463,9 @@ def main() -> None:
     cold.add_argument("--with-cv", default="", help="bench/checker.py cv --folds 5 --save's .npz, to combine")
     cold.set_defaults(run=frozen)
     sub.add_parser("features").set_defaults(run=features)
-    sub.add_parser("lexical").set_defaults(run=lexical)
+    words = sub.add_parser("lexical")
+    words.add_argument("--not-correct", action="store_true", help="learn correct against the rest, not contradictory")
+    words.set_defaults(run=lexical)
     refs = sub.add_parser("references")
     refs.add_argument("--checker", default=str(ROOT / "models" / "checker"))
     refs.set_defaults(run=references)

@@ -15,8 +15,8 @@ from pathlib import Path
 from grader.errors import GraderError
 
 
-def write_atomically(files: Mapping[str | Path, str]) -> None:
-    """Write every file's text; all temporaries are complete before the first rename.
+def write_atomically(files: Mapping[str | Path, str | bytes]) -> None:
+    """Write every file's text (or bytes); all temporaries are complete before the first rename.
 
     A target that cannot be written (a read-only folder, a folder where a file goes, a file where a
     folder goes) is a GraderError naming it, raised before anything is replaced."""
@@ -28,7 +28,8 @@ def write_atomically(files: Mapping[str | Path, str]) -> None:
             fd, temp = _staged(target)
             staged.append((temp, target))
             os.chmod(temp, _mode_for(target))
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            binary = isinstance(text, bytes)
+            with os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
                 handle.write(text)
                 handle.flush()
                 os.fsync(handle.fileno())

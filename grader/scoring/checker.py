@@ -20,6 +20,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -175,6 +176,16 @@ def length_batches(lengths: Sequence[int], size: int) -> list[np.ndarray]:
     return [order[i : i + size] for i in range(0, len(order), size)]
 
 
+class Contradicting(Protocol):
+    """What grading asks of a learned check (`Checker` here, `grader.scoring.concept_check.ConceptCheck`):
+    a score per (point, segment) pair, and the score at or above which the segment is taken out."""
+
+    threshold: float
+    name: str
+
+    def contradiction(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray: ...
+
+
 @dataclass
 class Checker:
     """A loaded checker. `contradiction` gives P(contradicts) for (point, segment) pairs."""
@@ -218,10 +229,12 @@ class Checker:
         return contradiction_score(self.probabilities(pairs)) if pairs else np.zeros(0, dtype=np.float32)
 
 
-def describe(checker: Checker) -> str:
+def describe(checker: Contradicting) -> str:
     """What run.json records of the checker that graded: the marks depend on its weights, threshold, precision."""
-    precision = "bfloat16" if getattr(checker, "bfloat16", False) else "float32"
-    return f"{getattr(checker, 'name', type(checker).__name__)} (threshold {checker.threshold:.3f}, {precision})"
+    name = getattr(checker, "name", type(checker).__name__)
+    if not isinstance(checker, Checker):
+        return f"{name} (threshold {checker.threshold:.3f})"
+    return f"{name} (threshold {checker.threshold:.3f}, {'bfloat16' if checker.bfloat16 else 'float32'})"
 
 
 def native_bfloat16() -> bool:
@@ -339,7 +352,7 @@ def refute(
 
 
 def checked_opposite(
-    checker: Checker,
+    checker: Contradicting,
     question: QuestionVectors,
     phrasings: Sequence[str],
     segment_rows: np.ndarray,
@@ -374,26 +387,3 @@ def probability_of(refutation: Refutation | None, row: int, point: int, segment:
         return None
     found = refutation.found.get((row, point))
     return found[1] if found is not None and found[0] == segment else None
-
-
-def default_checker(base: Path, say: Callable[[str], None]) -> Checker | None:
-    """The checker grading uses: none unless $GRADER_CHECKER asks ('on': models/checker, or a folder).
-
-    Off by default because, measured (bench/README.md), the shipped weights add little to the rules
-    (question-grouped 5-fold CV on SemEval: 15.1 % of contradictory answers caught with the rules
-    against 12.4 % without, for 2.3 % of correct ones flagged against 1.0 %) and cost 1.2-1.4x the
-    grading time in bfloat16, 1.4-1.9x in float32. Asked for but missing, grading goes on with the
-    rules of `grader.scoring.negation` alone, and `say` is told so (once: call this once per run)."""
-    import os
-
-    chosen = os.environ.get("GRADER_CHECKER", "").strip()
-    if chosen.lower() in ("", "off"):
-        return None
-    directory = DEFAULT_DIR if chosen.lower() == "on" else Path(chosen)
-    if not (directory / WEIGHTS).is_file():
-        say(
-            f"no contradiction checker in {directory} (`grader model train-checker` makes one): "
-            "answers that say the opposite of a point are found by the rules only"
-        )
-        return None
-    return load(directory, base)

@@ -31,6 +31,15 @@ from grader.scoring.checker import (
 )
 
 SEMEVAL_LABELS = {"correct": "entails", "contradictory": "contradicts", "incorrect": "neither"}
+SEMEVAL_COLUMNS = (
+    "corpus",
+    "question_id",
+    "reference_answers_json",
+    "reference_answer_first",
+    "answer_match",
+    "student_answer",
+    "label_3way",
+)
 TRAINED_LAYERS = 3
 """Top encoder layers retrained (of 6): the lower ones stay the packaged weights, so only ~5.3M
 parameters (10.6 MB in float16) are stored, and a training step backs through half the network."""
@@ -52,6 +61,10 @@ class Marked:
     scored: Pair
 
 
+def _is_reference(item: object) -> bool:
+    return isinstance(item, dict) and isinstance(item.get("text"), str)
+
+
 def read_semeval(path: Path) -> tuple[list[Marked], dict[str, list[list[str]]]]:
     """The answers of SemEval-2013 train, and per question its references as rubric points (Beetle's
     BEST and GOOD references as phrasings of one point, MINIMAL ones as another)."""
@@ -59,9 +72,27 @@ def read_semeval(path: Path) -> tuple[list[Marked], dict[str, list[list[str]]]]:
         raise GraderError(f"{path}: no such file (SemEval-2013 train as CSV, see the README)")
     answers, references = [], {}
     with path.open(encoding="utf-8", newline="") as handle:
-        for row in csv.DictReader(handle):
+        reader = csv.DictReader(handle)
+        missing = [c for c in SEMEVAL_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            needs = ", ".join(SEMEVAL_COLUMNS)
+            raise GraderError(f"{path}: no {missing[0]!r} column (SemEval-2013 train as CSV needs {needs})")
+        for line, row in enumerate(reader, start=2):
+            if row["label_3way"] not in SEMEVAL_LABELS:
+                labels = ", ".join(SEMEVAL_LABELS)
+                raise GraderError(
+                    f"{path}, row {line}, column label_3way: {row['label_3way']!r} is not one of {labels}"
+                )
             question = f"{row['corpus']}/{row['question_id']}"
-            refs = json.loads(row["reference_answers_json"] or "[]")
+            try:
+                refs = json.loads(row["reference_answers_json"] or "[]")
+            except json.JSONDecodeError:
+                refs = None
+            if not isinstance(refs, list) or not all(
+                isinstance(r, dict) and isinstance(r.get("text"), str) for r in refs
+            ):
+                where = f"{path}, row {line}, column reference_answers_json"
+                raise GraderError(f"{where}: not a JSON list of references with a text each")
             best = [r["text"] for r in refs if r.get("category") in (None, "BEST", "GOOD")] or [
                 row["reference_answer_first"]
             ]

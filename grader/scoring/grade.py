@@ -27,7 +27,7 @@ from grader.embedding.spans import pooled_segments, segment_mode
 from grader.exam.rubric import McqQuestion, Rubric, ShortQuestion
 from grader.exam.submissions import Submissions
 from grader.scoring import flags as flagging
-from grader.scoring.checker import Checker, checked_opposite, describe, probability_of
+from grader.scoring.checker import Contradicting, checked_opposite, describe, probability_of
 from grader.scoring.collusion import near_copies
 from grader.scoring.flags import Flag, FlagCode
 from grader.scoring.gaming import rubric_terms, screen
@@ -147,7 +147,7 @@ def grade(
     progress: Progress | None = None,
     topic_weight: float = TOPIC_WEIGHT,
     negation: bool = True,
-    checker: Checker | None = None,
+    checker: Contradicting | None = None,
 ) -> Grades:
     """Grade every student on every question of the rubric (see `grader.scoring.match` for the scoring).
 
@@ -201,7 +201,7 @@ def _grade_block(
     curve: CreditCurve,
     topic_weight: float,
     negation: bool,
-    checker: Checker | None = None,
+    checker: Contradicting | None = None,
 ) -> dict[tuple[str, str], QuestionGrade]:
     """Grade one question for a block of students: segment, encode the distinct texts, match.
 

@@ -14,12 +14,12 @@ from grader.scoring.checker import (
     META,
     WEIGHTS,
     checked_opposite,
-    default_checker,
     negations,
     phrasing_pairs,
     rubric_pairs,
 )
 from grader.scoring.checker_train import recall_at, split_questions, threshold_for
+from grader.scoring.engine import default_checker
 from grader.scoring.match import DEFAULT_CURVE, QuestionVectors
 
 # ---- pairs made from a rubric ------------------------------------------------------------------
@@ -139,9 +139,7 @@ def test_without_weights_the_rules_run_and_it_is_said_once(tmp_path, monkeypatch
     monkeypatch.setenv("GRADER_CHECKER", str(tmp_path / "none-here"))
     assert default_checker(tmp_path, said.append) is None
     assert len(said) == 1 and "rules only" in said[0]
-    monkeypatch.setenv("GRADER_CHECKER", "off")
-    assert default_checker(tmp_path, said.append) is None and len(said) == 1
-    monkeypatch.delenv("GRADER_CHECKER")  # off unless asked for: nothing to say
+    monkeypatch.setenv("GRADER_CHECKER", "off")  # the rules alone, as asked: nothing to say
     assert default_checker(tmp_path, said.append) is None and len(said) == 1
 
 
@@ -194,7 +192,7 @@ def test_grading_masks_what_the_checker_refutes_and_says_how_sure(rubric, encode
     assert point.credit == 0 and point.opposite_probability == pytest.approx(0.9)
     reasons = [f.reason for f in mark[("p2", "A1a")].flags if f.code == "contradiction"]
     assert any("p = 0.90" in r for r in reasons)
-    assert plain.checker is None and checked.checker == "KeywordChecker (threshold 0.500, float32)"
+    assert plain.checker is None and checked.checker == "KeywordChecker (threshold 0.500)"
 
 
 # ---- the shipped weights on answers nobody tuned them to --------------------------------------------

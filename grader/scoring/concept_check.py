@@ -1,0 +1,195 @@
+"""A learned contradiction check on the rules' concepts: what a point and a segment do not share.
+
+The polarity rules (`grader.scoring.negation.opposed`) catch a segment that denies a concept the point
+asserts. Many wrong answers instead turn the point around with a word of the domain ("in a closed path"
+against "separated by a gap"). A logistic regression reads those: each (point, segment) pair becomes
+the concepts only one side has (`signed_concepts`, crossed and alone), the concepts the two sides sign
+oppositely, and how many of each kind, hashed (`FeatureHasher`, 2^20) and binary. Learned from
+SemEval-2013's marked answers (correct against the rest) and from a rubric's own negations
+(`grader.scoring.checker.rubric_pairs`); with the rules it caught about twice their share of
+contradictory answers on SemEval questions it never saw (bench/README.md, "the concept check").
+
+No network and no torch at grading: a sparse product per batch of pairs. Grading asks it, like the
+cross-encoder (`grader.scoring.checker.refute`), only about the segments that would earn a point.
+The weights are the features seen in training (`models/concept-check/`, npz), with the threshold and
+how they were made (json).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from grader.atomic import write_atomically
+from grader.errors import GraderError
+from grader.scoring.checker import Pair
+from grader.scoring.checker_train import Marked
+from grader.scoring.negation import opposed, polarity, signed_concepts
+
+FEATURES = 2**20
+STRENGTH = 0.3
+"""The regression's C (inverse L2 strength): chosen in question-grouped CV on SemEval (bench/checker_probes.py)."""
+FALSE_ALARMS = 0.025
+"""Share of out-of-fold correct SemEval answers the rules and the check together may flag."""
+FOLDS = 5
+WEIGHTS = "concept-check.npz"
+META = "concept-check.json"
+DEFAULT_DIR = Path(__file__).resolve().parents[2] / "models" / "concept-check"
+
+
+def pair_features(point: dict[str, int], segment: dict[str, int]) -> list[str]:
+    """The features of one pair from both sides' signed concepts (`signed_concepts`): concepts only one
+    side has, crossed and alone; those signed oppositely (alone, and crossed with the point's own);
+    and capped counts of each kind."""
+    only_point = [f"{c}{'+-'[s < 0]}" for c, s in point.items() if c not in segment]
+    only_segment = [f"{c}{'+-'[s < 0]}" for c, s in segment.items() if c not in point]
+    opposite = [c for c in point if c in segment and point[c] != segment[c]]
+    same = len(point.keys() & segment.keys()) - len(opposite)
+    return [
+        *(f"X:{r}|{a}" for r in only_point for a in only_segment),
+        *(f"A:{a}" for a in only_segment),
+        *(f"R:{r}" for r in only_point),
+        *(f"D:{c}" for c in opposite),
+        *(f"RD:{r}|{c}" for r in only_point for c in opposite),
+        f"opposite={min(len(opposite), 3)}",
+        f"same={min(same, 4)}",
+        f"only_ref={min(len(only_point), 5)}",
+        f"only_ans={min(len(only_segment), 5)}",
+    ]
+
+
+def features(pairs: Sequence[tuple[str, str]]):
+    """(pairs, FEATURES) binary CSR matrix; each distinct text's concepts found once."""
+    from sklearn.feature_extraction import FeatureHasher
+
+    concepts: dict[str, dict[str, int]] = {}
+    for text in {t for pair in pairs for t in pair}:
+        concepts[text] = signed_concepts(text)
+    hasher = FeatureHasher(FEATURES, input_type="string", alternate_sign=False)
+    table = hasher.transform([pair_features(concepts[p], concepts[s]) for p, s in pairs]).tocsr()
+    table.data[:] = 1
+    return table
+
+
+@dataclass
+class ConceptCheck:
+    """A loaded check. `contradiction` gives P(not a correct statement of the point) per (point, segment)."""
+
+    weights: np.ndarray
+    """(FEATURES,) float32: the regression's coefficient of each hashed feature (0 where never seen)."""
+    intercept: float
+    threshold: float
+    """The score at or above which a segment is read as saying something else than the point."""
+    name: str = "concept-check"
+
+    def contradiction(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        if not len(pairs):
+            return np.zeros(0, dtype=np.float32)
+        logits = features(pairs) @ self.weights + self.intercept
+        return (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
+
+
+def fit(pairs: Sequence[Pair], strength: float = STRENGTH) -> tuple[np.ndarray, float]:
+    """The regression's weights and intercept, learning correct ("entails") against the rest."""
+    from sklearn.linear_model import LogisticRegression
+
+    target = np.array([p.label != "entails" for p in pairs])
+    if target.all() or not target.any():
+        raise GraderError("the concept check needs both correct and other pairs to learn from")
+    model = LogisticRegression(C=strength, max_iter=3000).fit(features([(p.point, p.segment) for p in pairs]), target)
+    return model.coef_[0].astype(np.float32), float(model.intercept_[0])
+
+
+def rules_flag(pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+    """The polarity rules on (point, segment) pairs: True where the segment opposes the point."""
+    both = polarity([p for p, _ in pairs] + [s for _, s in pairs])  # one vocabulary for both sides
+    n = len(pairs)
+    return np.array([bool(opposed(both.rows([n + i]), both.rows([i]))[0, 0]) for i in range(n)], dtype=bool)
+
+
+def choose_threshold(scores: np.ndarray, flagged: np.ndarray, rate: float) -> float:
+    """The least score whose flags, with the rules' (`flagged`), stay within `rate` of these (correct)
+    answers: each score a candidate, from the highest down."""
+    ranked = np.sort(scores)[::-1]
+    for i, t in enumerate(ranked):
+        if np.mean(flagged | (scores >= t)) > rate:
+            return float(ranked[i - 1]) if i else float(np.nextafter(ranked[0], np.inf))
+    return float(ranked[-1]) if len(ranked) else 0.5
+
+
+def train(
+    examples: Sequence[Marked], rubric_pairs: Sequence[Pair] = (), *, rate: float = FALSE_ALARMS, seed: int = 0
+) -> tuple[ConceptCheck, dict]:
+    """Fit on every example's learned pair and the rubric pairs; choose the threshold on out-of-fold
+    scores (FOLDS question-grouped folds, seeded), so it is chosen on questions the regression did not
+    see, as grading meets them. Returns the check and what the threshold flags there."""
+    questions = sorted({e.question for e in examples})
+    random.Random(seed).shuffle(questions)
+    fold = {q: i % FOLDS for i, q in enumerate(questions)}
+    folds = np.array([fold[e.question] for e in examples])
+    scored = [(e.scored.point, e.scored.segment) for e in examples]
+    out_of_fold = np.zeros(len(examples), dtype=np.float32)
+    for k in range(FOLDS):
+        learn = [e.learned for e, f in zip(examples, folds) if f != k] + list(rubric_pairs)
+        weights, intercept = fit(learn)
+        held = np.flatnonzero(folds == k)
+        out_of_fold[held] = ConceptCheck(weights, intercept, 0.0).contradiction([scored[i] for i in held])
+    labels = np.array([e.scored.label for e in examples])
+    rules = rules_flag(scored)
+    correct, contradicts = labels == "entails", labels == "contradicts"
+    threshold = choose_threshold(out_of_fold[correct], rules[correct], rate)
+    flagged = rules | (out_of_fold >= threshold)
+    weights, intercept = fit([e.learned for e in examples] + list(rubric_pairs))
+    meta = {
+        "threshold": threshold,
+        "strength": STRENGTH,
+        "seed": seed,
+        "pairs": {"answers": len(examples), "rubric": len(rubric_pairs)},
+        "out_of_fold": {
+            "questions": len(questions),
+            "folds": FOLDS,
+            "contradictory": int(contradicts.sum()),
+            "correct": int(correct.sum()),
+            "recall_with_rules": round(float(flagged[contradicts].mean()), 4),
+            "false_alarms_with_rules": round(float(flagged[correct].mean()), 4),
+            "recall_rules_alone": round(float(rules[contradicts].mean()), 4),
+            "false_alarms_rules_alone": round(float(rules[correct].mean()), 4),
+        },
+    }
+    return ConceptCheck(weights, intercept, threshold), meta
+
+
+def save(check: ConceptCheck, directory: Path, meta: dict) -> None:
+    """The weights of the features seen (indices and float32 values) and the metadata, each written whole."""
+    seen = np.flatnonzero(check.weights).astype(np.int32)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, index=seen, weight=check.weights[seen], intercept=np.float64(check.intercept))
+    meta = {**meta, "name": check.name, "threshold": check.threshold, "features": FEATURES}
+    text = json.dumps(meta, indent=1, sort_keys=True) + "\n"
+    write_atomically({directory / WEIGHTS: buffer.getvalue(), directory / META: text})
+
+
+def load(directory: Path) -> ConceptCheck:
+    """The check saved in `directory`; a missing or foreign file is refused in one line."""
+    weights_path, meta_path = directory / WEIGHTS, directory / META
+    if not weights_path.is_file() or not meta_path.is_file():
+        missing = f"no concept check ({WEIGHTS} and {META})"
+        raise GraderError(f"{directory}: {missing}; run `grader model train-concept-check`")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        with np.load(weights_path) as saved:
+            index, weight, intercept = saved["index"], saved["weight"], float(saved["intercept"])
+        if int(meta["features"]) != FEATURES or (len(index) and int(index.max()) >= FEATURES):
+            raise ValueError(f"hashed into {meta['features']} features, not {FEATURES}")
+        threshold = float(meta["threshold"])
+    except (OSError, ValueError, KeyError) as err:
+        raise GraderError(f"{directory}: not a concept check this grader reads ({err})") from None
+    weights = np.zeros(FEATURES, dtype=np.float32)
+    weights[index] = weight
+    return ConceptCheck(weights, intercept, threshold, str(meta.get("name", directory.name)))

@@ -1,0 +1,194 @@
+"""The concept check: its features, learning and threshold, saving, and grading with the shipped weights."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from grader.errors import GraderError
+from grader.exam.rubric import ShortQuestion
+from grader.scoring import concept_check
+from grader.scoring.checker import Pair
+from grader.scoring.checker_train import Marked
+from grader.scoring.concept_check import (
+    DEFAULT_DIR,
+    META,
+    WEIGHTS,
+    ConceptCheck,
+    choose_threshold,
+    fit,
+    load,
+    pair_features,
+    save,
+    train,
+)
+from grader.scoring.engine import default_checker
+from grader.scoring.negation import signed_concepts
+from tests.scoring.test_checker import REVERSALS
+
+# ---- features ------------------------------------------------------------------------------------
+
+
+def test_features_name_what_only_one_side_says_and_what_the_sides_sign_oppositely():
+    point = signed_concepts("The bulb lights because it is in a closed path with the battery.")
+    answer = signed_concepts("The bulb does not light because there is a gap in the path.")
+    found = set(pair_features(point, answer))
+    assert "D:light" in found  # asserted by the point, denied by the answer
+    assert "A:gap+" in found and "R:open-" in found and "X:open-|gap+" in found  # "closed" read as "not open"
+    assert "opposite=1" in found
+    agreeing = set(pair_features(point, signed_concepts("It lights: the path with the battery is closed.")))
+    assert "opposite=0" in agreeing and not any(f.startswith("D:") for f in agreeing)
+
+
+def test_features_are_binary_and_each_distinct_text_read_once():
+    pairs = [("The switch is closed.", "The switch is open."), ("The switch is closed.", "The switch is open.")]
+    table = concept_check.features(pairs)
+    assert table.shape == (2, concept_check.FEATURES) and set(table.data) == {1.0}
+    assert (table[0] != table[1]).nnz == 0
+
+
+# ---- learning ------------------------------------------------------------------------------------
+
+CLOSED = "The bulb lights because it is in a closed path with the battery."
+
+
+def swapped_and_agreeing(n: int) -> list[Pair]:
+    """Our own circuit answers: the reference turned around with a domain word (a gap, an open switch),
+    not a negation, against ones that say it in other words."""
+    wrong = ["There is a gap so the bulb is separated from the battery.", "The switch is open, a gap stops it."]
+    right = ["The bulb is in a closed path with the battery.", "A closed path joins bulb and battery."]
+    return [Pair(CLOSED, wrong[i % 2], "contradicts") for i in range(n)] + [
+        Pair(CLOSED, right[i % 2], "entails") for i in range(n)
+    ]
+
+
+def test_a_regression_learns_a_reversal_in_domain_words_the_rules_do_not_oppose():
+    weights, intercept = fit(swapped_and_agreeing(20))
+    check = ConceptCheck(weights, intercept, 0.5)
+    scores = check.contradiction([(CLOSED, "A gap separates the bulb."), (CLOSED, "It is a closed path.")])
+    assert scores[0] > 0.5 > scores[1]
+    assert concept_check.rules_flag([(CLOSED, "A gap separates the bulb.")]).tolist() == [False]
+
+
+def test_learning_needs_both_kinds_of_pair():
+    with pytest.raises(GraderError, match="both correct and other"):
+        fit([Pair(CLOSED, "It is closed.", "entails")] * 3)
+
+
+def test_the_threshold_flags_at_most_the_allowed_share_with_the_rules():
+    scores = np.linspace(0, 1, 100)
+    rules = np.zeros(100, dtype=bool)
+    rules[:2] = True  # the rules already flag two low-scoring answers
+    t = choose_threshold(scores, rules, 0.05)
+    assert np.mean(rules | (scores >= t)) <= 0.05
+    assert np.mean(rules | (scores >= np.nextafter(scores[scores < t].max(), 0))) > 0.05
+    assert np.mean(choose_threshold(scores, rules, 0.0) <= scores) == 0  # nothing more may be flagged
+
+
+def test_training_chooses_its_threshold_on_questions_it_did_not_learn():
+    examples = [
+        Marked(f"q{i % 10}", pair, pair) for i, pair in enumerate(swapped_and_agreeing(50))
+    ]  # ten questions, both kinds in each
+    check, meta = train(examples, rate=0.1)
+    held = meta["out_of_fold"]
+    assert held["questions"] == 10 and held["contradictory"] == 50 and held["correct"] == 50
+    assert held["false_alarms_with_rules"] <= 0.1 and held["recall_with_rules"] > 0.5
+    assert check.threshold == meta["threshold"]
+
+
+# ---- saving --------------------------------------------------------------------------------------
+
+
+def test_saved_check_loads_back_scoring_the_same(tmp_path):
+    weights, intercept = fit(swapped_and_agreeing(10))
+    check = ConceptCheck(weights, intercept, 0.7, "mine")
+    save(check, tmp_path, {"command": "constructed"})
+    loaded = load(tmp_path)
+    pairs = [(CLOSED, "A gap separates the bulb."), (CLOSED, "It is a closed path.")]
+    assert np.allclose(loaded.contradiction(pairs), check.contradiction(pairs))
+    assert (loaded.threshold, loaded.name) == (0.7, "mine")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([WEIGHTS, META])  # no temporaries left
+
+
+def test_a_missing_or_foreign_check_is_refused_in_one_line(tmp_path):
+    with pytest.raises(GraderError, match="no concept check"):
+        load(tmp_path)
+    (tmp_path / WEIGHTS).write_bytes(b"not an npz")
+    (tmp_path / META).write_text('{"features": 1048576, "threshold": 0.9}')
+    with pytest.raises(GraderError, match="not a concept check") as err:
+        load(tmp_path)
+    assert "\n" not in str(err.value)
+
+
+def test_grading_picks_the_check_by_what_the_folder_holds(tmp_path, monkeypatch):
+    weights, intercept = fit(swapped_and_agreeing(10))
+    save(ConceptCheck(weights, intercept, 0.7), tmp_path, {})
+    said = []
+    monkeypatch.setenv("GRADER_CHECKER", str(tmp_path))
+    assert isinstance(default_checker(None, said.append), ConceptCheck) and said == []
+
+
+# ---- the shipped weights -------------------------------------------------------------------------
+
+shipped = pytest.mark.skipif(not (DEFAULT_DIR / WEIGHTS).is_file(), reason="no concept check in models/concept-check")
+
+
+@shipped
+def test_shipped_check_records_how_it_was_made_and_beats_the_rules_there():
+    meta = json.loads((DEFAULT_DIR / META).read_text())
+    assert "train-concept-check" in meta["command"] and "CC BY-SA 3.0" in meta["data"]
+    held = meta["out_of_fold"]
+    assert held["false_alarms_with_rules"] <= 0.03
+    assert held["recall_with_rules"] > held["recall_rules_alone"]
+
+
+@shipped
+def test_grading_uses_the_shipped_check_unless_told_otherwise(monkeypatch):
+    said = []
+    monkeypatch.delenv("GRADER_CHECKER", raising=False)
+    assert isinstance(default_checker(None, said.append), ConceptCheck) and said == []
+    monkeypatch.setenv("GRADER_CHECKER", "off")
+    assert default_checker(None, said.append) is None and said == []
+
+
+@shipped
+def test_shipped_check_leaves_the_sample_full_marks_alone(rubric, encoder, sample):
+    from grader.scoring.grade import grade
+
+    checked = grade(rubric, sample.submissions, encoder, checker=load(DEFAULT_DIR))
+    full = [
+        g
+        for g in checked.items
+        if (g.student_id, g.question_id) in sample.human
+        and g.max_mark
+        and sample.human[(g.student_id, g.question_id)] >= g.max_mark
+        and isinstance(rubric.question(g.question_id), ShortQuestion)
+    ]
+    flagged = [g for g in full if any(p.opposite_probability is not None for p in g.points)]
+    assert len(full) > 80 and len(flagged) <= 0.02 * len(full), [(g.student_id, g.question_id) for g in flagged]
+    assert checked.checker.startswith("concept-check (threshold")
+
+
+NOT_REACHED = pytest.mark.xfail(
+    strict=True,
+    reason="not reached (issue 12): the concept check learned school science; against these points its "
+    "highest scores (0.93, 0.88, 0.91, 0.98) stay under its threshold (0.983), and the model answers "
+    "themselves score up to 0.95 on I3; strict, so a check that catches one fails here until the mark goes",
+)
+
+
+@shipped
+@pytest.mark.parametrize(
+    ("question", "answer"), [pytest.param(*case, marks=NOT_REACHED, id=case[0]) for case in REVERSALS]
+)
+def test_shipped_check_zeroes_our_own_seed_exam_reversals(rubric, encoder, question, answer):
+    from grader.exam.submissions import parse_submissions
+    from grader.scoring.grade import grade
+
+    submissions = parse_submissions(f'student_id,{question}\nx1,"{answer}"\n', "one.csv", rubric.question_ids)
+    checked = grade(rubric, submissions, encoder, checker=load(DEFAULT_DIR))
+    graded = next(g for g in checked.items if g.question_id == question)
+    assert graded.mark == 0, [(p.point_id, p.credit, p.evidence) for p in graded.points]
+    assert "contradiction" in {f.code for f in graded.flags}
