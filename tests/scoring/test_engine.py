@@ -6,8 +6,11 @@ from dataclasses import replace
 
 import pytest
 
+from grader.scoring.checker import describe
+from grader.scoring.concept_check import DEFAULT_DIR, load
 from grader.scoring.engine import EncoderSpec, Engine, grade_on_ray, same_marks, with_class_collusion
 from grader.scoring.flags import Flag, possible_collusion
+from grader.scoring.grade import grade
 
 
 def test_class_collusion_replaces_what_a_batch_saw(sample, rubric):
@@ -32,8 +35,9 @@ def test_an_engine_is_one_of_the_enum():
         Engine("spark")
 
 
-def test_ray_gives_the_local_marks(sample, rubric, tmp_path):
+def test_ray_gives_the_local_marks_with_the_same_check(sample, rubric, encoder, tmp_path):
     ray = pytest.importorskip("ray", reason="ray is optional: pip install 'ray[data]'")
+    check = replace(load(DEFAULT_DIR), threshold=0.8)  # low enough to take points on this sample
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         ray.data.DataContext.get_current().enable_progress_bars = False
@@ -43,13 +47,17 @@ def test_ray_gives_the_local_marks(sample, rubric, tmp_path):
             sample.submissions,
             EncoderSpec(device="cpu", cache=tmp_path / "cache.sqlite"),
             progress=lambda n, total: done.append((n, total)),
+            checker=check,
         )
     finally:
         ray.shutdown()
     assert grades.model == sample.grades.model
     assert grades.students == sample.grades.students
     assert done[-1] == (42, 42) and len(done) >= 2  # more than one batch: the class really was split
-    assert same_marks(sample.grades, grades, tolerance=1e-4) == []
+    local = grade(rubric, sample.submissions, encoder, checker=check)
+    assert same_marks(local, grades, tolerance=1e-4) == []
+    assert grades.checker == local.checker == describe(check)
+    assert same_marks(sample.grades, local) != []  # the check took points: the workers used it too
     collusion = [g for g in grades.items if any(f.code == "possible-collusion" for f in g.flags)]
     assert [g.flags for g in collusion] == [
         g.flags for g in sample.grades.items if any(f.code == "possible-collusion" for f in g.flags)
