@@ -33,7 +33,7 @@ def train_concept_check_command(
     ),
     seed: Annotated[int, typer.Option("--seed", help="Shuffles the questions into the threshold's folds.")] = 0,
 ) -> None:
-    """Train the concept check, grading's default learned check (about two CPU-minutes; no model needed)."""
+    """Train the concept check, grading's default learned check (about 20 CPU-seconds; no model needed)."""
     from grader.atomic import check_writable
     from grader.exam.rubric import ShortQuestion, load_rubric
     from grader.scoring import concept_check

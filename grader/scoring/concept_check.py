@@ -102,8 +102,12 @@ def fit(pairs: Sequence[Pair], strength: float = STRENGTH) -> tuple[np.ndarray, 
     target = np.array([p.label != "entails" for p in pairs])
     if target.all() or not target.any():
         raise GraderError("the concept check needs both correct and other pairs to learn from")
-    model = LogisticRegression(C=strength, max_iter=3000).fit(features([(p.point, p.segment) for p in pairs]), target)
-    return model.coef_[0].astype(np.float32), float(model.intercept_[0])
+    table = features([(p.point, p.segment) for p in pairs]).tocsc()
+    seen = np.flatnonzero(np.diff(table.indptr))  # a feature never seen keeps weight 0 under L2: leave it out
+    model = LogisticRegression(C=strength, max_iter=3000).fit(table[:, seen].tocsr(), target)
+    weights = np.zeros(FEATURES, dtype=np.float32)
+    weights[seen] = model.coef_[0]
+    return weights, float(model.intercept_[0])
 
 
 def rules_flag(pairs: Sequence[tuple[str, str]]) -> np.ndarray:
