@@ -3,6 +3,7 @@
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker.py cv [--folds 5] [--sample 0] [--jobs 1]
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker.py alarms [--checker models/checker]
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker.py timing [--students 526]
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/checker.py marks             # ~10 CPU-minutes
 
 cv: question-grouped cross-validation on SemEval-2013 train. Each fold's questions are never trained
 on: the checker is trained by `grader.scoring.checker_train.train_checker` (the same function as `grader
@@ -13,6 +14,12 @@ correct answers are scored against their question's first reference. Beside it, 
 
 alarms: full-mark answers wrongly flagged `contradiction` when graded (rules alone, rules + checker):
 Mohler dev (score_avg 5), SAF train (the question's top score), and the bundled sample (our full marks).
+
+marks: what the concept check does to the marks themselves, uncalibrated, on questions it never
+learned: SemEval train's two corpora graded with the rules alone, then each of 5 question-grouped
+folds graded with a concept check trained (`grader.scoring.concept_check.train`, the shipped recipe) on
+the other folds' answers; Mohler dev with the shipped check (it never saw Mohler). Agreement with the
+human marks as `bench/corpora.py` reports it (correct = 1 on SemEval).
 
 timing: the bundled sample and a synthetic class (bench/bench_grading.py's) graded without and with
 the checker in one run (see `timing` for how the encoding is shared). Results: bench/README.md.
@@ -45,6 +52,7 @@ from grader.scoring.checker_train import Marked, read_semeval, recall_at, train_
 from grader.scoring.concept_check import rules_flag
 from grader.scoring.engine import load_check
 from grader.scoring.grade import grade
+from grader.scoring.match import TOPIC_WEIGHT
 
 RUBRIC = ROOT / "rubrics" / "dl-midsem.yaml"
 SAMPLE = ROOT / "submissions" / "dl-midsem-sample.csv"
@@ -282,6 +290,36 @@ def timing(args: argparse.Namespace) -> None:
     print(f"(load average {os.getloadavg()[0]:.1f} at the end; torch threads {__import__('torch').get_num_threads()})")
 
 
+def marks(args: argparse.Namespace) -> None:
+    sys.path.insert(0, str(ROOT / "bench"))
+    from corpora import MemoryEncoder, grade_corpus, metrics, mohler, semeval, table
+
+    from grader.scoring import concept_check
+
+    encoder = MemoryEncoder(Encoder.load(device="cpu"))
+    answers, _ = read_semeval(DATA / "semeval2013_train.csv")
+    fold = folds_of([a.question for a in answers], 5)
+    checks = {}
+    for k in range(5):
+        checks[k], _ = concept_check.train([a for a in answers if fold[a.question] != k])
+    rows = []
+    for name, corpus in (("beetle", semeval("beetle", 0)), ("sciEntsBank", semeval("sciEntsBank", 0)), ("", mohler())):
+        graded = grade_corpus(corpus, encoder, MAX_POINTS, TOPIC_WEIGHT)
+        plain = {(g.student_id, g.question_id): g.mark for g in graded.grades.items}
+        checked = dict(plain)
+        for k, check in checks.items() if name else [(None, concept_check.load(concept_check.DEFAULT_DIR))]:
+            graded_k = grade_corpus(corpus, encoder, MAX_POINTS, TOPIC_WEIGHT, checker=check)
+            for g in graded_k.grades.items:
+                if k is None or fold.get(f"{name}/{g.question_id}") == k:
+                    checked[(g.student_id, g.question_id)] = g.mark
+        for label, marks_of in (("rules alone", plain), ("rules + concept check", checked)):
+            predicted = np.array([marks_of[key] for key in graded.keys])
+            rows.append((f"{corpus.name}: {label}", metrics(corpus, predicted)))
+        changed = sum(plain[key] != checked[key] for key in graded.keys)
+        print(f"{corpus.name}: {changed} of {len(graded.keys)} marks changed by the check", flush=True)
+    print(table(rows))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="what", required=True)
@@ -297,8 +335,9 @@ def main() -> None:
     t = sub.add_parser("timing")
     t.add_argument("--checker", default=str(ROOT / "models" / "concept-check"), help="either kind of check's folder")
     t.add_argument("--students", type=int, default=526, help="526 students x 19 questions: about 10k answers")
+    sub.add_parser("marks")
     args = parser.parse_args()
-    {"cv": cv, "alarms": alarms, "timing": timing}[args.what](args)
+    {"cv": cv, "alarms": alarms, "timing": timing, "marks": marks}[args.what](args)
 
 
 if __name__ == "__main__":

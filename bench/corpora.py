@@ -199,7 +199,7 @@ def corpus_keys(corpus: Corpus) -> list[tuple[str, str]]:
     return keys
 
 
-def grade_corpus(corpus: Corpus, encoder: MemoryEncoder, max_points: int, topic_weight: float) -> Graded:
+def grade_corpus(corpus: Corpus, encoder: MemoryEncoder, max_points: int, topic_weight: float, checker=None) -> Graded:
     rubric = references_to_rubric(corpus.references, corpus.name, corpus.name, max_points=max_points)
     buffer, keys = io.StringIO(), corpus_keys(corpus)
     writer = csv.writer(buffer)
@@ -207,7 +207,7 @@ def grade_corpus(corpus: Corpus, encoder: MemoryEncoder, max_points: int, topic_
     for key, a in zip(keys, corpus.answers):
         writer.writerow([key[0], a.question_id, a.text])
     submissions = parse_submissions(buffer.getvalue(), corpus.name, rubric.question_ids)
-    return Graded(rubric, grade(rubric, submissions, encoder, topic_weight=topic_weight), keys)
+    return Graded(rubric, grade(rubric, submissions, encoder, topic_weight=topic_weight, checker=checker), keys)
 
 
 # ---- the two protocols -------------------------------------------------------------------------
