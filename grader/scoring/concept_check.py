@@ -119,12 +119,16 @@ def rules_flag(pairs: Sequence[tuple[str, str]]) -> np.ndarray:
 
 def choose_threshold(scores: np.ndarray, flagged: np.ndarray, rate: float) -> float:
     """The least score whose flags, with the rules' (`flagged`), stay within `rate` of these (correct)
-    answers: each score a candidate, from the highest down."""
-    ranked = np.sort(scores)[::-1]
-    for i, t in enumerate(ranked):
+    answers: each distinct score a candidate, from the highest down (tied scores stand or fall together)."""
+    candidates = np.unique(scores)[::-1]
+    if not len(candidates):
+        return 0.5
+    allowed = float(np.nextafter(candidates[0], np.inf))  # above every score: the check flags none
+    for t in candidates:
         if np.mean(flagged | (scores >= t)) > rate:
-            return float(ranked[i - 1]) if i else float(np.nextafter(ranked[0], np.inf))
-    return float(ranked[-1]) if len(ranked) else 0.5
+            break
+        allowed = float(t)
+    return allowed
 
 
 def train(

@@ -85,6 +85,9 @@ def test_the_threshold_flags_at_most_the_allowed_share_with_the_rules():
     assert np.mean(rules | (scores >= t)) <= 0.05
     assert np.mean(rules | (scores >= np.nextafter(scores[scores < t].max(), 0))) > 0.05
     assert np.mean(choose_threshold(scores, rules, 0.0) <= scores) == 0  # nothing more may be flagged
+    tied = np.array([0.9, 0.9, 0.9, 0.5, 0.4, 0.3, 0.2, 0.1, 0.1, 0.0])
+    assert choose_threshold(tied, np.zeros(10, dtype=bool), 0.2) > 0.9  # the three tied stand or fall together
+    assert choose_threshold(tied, np.zeros(10, dtype=bool), 0.3) == 0.9
 
 
 def test_training_chooses_its_threshold_on_questions_it_did_not_learn():
