@@ -49,7 +49,7 @@ from grader.exam.rubric import ShortQuestion, load_rubric
 from grader.exam.submissions import parse_submissions, read_submissions
 from grader.scoring.checker import Checker, contradiction_score, rubric_pairs, tokenizer_for
 from grader.scoring.checker_train import Marked, read_semeval, recall_at, train_checker
-from grader.scoring.concept_check import rules_flag
+from grader.scoring.concept_check import question_folds, rules_flag
 from grader.scoring.engine import load_check
 from grader.scoring.grade import grade
 from grader.scoring.match import TOPIC_WEIGHT
@@ -61,9 +61,8 @@ FALSE_ALARMS = 0.03
 
 
 def folds_of(questions: list[str], k: int, seed: int = 0) -> dict[str, int]:
-    ordered = sorted(set(questions))
-    random.Random(seed).shuffle(ordered)
-    return {q: i % k for i, q in enumerate(ordered)}
+    """The concept check's question folds (`grader.scoring.concept_check.question_folds`)."""
+    return question_folds(questions, k, seed)
 
 
 def recall_at_false_alarms(contradictory: np.ndarray, correct: np.ndarray, rate: float) -> tuple[float, float]:

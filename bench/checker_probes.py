@@ -22,7 +22,7 @@ features: the same folds; a scaled logistic regression on the frozen embeddings 
 rules look at (`polarity_features`), and gradient boosting on the cosine plus those counts.
 
 lexical: what the rules miss, learned from the words. Each (reference, answer) pair becomes sparse
-features from the rules' signed concepts (`grader.scoring.negation.signed_concepts`): every pair of a
+features from the rules' signed concepts (`grader.scoring.concept_check.features`): every pair of a
 concept only the reference has with one only the answer has ("connect+ | gap+"), each of them alone,
 the concepts shared with the opposite sign, and how many of each kind; a logistic regression on those
 (hashed), alone and summed with `frozen`'s regression, flagged together with the rules. Nested: the
@@ -234,25 +234,16 @@ RATES = (0.02, 0.025)
 """`lexical`'s targets for false alarms on the inner folds' correct answers."""
 
 
-def pair_words(reference: str, answer: str) -> list[str]:
-    """`lexical`'s features of one pair: the shipped concept check's (`grader.scoring.concept_check`)."""
-    from grader.scoring.concept_check import pair_features
-    from grader.scoring.negation import signed_concepts
-
-    return pair_features(signed_concepts(reference), signed_concepts(answer))
-
-
 def lexical(args: argparse.Namespace) -> None:
-    from sklearn.feature_extraction import FeatureHasher
     from sklearn.linear_model import LogisticRegression
 
+    from grader.scoring.concept_check import choose_threshold
+    from grader.scoring.concept_check import features as concept_features
+
     answers, fold, pair_vectors = semeval_vectors()
-    hasher = FeatureHasher(2**20, input_type="string", alternate_sign=False)
 
     def words(pairs: list[Pair]):
-        table = hasher.transform([pair_words(p.point, p.segment) for p in pairs]).tocsr()
-        table.data[:] = 1
-        return table
+        return concept_features([(p.point, p.segment) for p in pairs])
 
     def embedded(pairs: list[Pair]) -> np.ndarray:
         u, v = pair_vectors(pairs)
@@ -275,13 +266,6 @@ def lexical(args: argparse.Namespace) -> None:
             total += model.predict_proba(scored[part][rows])[:, 1]
         return total
 
-    def threshold(scores: np.ndarray, flagged: np.ndarray, rate: float) -> float:
-        """The least score whose flags, with the rules', stay within `rate` of these correct answers."""
-        for i, t in enumerate(np.sort(scores)[::-1]):
-            if np.mean(flagged | (scores >= t)) > rate:
-                return np.sort(scores)[::-1][i - 1] if i else np.inf
-        return -np.inf
-
     print(HEADER.replace("chosen inside", "chosen inside (nested), with the rules").replace("model", "check"))
     for parts in (("words",), ("words", "embeddings")):
         scores, cuts = np.zeros(len(labels)), {rate: np.zeros(len(labels)) for rate in RATES}
@@ -294,7 +278,7 @@ def lexical(args: argparse.Namespace) -> None:
                 inside[inner_fold == j] = score(parts, outer[inner_fold != j], outer[inner_fold == j])
             ok = correct[outer]
             for rate in RATES:
-                cuts[rate][held] = threshold(inside[ok], rules[outer][ok], rate)
+                cuts[rate][held] = choose_threshold(inside[ok], rules[outer][ok], rate)
             scores[held] = score(parts, outer, held)
         for rate in RATES:
             name = f"rules or logistic regression on {' + '.join(parts)} (inner target {rate:.1%})"

@@ -62,6 +62,7 @@ class Marked:
 
 
 def _is_reference(item: object) -> bool:
+    """A SemEval reference as the CSV's JSON gives it: an object with its text."""
     return isinstance(item, dict) and isinstance(item.get("text"), str)
 
 
@@ -88,9 +89,7 @@ def read_semeval(path: Path) -> tuple[list[Marked], dict[str, list[list[str]]]]:
                 refs = json.loads(row["reference_answers_json"] or "[]")
             except json.JSONDecodeError:
                 refs = None
-            if not isinstance(refs, list) or not all(
-                isinstance(r, dict) and isinstance(r.get("text"), str) for r in refs
-            ):
+            if not isinstance(refs, list) or not all(_is_reference(r) for r in refs):
                 where = f"{path}, row {line}, column reference_answers_json"
                 raise GraderError(f"{where}: not a JSON list of references with a text each")
             best = [r["text"] for r in refs if r.get("category") in (None, "BEST", "GOOD")] or [

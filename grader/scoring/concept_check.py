@@ -131,15 +131,21 @@ def choose_threshold(scores: np.ndarray, flagged: np.ndarray, rate: float) -> fl
     return allowed
 
 
+def question_folds(questions: Sequence[str], folds: int = FOLDS, seed: int = 0) -> dict[str, int]:
+    """Each question's fold: the distinct questions shuffled (seeded), dealt round. Every answer of a
+    question lands in one fold, so a fold's answers are scored by a regression that never saw them."""
+    ordered = sorted(set(questions))
+    random.Random(seed).shuffle(ordered)
+    return {q: i % folds for i, q in enumerate(ordered)}
+
+
 def train(
     examples: Sequence[Marked], rubric_pairs: Sequence[Pair] = (), *, rate: float = FALSE_ALARMS, seed: int = 0
 ) -> tuple[ConceptCheck, dict]:
     """Fit on every example's learned pair and the rubric pairs; choose the threshold on out-of-fold
     scores (FOLDS question-grouped folds, seeded), so it is chosen on questions the regression did not
     see, as grading meets them. Returns the check and what the threshold flags there."""
-    questions = sorted({e.question for e in examples})
-    random.Random(seed).shuffle(questions)
-    fold = {q: i % FOLDS for i, q in enumerate(questions)}
+    fold = question_folds([e.question for e in examples], FOLDS, seed)
     folds = np.array([fold[e.question] for e in examples])
     scored = [(e.scored.point, e.scored.segment) for e in examples]
     out_of_fold = np.zeros(len(examples), dtype=np.float32)
@@ -160,7 +166,7 @@ def train(
         "seed": seed,
         "pairs": {"answers": len(examples), "rubric": len(rubric_pairs)},
         "out_of_fold": {
-            "questions": len(questions),
+            "questions": len(fold),
             "folds": FOLDS,
             "contradictory": int(contradicts.sum()),
             "correct": int(correct.sum()),
