@@ -3,7 +3,7 @@
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker.py cv [--folds 5] [--sample 0] [--jobs 1]
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker.py alarms [--checker models/checker]
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker.py timing [--students 526]
-    HF_HUB_OFFLINE=1 .venv/bin/python bench/checker.py marks             # ~10 CPU-minutes
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/checker.py marks [--split questions|answers]   # ~10 CPU-minutes
 
 cv: question-grouped cross-validation on SemEval-2013 train. Each fold's questions are never trained
 on: the checker is trained by `grader.scoring.checker_train.train_checker` (the same function as `grader
@@ -19,7 +19,9 @@ marks: what the concept check does to the marks themselves, uncalibrated, on que
 learned: SemEval train's two corpora graded with the rules alone, then each of 5 question-grouped
 folds graded with a concept check trained (`grader.scoring.concept_check.train`, the shipped recipe) on
 the other folds' answers; Mohler dev with the shipped check (it never saw Mohler). Agreement with the
-human marks as `bench/corpora.py` reports it (correct = 1 on SemEval).
+human marks as `bench/corpora.py` reports it (correct = 1 on SemEval). `--split answers`: unseen
+answers instead, 5 folds over answers (by a hash of question and text, so a repeated answer stays in
+one fold), each graded by a check trained on the other folds' answers of every question.
 
 timing: the bundled sample and a synthetic class (bench/bench_grading.py's) graded without and with
 the checker in one run (see `timing` for how the encoding is shared). Results: bench/README.md.
@@ -34,6 +36,7 @@ import os
 import random
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -297,10 +300,16 @@ def marks(args: argparse.Namespace) -> None:
 
     encoder = MemoryEncoder(Encoder.load(device="cpu"))
     answers, _ = read_semeval(DATA / "semeval2013_train.csv")
-    fold = folds_of([a.question for a in answers], 5)
+    by_question = folds_of([a.question for a in answers], 5)
+
+    def fold_of(question: str, text: str) -> int:
+        if args.split == "answers":
+            return zlib.crc32(f"{question}|{text}".encode()) % 5
+        return by_question[question]
+
     checks = {}
     for k in range(5):
-        checks[k], _ = concept_check.train([a for a in answers if fold[a.question] != k])
+        checks[k], _ = concept_check.train([a for a in answers if fold_of(a.question, a.scored.segment) != k])
     rows = []
     for name, corpus in (("beetle", semeval("beetle", 0)), ("sciEntsBank", semeval("sciEntsBank", 0)), ("", mohler())):
         graded = grade_corpus(corpus, encoder, MAX_POINTS, TOPIC_WEIGHT)
@@ -308,9 +317,13 @@ def marks(args: argparse.Namespace) -> None:
         checked = dict(plain)
         for k, check in checks.items() if name else [(None, concept_check.load(concept_check.DEFAULT_DIR))]:
             graded_k = grade_corpus(corpus, encoder, MAX_POINTS, TOPIC_WEIGHT, checker=check)
+            text = {key: a.text for key, a in zip(graded.keys, corpus.answers)}
             for g in graded_k.grades.items:
-                if k is None or fold.get(f"{name}/{g.question_id}") == k:
-                    checked[(g.student_id, g.question_id)] = g.mark
+                key = (g.student_id, g.question_id)
+                if key not in text:  # the class is wide: no such answer
+                    continue
+                if k is None or fold_of(f"{name}/{g.question_id}", text[key]) == k:
+                    checked[key] = g.mark
         for label, marks_of in (("rules alone", plain), ("rules + concept check", checked)):
             predicted = np.array([marks_of[key] for key in graded.keys])
             rows.append((f"{corpus.name}: {label}", metrics(corpus, predicted)))
@@ -334,7 +347,8 @@ def main() -> None:
     t = sub.add_parser("timing")
     t.add_argument("--checker", default=str(ROOT / "models" / "concept-check"), help="either kind of check's folder")
     t.add_argument("--students", type=int, default=526, help="526 students x 19 questions: about 10k answers")
-    sub.add_parser("marks")
+    m = sub.add_parser("marks")
+    m.add_argument("--split", choices=("questions", "answers"), default="questions", help="what the check has not seen")
     args = parser.parse_args()
     {"cv": cv, "alarms": alarms, "timing": timing, "marks": marks}[args.what](args)
 
