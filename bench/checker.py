@@ -21,7 +21,9 @@ folds graded with a concept check trained (`grader.scoring.concept_check.train`,
 the other folds' answers; Mohler dev with the shipped check (it never saw Mohler). Agreement with the
 human marks as `bench/corpora.py` reports it (correct = 1 on SemEval). `--split answers`: unseen
 answers instead, 5 folds over answers (by a hash of question and text, so a repeated answer stays in
-one fold), each graded by a check trained on the other folds' answers of every question.
+one fold), each graded by a check trained on the other folds' answers of every question. Also the
+share of SemEval answers of each label that grading flags `contradiction` (a point taken away as
+contradicting it), as issue 12 counted the rules on the SemEval test answers.
 
 timing: the bundled sample and a synthetic class (bench/bench_grading.py's) graded without and with
 the checker in one run (see `timing` for how the encoding is shared). Results: bench/README.md.
@@ -310,10 +312,10 @@ def marks(args: argparse.Namespace) -> None:
     checks = {}
     for k in range(5):
         checks[k], _ = concept_check.train([a for a in answers if fold_of(a.question, a.scored.segment) != k])
-    rows = []
+    rows, flag_rows = [], []
     for name, corpus in (("beetle", semeval("beetle", 0)), ("sciEntsBank", semeval("sciEntsBank", 0)), ("", mohler())):
         graded = grade_corpus(corpus, encoder, MAX_POINTS, TOPIC_WEIGHT)
-        plain = {(g.student_id, g.question_id): g.mark for g in graded.grades.items}
+        plain = {(g.student_id, g.question_id): g for g in graded.grades.items}
         checked = dict(plain)
         for k, check in checks.items() if name else [(None, concept_check.load(concept_check.DEFAULT_DIR))]:
             graded_k = grade_corpus(corpus, encoder, MAX_POINTS, TOPIC_WEIGHT, checker=check)
@@ -323,12 +325,101 @@ def marks(args: argparse.Namespace) -> None:
                 if key not in text:  # the class is wide: no such answer
                     continue
                 if k is None or fold_of(f"{name}/{g.question_id}", text[key]) == k:
-                    checked[key] = g.mark
-        for label, marks_of in (("rules alone", plain), ("rules + concept check", checked)):
-            predicted = np.array([marks_of[key] for key in graded.keys])
+                    checked[key] = g
+        labels = np.array([a.label for a in corpus.answers])
+        for label, grades in (("rules alone", plain), ("rules + concept check", checked)):
+            predicted = np.array([grades[key].mark for key in graded.keys])
             rows.append((f"{corpus.name}: {label}", metrics(corpus, predicted)))
-        changed = sum(plain[key] != checked[key] for key in graded.keys)
+            flagged = np.array([any(f.code == "contradiction" for f in grades[key].flags) for key in graded.keys])
+            if name:
+                shares = {kind: flagged[labels == kind] for kind in ("contradictory", "correct", "incorrect")}
+                cells = " | ".join(f"{v.mean():.1%} ({v.sum()} of {len(v)})" for v in shares.values())
+                flag_rows.append(f"| {corpus.name}: {label} | {cells} |")
+        changed = sum(plain[key].mark != checked[key].mark for key in graded.keys)
         print(f"{corpus.name}: {changed} of {len(graded.keys)} marks changed by the check", flush=True)
+    print("| answers flagged `contradiction` when graded | contradictory | correct | incorrect |\n|---|---|---|---|")
+    print("\n".join(flag_rows))
+    print(table(rows))
+
+
+def calibrated(args: argparse.Namespace) -> None:
+    """Calibrated marks with and without the concept check's doubt as evidence (`concept_doubt`)."""
+    from dataclasses import replace
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from corpora import (
+        MemoryEncoder,
+        corpus_vectors,
+        grade_corpus,
+        metrics,
+        mohler,
+        saf,
+        semeval,
+        table,
+        unseen_answer_folds,
+        unseen_question_folds,
+    )
+    from corpora import calibrated as calibrated_marks
+
+    from grader.scoring import concept_check
+    from grader.scoring.concept_check import answer_doubts
+
+    encoder = MemoryEncoder(Encoder.load(device="cpu"))
+    semeval_answers, _ = read_semeval(DATA / "semeval2013_train.csv")
+    shipped = concept_check.load(concept_check.DEFAULT_DIR)
+    corpora = {
+        "beetle": lambda: semeval("beetle", 0),
+        "sciEntsBank": lambda: semeval("sciEntsBank", 0),
+        "mohler": mohler,
+        "saf": lambda: saf(0),
+    }
+    rows = []
+    for name in args.corpora.split(","):
+        corpus = corpora[name]()
+        graded = grade_corpus(corpus, encoder, MAX_POINTS, TOPIC_WEIGHT)  # the rules alone: the same marks
+        vectors = corpus_vectors(corpus, graded, encoder)
+        for split, fold in (
+            ("unseen answers", unseen_answer_folds(corpus)),
+            ("unseen questions", unseen_question_folds(corpus)),
+        ):
+            # SemEval: each fold's doubts from a check that never learned that fold's answers (or questions);
+            # the other corpora: the shipped check, which never saw them.
+            doubt = np.full(len(corpus.answers), np.nan)
+            for k in np.unique(fold) if name in ("beetle", "sciEntsBank") else [None]:
+                held = np.flatnonzero(fold == k) if k is not None else np.arange(len(corpus.answers))
+                if k is None:
+                    check = shipped
+                else:
+                    out = {(f"{name}/{corpus.answers[i].question_id}", corpus.answers[i].text) for i in held}
+                    if split == "unseen questions":
+                        out_q = {q for q, _ in out}
+                        learn = [a for a in semeval_answers if a.question not in out_q]
+                    else:
+                        learn = [a for a in semeval_answers if (a.question, a.scored.segment) not in out]
+                    check, _ = concept_check.train(learn)
+                for i in held:
+                    if corpus.answers[i].text.strip():
+                        q = graded.rubric.question(corpus.answers[i].question_id)
+                        doubt[i] = answer_doubts(check, q, [corpus.answers[i].text])[0]
+            index = {key: i for i, key in enumerate(graded.keys)}
+            with_doubt = replace(
+                graded,
+                grades=replace(
+                    graded.grades,
+                    items=tuple(
+                        replace(g, concept_doubt=None if np.isnan(doubt[index[k]]) else float(doubt[index[k]]))
+                        if (k := (g.student_id, g.question_id)) in index and g.points
+                        else g
+                        for g in graded.grades.items
+                    ),
+                ),
+            )
+            for label, which in (("without the doubt", graded), ("with the concept check's doubt", with_doubt)):
+                for method in args.methods.split(","):
+                    predicted, chosen = calibrated_marks(corpus, which, fold, vectors, method)
+                    row = f"{corpus.name}, {split}, {method} ({'/'.join(sorted(set(chosen)))}): {label}"
+                    rows.append((row, metrics(corpus, predicted)))
+                    print(table(rows[-1:]).splitlines()[-1], flush=True)
     print(table(rows))
 
 
@@ -349,8 +440,11 @@ def main() -> None:
     t.add_argument("--students", type=int, default=526, help="526 students x 19 questions: about 10k answers")
     m = sub.add_parser("marks")
     m.add_argument("--split", choices=("questions", "answers"), default="questions", help="what the check has not seen")
+    k = sub.add_parser("calibrated")
+    k.add_argument("--corpora", default="beetle,sciEntsBank,mohler,saf")
+    k.add_argument("--methods", default="auto,pooled,exemplar", help="calibration methods to compare")
     args = parser.parse_args()
-    {"cv": cv, "alarms": alarms, "timing": timing, "marks": marks}[args.what](args)
+    {"cv": cv, "alarms": alarms, "timing": timing, "marks": marks, "calibrated": calibrated}[args.what](args)
 
 
 if __name__ == "__main__":

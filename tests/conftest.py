@@ -32,16 +32,17 @@ def rubric():
 
 @pytest.fixture(scope="session")
 def sample(encoder, rubric):
-    """The bundled development set graded once with the defaults, with our marks."""
+    """The bundled development set graded once with the defaults (the shipped concept check too), with our marks."""
     from types import SimpleNamespace
 
     from grader.calibration.exemplars import answer_vectors
     from grader.exam.files import read_human_marks
     from grader.exam.submissions import read_submissions
+    from grader.scoring import concept_check
     from grader.scoring.grade import grade
 
     submissions = read_submissions(SAMPLE, rubric.question_ids)
-    grades = grade(rubric, submissions, encoder)
+    grades = grade(rubric, submissions, encoder, checker=concept_check.load(concept_check.DEFAULT_DIR))
     return SimpleNamespace(
         submissions=submissions,
         grades=grades,

@@ -61,9 +61,10 @@ from grader.scoring.grade import SCORE_SHIFT, Grades, Neighbour, QuestionGrade, 
 from grader.scoring.match import DEFAULT_CURVE, TOPIC_WEIGHT, CreditCurve, PointMatch, round_to_step
 
 FORMAT = "grader-calibration"
-FORMAT_VERSION = 2
-READS_VERSIONS = (1, 2)
-"""Version 1 files (before ``exemplar``) are read as they were written."""
+FORMAT_VERSION = 3
+READS_VERSIONS = (1, 2, 3)
+"""Version 1 files (before ``exemplar``) are read as they were written; version 3 added the feature
+``concept_doubt``, so a ``pooled`` or ``exemplar`` model of an earlier file is refused (re-run calibrate)."""
 REPEATS = 3
 """Times the cross-validation is repeated with other folds, to steady the choice of method."""
 FEATURES = (
@@ -75,6 +76,7 @@ FEATURES = (
     "pattern_share",
     "contradicted",
     "log_words",
+    "concept_doubt",
 )
 RUBRIC_FEATURES = (*FEATURES, "evidence", "similarity_share")
 _CURVES = [
@@ -115,8 +117,18 @@ def answer_features(question: ShortQuestion, grade: QuestionGrade) -> np.ndarray
             float(np.mean([p.pattern is not None for p in grade.points])),
             float(any(p.contradiction is not None for p in grade.points)),
             math.log1p(grade.words),
+            _logit(grade.concept_doubt),
         ]
     )
+
+
+def _logit(probability: float | None) -> float:
+    """The concept check's doubt on the scale its regression learned it (NaN without the check: a
+    model fills it with its training mean, so it moves no mark)."""
+    if probability is None:
+        return math.nan
+    p = min(max(probability, 1e-6), 1 - 1e-6)
+    return math.log(p / (1 - p))
 
 
 def examples(
@@ -247,13 +259,16 @@ class SimilarityMarks(IsotonicMarks):
 
 
 class PooledRidge(MarkModel):
-    """One ridge model over every question's answers, then a monotone map of its output."""
+    """One ridge model over every question's answers, then a monotone map of its output. A feature
+    missing for an answer (NaN: `concept_doubt` without the concept check) is filled with its training mean."""
 
     method = Method.POOLED
 
     def fit(self, found: Sequence[Example]) -> PooledRidge:
         x = np.stack([answer_features(e.question, e.grade) for e in found])
         y = np.array([e.human / e.question.marks for e in found])
+        self.fill_ = _column_means(x)
+        x = np.where(np.isnan(x), self.fill_, x)
         self.mean_, self.scale_ = x.mean(axis=0), x.std(axis=0)
         self.scale_[self.scale_ == 0] = 1.0
         ridge = Ridge(alpha=1.0).fit((x - self.mean_) / self.scale_, y)
@@ -263,11 +278,14 @@ class PooledRidge(MarkModel):
 
     def raw_marks(self, found: Sequence[Example]) -> np.ndarray:
         x = np.stack([answer_features(e.question, e.grade) for e in found])
+        x = np.where(np.isnan(x), self.fill_, x)
         linear = ((x - self.mean_) / self.scale_) @ self.coef_ + self.intercept_
         return _from_shares(np.array([_interp(self.monotone_, v) for v in linear]), found)
 
     def to_params(self) -> dict:
         return {
+            "features": list(FEATURES),
+            "fill": self.fill_.tolist(),
             "mean": self.mean_.tolist(),
             "scale": self.scale_.tolist(),
             "coef": self.coef_.tolist(),
@@ -277,11 +295,26 @@ class PooledRidge(MarkModel):
 
     @classmethod
     def from_params(cls, params: Mapping) -> PooledRidge:
+        _same_features(params, FEATURES)
         model = cls()
+        model.fill_ = np.array(params["fill"], dtype=np.float64)
         model.mean_, model.scale_ = np.array(params["mean"]), np.array(params["scale"])
         model.coef_, model.intercept_ = np.array(params["coef"]), float(params["intercept"])
         model.monotone_ = dict(params["monotone"])
         return model
+
+
+def _column_means(x: np.ndarray) -> np.ndarray:
+    """Each column's mean over its known values (0 where none is known)."""
+    known = ~np.isnan(x)
+    sums = np.where(known, x, 0.0).sum(axis=0)
+    return np.where(known.any(axis=0), sums / np.maximum(known.sum(axis=0), 1), 0.0)
+
+
+def _same_features(params: Mapping, features: Sequence[str]) -> None:
+    """Refuse a model fitted on other features (files before `concept_doubt` have none listed)."""
+    if list(params.get("features", [])) != list(features):
+        raise ValueError("fitted by an earlier grader on other features: re-run `grader calibrate`")
 
 
 class CurveThresholds(MarkModel):
@@ -318,7 +351,7 @@ class CurveThresholds(MarkModel):
 # contradiction can only lower it; the nearest marked answers' marks can only pull it their way.
 _SIGNS = {
     "default_share": 1, "weighted_score": 1, "best_score": 1, "worst_score": 1, "credit_share": 1,
-    "pattern_share": 1, "contradicted": -1, "log_words": 0, "evidence": 1, "similarity_share": 1,
+    "pattern_share": 1, "contradicted": -1, "log_words": 0, "concept_doubt": -1, "evidence": 1, "similarity_share": 1,
     "neighbours_share": 1, "top_similarity": 0, "top_share": 1, "full_similarity": 1, "low_similarity": -1,
     "full_minus_low": 1, "neighbours_spread": 0, "marked_mean": 1,
     "reference_similarity": 1, "reference_overlap": 1, "point_overlap": 1, "length_ratio": 0,
@@ -412,8 +445,7 @@ class ExemplarRidge(MarkModel):
 
     @classmethod
     def from_params(cls, params: Mapping) -> ExemplarRidge:
-        if list(params["features"]) != list(cls.features):
-            raise ValueError("the exemplar features changed: re-run `grader calibrate`")
+        _same_features(params, cls.features)
         model = cls()
         model.full_ = _BoundedRidge.from_params(params["full"])
         model.rubric_only_ = _BoundedRidge.from_params(params["rubric_only"])
@@ -448,7 +480,7 @@ class _BoundedRidge:
 
     @classmethod
     def fit(cls, x: np.ndarray, y: np.ndarray, signs: Sequence[int], alpha: float = EXEMPLAR_ALPHA) -> _BoundedRidge:
-        fill = np.where(np.isnan(x).all(axis=0), 0.0, np.nanmean(np.where(np.isnan(x).all(axis=0), 0.0, x), axis=0))
+        fill = _column_means(x)
         x = np.where(np.isnan(x), fill, x)
         mean, scale = x.mean(axis=0), x.std(axis=0)
         scale[scale < 1e-9] = 1.0
@@ -572,6 +604,7 @@ class Calibrator:
         self.rubric_fingerprint_ = grades.rubric_fingerprint
         self.model_ = grades.model
         self.segments_ = grades.segments
+        self.checker_ = grades.checker
         self.counts_ = {q: sum(e.question.id == q for e in found) for q in dict.fromkeys(e.question.id for e in found)}
         usable = all(e.vector is not None for e in found)
         self.candidates_ = tuple(
@@ -696,6 +729,7 @@ class Calibrator:
             "rubric_fingerprint": self.rubric_fingerprint_,
             "model": self.model_,
             "segments": self.segments_,
+            "checker": self.checker_,
             "topic_weight": TOPIC_WEIGHT,
             "method": self.method_,
             "cv_mae": self.cv_mae_,
@@ -728,7 +762,7 @@ class Calibrator:
             raise InputError(source, f'not a grader calibration file (no "format": "{FORMAT}")')
         if data.get("version") not in READS_VERSIONS:
             raise InputError(
-                source, f"calibration format version {data.get('version')!r}; this grader reads versions 1 and 2"
+                source, f"calibration format version {data.get('version')!r}; this grader reads versions 1 to 3"
             )
         if data.get("topic_weight") != TOPIC_WEIGHT:
             raise InputError(source, "fitted with another scoring (topic weight): re-run `grader calibrate`")
@@ -740,6 +774,7 @@ class Calibrator:
             calibrator.rubric_fingerprint_ = data["rubric_fingerprint"]
             calibrator.model_ = data["model"]
             calibrator.segments_ = data.get("segments", "separate")  # files before pooled segments
+            calibrator.checker_ = data.get("checker")  # files before the concept check's doubt: none
             calibrator.method_ = data["method"]
             calibrator.cv_mae_ = dict(data["cv_mae"])
             calibrator.cv_rmse_ = dict(data.get("cv_rmse", {}))  # absent from files written before it

@@ -227,6 +227,12 @@ def grade_calibrated(
         where = f"{encoder.name} on {encoder.device}"
     if calibrator is not None:
         calibrator.check(rubric, grades.model, source=str(calibration))
+        if calibrator.checker_ is not None and calibrator.checker_ != grades.checker:
+            watcher.warn(
+                f"{calibration}: fitted on answers graded with {calibrator.checker_}, these with "
+                f"{grades.checker or 'the rules alone'}: the marks lack evidence it learned to weigh "
+                "(calibrate again under the same GRADER_CHECKER)"
+            )
         if encoder is None and calibrator.needs_vectors:
             encoder = load_encoder(spec, watcher)  # the exemplar method reads each answer's vector, here
         grades = apply_calibration(calibrator, grades, rubric, submissions, encoder)

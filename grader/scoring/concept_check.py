@@ -28,6 +28,7 @@ import numpy as np
 
 from grader.atomic import write_atomically
 from grader.errors import GraderError
+from grader.exam.rubric import ShortQuestion
 from grader.scoring.checker import Pair
 from grader.scoring.checker_train import Marked
 from grader.scoring.negation import opposed, polarity, signed_concepts
@@ -93,6 +94,15 @@ class ConceptCheck:
             return np.zeros(0, dtype=np.float32)
         logits = features(pairs) @ self.weights + self.intercept
         return (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
+
+
+def answer_doubts(check: ConceptCheck, question: ShortQuestion, answers: Sequence[str]) -> list[float]:
+    """Each answer read whole against the question's model answer, as the check learned SemEval's
+    answers against their reference: P(not a correct answer). Not a contradiction flag (the threshold
+    plays no part) but evidence a calibration weighs from a TA's marks; in question-grouped
+    cross-validation it lifted calibrated QWK on Beetle and SciEntsBank and Pearson on Mohler
+    (bench/README.md, "the concept check as calibration evidence")."""
+    return [float(p) for p in check.contradiction([(question.model_answer, a) for a in answers])]
 
 
 def fit(pairs: Sequence[Pair], strength: float = STRENGTH) -> tuple[np.ndarray, float]:

@@ -29,6 +29,7 @@ from grader.exam.submissions import Submissions
 from grader.scoring import flags as flagging
 from grader.scoring.checker import Contradicting, checked_opposite, describe, probability_of
 from grader.scoring.collusion import near_copies
+from grader.scoring.concept_check import ConceptCheck, answer_doubts
 from grader.scoring.flags import Flag, FlagCode
 from grader.scoring.gaming import rubric_terms, screen
 from grader.scoring.match import (
@@ -112,6 +113,10 @@ class QuestionGrade:
     calibrated: bool = False
     """A calibration's fitted map made the mark, not a credit curve (so the points' credits do not add up
     to it). Known in memory while grading (triage reads it); run.json records the calibration itself."""
+    concept_doubt: float | None = None
+    """The concept check's P(the answer does not state the model answer correctly), the answer read
+    whole (`grader.scoring.concept_check.answer_doubts`); None without that check. A calibration feature: on
+    its own it changes no mark. Known in memory while grading, like `calibrated`."""
 
 
 @dataclass(frozen=True)
@@ -256,6 +261,9 @@ def _grade_block(
             graded[(student, question.id)] = _short_grade(
                 student, question, matches, len(answer.split()), carried, curve
             )
+    if isinstance(checker, ConceptCheck):
+        for student, doubt in zip(answered, answer_doubts(checker, question, [answers[s] for s in answered])):
+            graded[(student, question.id)] = replace(graded[(student, question.id)], concept_doubt=doubt)
     return graded
 
 

@@ -94,7 +94,7 @@ def test_save_load_round_trip_predicts_the_same(sample, rubric, tmp_path, method
     path = tmp_path / "exam.calibration"
     calibrate.save(fitted, path)
     data = json.loads(path.read_text())
-    assert data["format"] == "grader-calibration" and data["version"] == 2
+    assert data["format"] == "grader-calibration" and data["version"] == 3
     assert data["method"] == fitted.method_ and data["model"] == "all-MiniLM-L6-v2"
     loaded = calibrate.load(path)
     assert loaded.method_ == fitted.method_
@@ -271,6 +271,46 @@ def test_a_version_1_file_written_before_the_criterion_still_loads(sample, rubri
     loaded = calibrate.load(path)
     assert loaded.criterion == "mae" and loaded.cv_rmse_ == {}
     assert loaded.predict(sample.grades, rubric).items == fitted.predict(sample.grades, rubric).items
+
+
+@pytest.mark.parametrize("method", ["pooled", "exemplar"])
+def test_the_concept_doubt_is_weighed_from_the_marks_and_neutral_where_missing(sample, rubric, method):
+    """Answers alike in everything the rubric reads but the concept check's doubt, which a TA's marks
+    follow: the calibration learns to mark the doubted ones down; an answer graded without the check
+    (doubt None) is predicted between the two, from the training mean, not as either kind."""
+    from dataclasses import replace
+
+    from grader.calibration.calibrate import MODELS, Example
+    from grader.calibration.methods import Method
+
+    marked = examples(sample.grades, rubric, sample.human, sample.vectors)
+    base = next(e for e in marked if 0 < e.grade.raw_mark < e.question.marks)
+    found = []
+    for i in range(40):
+        doubted = i % 2 == 1
+        grade = replace(base.grade, student_id=f"s{i}", concept_doubt=0.95 if doubted else 0.2)
+        found.append(Example(base.question, grade, 0.0 if doubted else base.question.marks, base.vector, base.lexical))
+    model = MODELS[Method(method)]().fit(found)
+    unsure = replace(found[0], grade=replace(found[0].grade, student_id="s99", concept_doubt=None))
+    trusted, doubted, unknown = model.raw_marks([found[0], found[1], unsure])
+    assert trusted > unknown > doubted
+
+
+@pytest.mark.parametrize("method", ["pooled", "exemplar"])
+def test_a_model_fitted_before_the_concept_doubt_is_refused_in_one_line(sample, rubric, tmp_path, method):
+    """Version 2 files fitted these models on features without `concept_doubt`: reading their weights
+    against today's features would shift every column, so they are refused, saying what to do."""
+    data = Calibrator(method=method).fit(sample.grades, rubric, sample.human, sample.vectors).to_dict()
+    data["version"] = 2
+    if method == "pooled":
+        del data["params"]["features"], data["params"]["fill"]
+    else:
+        data["params"]["features"].remove("concept_doubt")
+    path = tmp_path / "old.calibration"
+    path.write_text(json.dumps(data))
+    with pytest.raises(InputError, match=r"earlier grader on other features: re-run `grader calibrate`") as refused:
+        calibrate.load(path)
+    assert "\n" not in str(refused.value) and "old.calibration" in str(refused.value)
 
 
 def test_the_similarity_method_reads_the_plain_cosine(sample, rubric):

@@ -157,10 +157,8 @@ def test_grading_uses_the_shipped_check_unless_told_otherwise(monkeypatch):
 
 
 @shipped
-def test_shipped_check_leaves_the_sample_full_marks_alone(rubric, encoder, sample):
-    from grader.scoring.grade import grade
-
-    checked = grade(rubric, sample.submissions, encoder, checker=load(DEFAULT_DIR))
+def test_shipped_check_leaves_the_sample_full_marks_alone(rubric, sample):
+    checked = sample.grades  # graded with the shipped check, as `grader grade` does
     full = [
         g
         for g in checked.items
@@ -172,6 +170,30 @@ def test_shipped_check_leaves_the_sample_full_marks_alone(rubric, encoder, sampl
     flagged = [g for g in full if any(p.opposite_probability is not None for p in g.points)]
     assert len(full) > 80 and len(flagged) <= 0.02 * len(full), [(g.student_id, g.question_id) for g in flagged]
     assert checked.checker.startswith("concept-check (threshold")
+
+
+@shipped
+def test_grading_reads_each_short_answer_whole_against_the_model_answer(rubric, encoder, sample):
+    """The doubt a calibration weighs (`answer_doubts`): on every short answer graded with the check,
+    on none without it; the model answer itself is doubted less than a non-answer on every question;
+    and on the bundled sample the answers we marked full are doubted less than those we marked 0."""
+    from grader.exam.submissions import parse_submissions
+    from grader.scoring.concept_check import answer_doubts
+    from grader.scoring.grade import grade
+
+    check = load(DEFAULT_DIR)
+    for question in (q for q in rubric.questions if isinstance(q, ShortQuestion)):
+        itself, nothing = answer_doubts(check, question, [question.model_answer, "I do not know."])
+        assert itself < 0.5 < nothing, question.id
+    shorts = [g for g in sample.grades.items if g.points]
+    assert shorts and all(0.0 <= g.concept_doubt <= 1.0 for g in shorts)
+    assert all(g.concept_doubt is None for g in sample.grades.items if not g.points)  # MCQs and blanks
+    share = {k: m / rubric.question(k[1]).marks for k, m in sample.human.items()}
+    full = [g.concept_doubt for g in shorts if share.get((g.student_id, g.question_id)) == 1]
+    zero = [g.concept_doubt for g in shorts if share.get((g.student_id, g.question_id)) == 0]
+    assert len(full) > 50 and len(zero) > 50 and np.mean(full) < np.mean(zero) - 0.1
+    one = parse_submissions('student_id,I5\nx1,"I do not know."\n', "one.csv", rubric.question_ids)
+    assert all(g.concept_doubt is None for g in grade(rubric, one, encoder).items)
 
 
 NOT_REACHED = pytest.mark.xfail(
