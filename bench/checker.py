@@ -317,9 +317,9 @@ def marks(args: argparse.Namespace) -> None:
         graded = grade_corpus(corpus, encoder, MAX_POINTS, TOPIC_WEIGHT)
         plain = {(g.student_id, g.question_id): g for g in graded.grades.items}
         checked = dict(plain)
+        text = {key: a.text for key, a in zip(graded.keys, corpus.answers)}
         for k, check in checks.items() if name else [(None, concept_check.load(concept_check.DEFAULT_DIR))]:
             graded_k = grade_corpus(corpus, encoder, MAX_POINTS, TOPIC_WEIGHT, checker=check)
-            text = {key: a.text for key, a in zip(graded.keys, corpus.answers)}
             for g in graded_k.grades.items:
                 key = (g.student_id, g.question_id)
                 if key not in text:  # the class is wide: no such answer
@@ -342,10 +342,20 @@ def marks(args: argparse.Namespace) -> None:
     print(table(rows))
 
 
-def calibrated(args: argparse.Namespace) -> None:
-    """Calibrated marks with and without the concept check's doubt as evidence (`concept_doubt`)."""
+def _with_doubts(graded, doubt: np.ndarray):
+    """`graded` (bench/corpora.py's Graded) with each short answer's `concept_doubt` from `doubt` (in
+    corpus order; NaN: none)."""
     from dataclasses import replace
 
+    of = {key: None if np.isnan(d) else float(d) for key, d in zip(graded.keys, doubt)}
+    items = tuple(
+        replace(g, concept_doubt=of.get((g.student_id, g.question_id))) if g.points else g for g in graded.grades.items
+    )
+    return replace(graded, grades=replace(graded.grades, items=items))
+
+
+def calibrated(args: argparse.Namespace) -> None:
+    """Calibrated marks with and without the concept check's doubt as evidence (`concept_doubt`)."""
     sys.path.insert(0, str(ROOT / "bench"))
     from corpora import (
         MemoryEncoder,
@@ -397,23 +407,14 @@ def calibrated(args: argparse.Namespace) -> None:
                     else:
                         learn = [a for a in semeval_answers if (a.question, a.scored.segment) not in out]
                     check, _ = concept_check.train(learn)
+                by_question: dict[str, list[int]] = {}
                 for i in held:
                     if corpus.answers[i].text.strip():
-                        q = graded.rubric.question(corpus.answers[i].question_id)
-                        doubt[i] = answer_doubts(check, q, [corpus.answers[i].text])[0]
-            index = {key: i for i, key in enumerate(graded.keys)}
-            with_doubt = replace(
-                graded,
-                grades=replace(
-                    graded.grades,
-                    items=tuple(
-                        replace(g, concept_doubt=None if np.isnan(doubt[index[k]]) else float(doubt[index[k]]))
-                        if (k := (g.student_id, g.question_id)) in index and g.points
-                        else g
-                        for g in graded.grades.items
-                    ),
-                ),
-            )
+                        by_question.setdefault(corpus.answers[i].question_id, []).append(i)
+                for qid, rows_of in by_question.items():  # one batch per question
+                    texts = [corpus.answers[i].text for i in rows_of]
+                    doubt[rows_of] = answer_doubts(check, graded.rubric.question(qid), texts)
+            with_doubt = _with_doubts(graded, doubt)
             for label, which in (("without the doubt", graded), ("with the concept check's doubt", with_doubt)):
                 for method in args.methods.split(","):
                     predicted, chosen = calibrated_marks(corpus, which, fold, vectors, method)
