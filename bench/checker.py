@@ -5,6 +5,9 @@
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker.py timing [--students 526]
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker.py marks [--split questions|answers]   # ~10 CPU-minutes
 
+`--no-nearest` (alarms, marks): grade as before `grader.scoring.match.nearest_opposed`, a segment that
+opposes its nearest phrasing of a point losing only that phrasing, for the comparison in bench/README.md.
+
 cv: question-grouped cross-validation on SemEval-2013 train. Each fold's questions are never trained
 on: the checker is trained by `grader.scoring.checker_train.train_checker` (the same function as `grader
 model train-checker`) on the other folds' answers, their references' pairs and the bundled rubric's
@@ -444,7 +447,13 @@ def main() -> None:
     k = sub.add_parser("calibrated")
     k.add_argument("--corpora", default="beetle,sciEntsBank,mohler,saf")
     k.add_argument("--methods", default="auto,pooled,exemplar", help="calibration methods to compare")
+    for measured in (a, m):
+        measured.add_argument("--no-nearest", action="store_true", help="the rules' mask not spread to the point")
     args = parser.parse_args()
+    if getattr(args, "no_nearest", False):
+        import grader.scoring.match
+
+        grader.scoring.match.SPREAD_NEAREST = False
     {"cv": cv, "alarms": alarms, "timing": timing, "marks": marks, "calibrated": calibrated}[args.what](args)
 
 

@@ -18,6 +18,10 @@ says the opposite of the phrasing (`grader.scoring.negation`: "ReLU is not neces
 necessary"), and `excluded`, whole segments that earn nothing (a keyword list, an instruction to the
 grader: `grader.scoring.gaming`). A masked pair counts as cosine 0, no evidence. What the best segment
 would have been without the `opposite` mask is kept, so the answer can be flagged with it.
+
+A segment that opposes the phrasing of a point it is nearest to earns nothing for that point through
+its other phrasings either (`nearest_opposed`): "uniform between +-sqrt(3/(n_in + n_out))" states the
+Xavier formula wrongly and must not be paid for being close to the vaguer "variance 2 / (n_in + n_out)".
 """
 
 from __future__ import annotations
@@ -55,6 +59,8 @@ DEFAULT_CURVE = CreditCurve(low=0.325, high=0.425)
 MASKED = 0.0
 """The cosine a masked (segment, phrasing) pair counts as: no evidence either way."""
 TOPIC_WEIGHT = 0.5
+SPREAD_NEAREST = True
+"""Whether `nearest_opposed` spreads the `opposite` mask (measured in bench/README.md, "the nearest phrasing")."""
 """How much of a segment's cosine to the prompt is taken off its score (chosen on the development set)."""
 
 
@@ -215,6 +221,8 @@ def best_matches(
     starts = np.concatenate([[0], np.cumsum(segment_counts)[:-1]]).astype(np.intp)
     counts = np.asarray(segment_counts, dtype=np.intp)
     top = np.maximum.reduceat(np.maximum.reduceat(cosines, question.offsets, axis=1), starts, axis=0)
+    if opposite is not None and SPREAD_NEAREST and opposite.any():
+        opposite = nearest_opposed(opposite, cosines, question.offsets)
     if excluded is not None and excluded.any():
         cosines = np.where(excluded[:, None], np.float32(MASKED), cosines)
     topic = None
@@ -246,6 +254,19 @@ def best_matches(
         top,
         prompt_best,
     )
+
+
+def nearest_opposed(opposite: np.ndarray, cosines: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """`opposite` (segments x phrasings) with every phrasing of a point masked for a segment that opposes
+    the phrasing of that point it is nearest to (by cosine): read against what it states most closely,
+    the segment says the opposite, so a looser phrasing it does not oppose cannot pay for it. A segment
+    nearest to a phrasing it does not oppose keeps the others: alternatives often state a point in
+    different words ("separated by a gap", "not connected"), and opposing one of those is not the point.
+    """
+    sizes = np.diff(np.append(offsets, cosines.shape[1]))
+    nearest = cosines >= np.repeat(np.maximum.reduceat(cosines, offsets, axis=1), sizes, axis=1)
+    hit = np.maximum.reduceat((opposite & nearest).astype(np.int8), offsets, axis=1) > 0  # (segments, points)
+    return opposite | np.repeat(hit, sizes, axis=1)
 
 
 def _first_argmax(scores: np.ndarray, best: np.ndarray, starts: np.ndarray, counts: np.ndarray) -> np.ndarray:

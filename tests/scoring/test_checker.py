@@ -175,12 +175,12 @@ def test_grading_masks_what_the_checker_refutes_and_says_how_sure(rubric, encode
     from grader.scoring.grade import grade
 
     # A1a's keep-positive point, said plainly by one student and turned around by another, in words
-    # the polarity rules do not oppose ("it is not the job of ReLU" shares too few concepts).
+    # the polarity rules do not oppose ("it is not the job of ReLU": the cue denies "job", not "keep").
     csv = (
         "student_id,A1a\n"
         'p1,"ReLU keeps only the positive contributions, so the heatmap shows the regions '
         'that raise the class score."\n'
-        'p2,"ReLU does not keep only the positive contributions to the class score in the heatmap."\n'
+        'p2,"It is not the job of ReLU to keep only the positive contributions to the class score in the heatmap."\n'
     )
     submissions = parse_submissions(csv, "two.csv", rubric.question_ids)
     plain = grade(rubric, submissions, encoder)
@@ -263,11 +263,15 @@ REVERSALS = [
     ),
     ("I3", "The weights are drawn from a uniform distribution between minus and plus sqrt(3/(n_in + n_out))."),
 ]
+REACHED = {"I3"}
+"""Zeroed and flagged by the rules since a segment opposing its nearest phrasing loses the whole point
+(`grader.scoring.match.nearest_opposed`), with or without a learned check."""
 
 
 @shipped
 @pytest.mark.parametrize(
-    ("question", "answer"), [pytest.param(*case, marks=NOT_REACHED, id=case[0]) for case in REVERSALS]
+    ("question", "answer"),
+    [pytest.param(*case, marks=() if case[0] in REACHED else NOT_REACHED, id=case[0]) for case in REVERSALS],
 )
 def test_shipped_weights_zero_answers_that_turn_a_point_around(rubric, encoder, shipped_checker, question, answer):
     from grader.exam.submissions import parse_submissions

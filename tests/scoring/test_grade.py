@@ -248,3 +248,21 @@ def test_pooled_segments_read_each_answer_once_and_mark_the_same_twice(encoder, 
     ]
     for qid in SHORT_IDS:  # the same judgement of good and bad answers
         assert item(first, "s1", qid).raw_mark > item(first, "s3", qid).raw_mark, qid
+
+
+def test_a_wrong_constant_close_to_another_phrasing_earns_nothing_and_is_flagged(encoder, rubric):
+    # Our wording: the Xavier bound with 1 where the rubric has 6. It opposes the formula's own phrasing,
+    # its nearest; before `grader.scoring.match.nearest_opposed` the normal-variance alternative
+    # (2 / (n_in + n_out)), which it shares too few words with for the number check, paid it in full.
+    bound = (
+        "Weights are drawn from a uniform distribution between -sqrt({0}/(n_in + n_out)) and sqrt({0}/(n_in + n_out))."
+    )
+    csv_text = f'student_id,I3\nwrong,"{bound.format(1)}"\nright,"{bound.format(6)}"\n'
+    graded = {
+        g.student_id: g
+        for g in grade(rubric, parse_submissions(csv_text, "two.csv", rubric.question_ids), encoder).items
+        if g.question_id == "I3"
+    }
+    formula = {s: next(p for p in g.points if p.point_id == "formula") for s, g in graded.items()}
+    assert formula["wrong"].credit == 0.0 and "contradiction" in {f.code for f in graded["wrong"].flags}
+    assert formula["right"].credit == 1.0 and not any(f.code == "contradiction" for f in graded["right"].flags)
