@@ -59,9 +59,10 @@ DEFAULT_CURVE = CreditCurve(low=0.325, high=0.425)
 MASKED = 0.0
 """The cosine a masked (segment, phrasing) pair counts as: no evidence either way."""
 TOPIC_WEIGHT = 0.5
-SPREAD_NEAREST = True
-"""Whether `nearest_opposed` spreads the `opposite` mask (measured in bench/README.md, "the nearest phrasing")."""
 """How much of a segment's cosine to the prompt is taken off its score (chosen on the development set)."""
+SPREAD_NEAREST = True
+"""Whether `nearest_opposed` spreads the `opposite` mask (bench/README.md, "the nearest phrasing"; off only
+for `bench/checker.py --no-nearest`)."""
 
 
 @dataclass(frozen=True)

@@ -174,7 +174,7 @@ def test_masked_pairs_earn_nothing_and_the_unmasked_winner_is_kept():
 def test_a_segment_opposing_the_phrasing_it_is_nearest_to_loses_the_whole_point():
     # Point 0 has a precise phrasing (row 0) and a loose one (row 1); point 1 one phrasing (row 2).
     question = QuestionVectors(np.eye(3, dtype=np.float32), np.array([0, 2]))
-    segs = np.array([[0.9, 0.6, 0.0], [0.5, 0.8, 0.0]], np.float32)
+    segs = np.array([[0.9, 0.6, 0.4], [0.5, 0.8, 0.0]], np.float32)
     segs /= np.linalg.norm(segs, axis=1, keepdims=True)
     opposite = np.zeros((2, 3), bool)
     opposite[:, 0] = True  # both segments oppose the precise phrasing
@@ -183,7 +183,7 @@ def test_a_segment_opposing_the_phrasing_it_is_nearest_to_loses_the_whole_point(
     assert spread[1].tolist() == [True, False, False]  # nearest to the loose one, which it does not oppose
     alone = best_matches(segs[:1], [1], question, opposite=opposite[:1])
     assert alone.score[0, 0] == 0.0 and alone.unopposed_score[0, 0] == pytest.approx(segs[0, 0])
-    assert alone.score[0, 1] == pytest.approx(0.0)  # the other point is untouched (it had no evidence)
+    assert alone.score[0, 1] == pytest.approx(segs[0, 2])  # the other point is untouched
     kept = best_matches(segs[1:], [1], question, opposite=opposite[1:])
     assert kept.score[0, 0] == pytest.approx(segs[1, 1])
 
