@@ -360,6 +360,8 @@ def _with_doubts(graded, doubt: np.ndarray):
 def calibrated(args: argparse.Namespace) -> None:
     """Calibrated marks with and without the concept check's doubt as evidence (`concept_doubt`)."""
     sys.path.insert(0, str(ROOT / "bench"))
+    from dataclasses import replace
+
     from corpora import (
         MemoryEncoder,
         corpus_vectors,
@@ -375,10 +377,11 @@ def calibrated(args: argparse.Namespace) -> None:
     from corpora import calibrated as calibrated_marks
 
     from grader.scoring import concept_check
-    from grader.scoring.concept_check import answer_doubts
+    from grader.scoring.concept_check import question_phrasings, read_answers
 
     encoder = MemoryEncoder(Encoder.load(device="cpu"))
-    semeval_answers, _ = read_semeval(DATA / "semeval2013_train.csv")
+    semeval_answers, semeval_references = read_semeval(DATA / "semeval2013_train.csv")
+    every_reference = {q: [t for point in points for t in point] for q, points in semeval_references.items()}
     shipped = concept_check.load(concept_check.DEFAULT_DIR)
     corpora = {
         "beetle": lambda: semeval("beetle", 0),
@@ -386,6 +389,18 @@ def calibrated(args: argparse.Namespace) -> None:
         "mohler": mohler,
         "saf": lambda: saf(0),
     }
+    readings = args.readings.split(",")
+
+    def phrasings(name: str, question, reading: str) -> list[str]:
+        """What an answer is read against: the model answer alone ("first", as before the reading), the
+        rubric's phrasings ("rubric", as grading does), or SemEval's every reference ("references": the
+        minimal ones too, which bench/corpora.py's rubric leaves out)."""
+        if reading == "first":
+            return [question.model_answer]
+        if reading == "references" and name in ("beetle", "sciEntsBank"):
+            return list(dict.fromkeys([question.model_answer, *every_reference[f"{name}/{question.id}"]]))
+        return question_phrasings(question)
+
     rows = []
     for name in args.corpora.split(","):
         corpus = corpora[name]()
@@ -397,7 +412,7 @@ def calibrated(args: argparse.Namespace) -> None:
         ):
             # SemEval: each fold's doubts from a check that never learned that fold's answers (or questions);
             # the other corpora: the shipped check, which never saw them.
-            doubt = np.full(len(corpus.answers), np.nan)
+            doubts = {reading: np.full(len(corpus.answers), np.nan) for reading in readings}
             for k in np.unique(fold) if name in ("beetle", "sciEntsBank") else [None]:
                 held = np.flatnonzero(fold == k) if k is not None else np.arange(len(corpus.answers))
                 if k is None:
@@ -409,16 +424,20 @@ def calibrated(args: argparse.Namespace) -> None:
                         learn = [a for a in semeval_answers if a.question not in out_q]
                     else:
                         learn = [a for a in semeval_answers if (a.question, a.scored.segment) not in out]
-                    check, _ = concept_check.train(learn)
+                    check, _ = concept_check.train(learn, references=every_reference)
                 by_question: dict[str, list[int]] = {}
                 for i in held:
                     if corpus.answers[i].text.strip():
                         by_question.setdefault(corpus.answers[i].question_id, []).append(i)
                 for qid, rows_of in by_question.items():  # one batch per question
                     texts = [corpus.answers[i].text for i in rows_of]
-                    doubt[rows_of] = answer_doubts(check, graded.rubric.question(qid), texts)
-            with_doubt = _with_doubts(graded, doubt)
-            for label, which in (("without the doubt", graded), ("with the concept check's doubt", with_doubt)):
+                    question = graded.rubric.question(qid)
+                    for reading in readings:
+                        plain = replace(check, reading=None) if reading == "first" else check
+                        doubts[reading][rows_of] = read_answers(plain, phrasings(name, question, reading), texts)
+            variants = [("without the doubt", graded)]
+            variants += [(f"with the doubt read against {r}", _with_doubts(graded, doubts[r])) for r in readings]
+            for label, which in variants:
                 for method in args.methods.split(","):
                     predicted, chosen = calibrated_marks(corpus, which, fold, vectors, method)
                     row = f"{corpus.name}, {split}, {method} ({'/'.join(sorted(set(chosen)))}): {label}"
@@ -447,6 +466,11 @@ def main() -> None:
     k = sub.add_parser("calibrated")
     k.add_argument("--corpora", default="beetle,sciEntsBank,mohler,saf")
     k.add_argument("--methods", default="auto,pooled,exemplar", help="calibration methods to compare")
+    k.add_argument(
+        "--readings",
+        default="first,rubric,references",
+        help="what each answer is read against for the doubt: first (the model answer), rubric, references",
+    )
     for measured in (a, m):
         measured.add_argument("--no-nearest", action="store_true", help="the rules' mask not spread to the point")
     args = parser.parse_args()

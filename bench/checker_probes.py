@@ -285,6 +285,102 @@ def lexical(args: argparse.Namespace) -> None:
             table_row(name, scores + rules, rules | (scores >= cuts[rate]), labels)
 
 
+READING = ("lowest", "mean", "highest", "first", "rules all", "rules any", "rules first", "log n", "lowest x log n")
+"""`reading`'s features of one answer against its question's references (the check's logits; rules' verdicts)."""
+
+
+def _reading_rows(scores: np.ndarray, rules: np.ndarray, groups: list[np.ndarray], first: np.ndarray) -> np.ndarray:
+    """(answers, len(READING)): each answer's candidate rows (`groups`) summed up; `first`: its scored reference."""
+    logits = np.log(np.clip(scores, 1e-6, 1 - 1e-6)) - np.log1p(-np.clip(scores, 1e-6, 1 - 1e-6))
+    rows = []
+    for rows_of, at in zip(groups, first):
+        got, said, n = logits[rows_of], rules[rows_of], np.log(len(rows_of))
+        rows.append([got.min(), got.mean(), got.max(), logits[at], said.all(), said.any(), rules[at], n, got.min() * n])
+    return np.array(rows, dtype=float)
+
+
+def reading(args: argparse.Namespace) -> None:
+    """The concept check read against every reference of the question, not the first alone."""
+    from sklearn.linear_model import LogisticRegression
+
+    from grader.scoring.concept_check import STRENGTH, choose_threshold
+    from grader.scoring.concept_check import features as concept_features
+
+    answers, refs = read_semeval(SEMEVAL)
+    kept = {
+        q: [t for point in (points[:1] if args.references == "complete" else points) for t in point]
+        for q, points in refs.items()
+    }
+    labels = np.array([a.scored.label for a in answers])
+    correct, contradicts = labels == "entails", labels == "contradicts"
+    questions = np.array([a.question for a in answers])
+    fold_of = folds_of(list(questions), FOLDS)
+    fold = np.array([fold_of[q] for q in questions])
+    candidates, groups, first = [], [], []
+    for a in answers:
+        texts = list(dict.fromkeys([a.scored.point, *kept[a.question]]))
+        groups.append(np.arange(len(candidates), len(candidates) + len(texts)))
+        first.append(len(candidates))
+        candidates += [(t, a.scored.segment) for t in texts]
+    owner = np.concatenate([np.full(len(g), i) for i, g in enumerate(groups)])
+    rules = rules_flag(candidates)
+    learned = concept_features([(a.learned.point, a.learned.segment) for a in answers])
+    asked = concept_features(candidates)
+
+    def check_scores(fit_rows: np.ndarray, answer_rows: np.ndarray) -> np.ndarray:
+        """The check fitted on `fit_rows`' learned pairs, scoring every candidate of `answer_rows` (NaN elsewhere)."""
+        model = LogisticRegression(C=STRENGTH, max_iter=3000).fit(learned[fit_rows], ~correct[fit_rows])
+        scores, wanted = np.full(len(candidates), np.nan), np.isin(owner, answer_rows)
+        scores[wanted] = model.predict_proba(asked[wanted])[:, 1]
+        return scores
+
+    first = np.array(first)
+    every = np.arange(len(answers))
+    flagged = {"first reference": np.zeros(len(answers), bool), "every reference": np.zeros(len(answers), bool)}
+    ranked = {"first reference": np.zeros(len(answers)), "every reference": np.zeros(len(answers))}
+    for k in range(FOLDS):
+        outer, held = every[fold != k], every[fold == k]
+        outside = check_scores(outer, held)
+        inner_of = folds_of(list(questions[outer]), 4, seed=k)
+        inner = np.array([inner_of[q] for q in questions[outer]])
+        inside = np.full(len(candidates), np.nan)
+        for j in range(4):
+            got = check_scores(outer[inner != j], outer[inner == j])
+            inside[~np.isnan(got)] = got[~np.isnan(got)]
+        ok = correct[outer]
+        # the shipped reading: the first reference, flagged with the rules
+        cut = choose_threshold(inside[first[outer]][ok], rules[first[outer]][ok], 0.025)
+        ranked["first reference"][held] = outside[first[held]] + rules[first[held]]
+        flagged["first reference"][held] = rules[first[held]] | (outside[first[held]] >= cut)
+        # every reference: a second regression on the summed-up scores, its threshold from its own inner folds
+        rows_in = _reading_rows(np.nan_to_num(inside), rules, [groups[i] for i in outer], first[outer])
+        rows_out = _reading_rows(np.nan_to_num(outside), rules, [groups[i] for i in held], first[held])
+        target = ~correct[outer]
+        scored_in = np.zeros(len(outer))
+        for j in range(4):
+            stack = LogisticRegression(max_iter=5000).fit(rows_in[inner != j], target[inner != j])
+            scored_in[inner == j] = stack.predict_proba(rows_in[inner == j])[:, 1]
+        cut = choose_threshold(scored_in[ok], np.zeros(int(ok.sum()), bool), 0.025)
+        stack = LogisticRegression(max_iter=5000).fit(rows_in, target)
+        ranked["every reference"][held] = stack.predict_proba(rows_out)[:, 1]
+        flagged["every reference"][held] = ranked["every reference"][held] >= cut
+        if k == 0:
+            print("fold 0 reading:", dict(zip(READING, np.round(stack.coef_[0], 2))))
+    beetle = np.array([q.startswith("beetle") for q in questions])
+    print(
+        f"references: {args.references}; 5 question-grouped folds, thresholds nested (2.5 % of inner correct answers)"
+    )
+    print("| answer read against | all: nested | all: best at <= 3 % | Beetle: nested | SciEntsBank: nested |")
+    print("|---|---|---|---|---|")
+    for name in ranked:
+        cells = []
+        for sel in (np.ones(len(answers), bool), beetle, ~beetle):
+            f = flagged[name]
+            cells.append(f"{f[sel & contradicts].mean():.1%} / {f[sel & correct].mean():.1%}")
+        best = "{:.1%} / {:.1%}".format(*at_false_alarms(ranked[name], labels, 0.03))
+        print(f"| {name} | {cells[0]} | {best} | {cells[1]} | {cells[2]} |")
+
+
 def _held_out():
     answers, references = read_semeval(SEMEVAL)
     learn, held = split_questions([a.question for a in answers], HOLDOUT, 0)
@@ -447,6 +543,14 @@ def main() -> None:
     cold.add_argument("--with-cv", default="", help="bench/checker.py cv --folds 5 --save's .npz, to combine")
     cold.set_defaults(run=frozen)
     sub.add_parser("features").set_defaults(run=features)
+    read = sub.add_parser("reading")
+    read.add_argument(
+        "--references",
+        choices=("all", "complete"),
+        default="all",
+        help="Beetle's BEST, GOOD and MINIMAL references, or the complete ones (BEST, GOOD) alone",
+    )
+    read.set_defaults(run=reading)
     words = sub.add_parser("lexical")
     words.add_argument("--not-correct", action="store_true", help="learn correct against the rest, not contradictory")
     words.set_defaults(run=lexical)

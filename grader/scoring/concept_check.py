@@ -13,6 +13,12 @@ No network and no torch at grading: a sparse product per batch of pairs. Grading
 cross-encoder (`grader.scoring.checker.refute`), only about the segments that would earn a point.
 The weights are the features seen in training (`models/concept-check/`, npz), with the threshold and
 how they were made (json).
+
+Read whole, an answer is also weighed against every phrasing its question has (`read_answers`): a small
+second regression (`READING`) on the check's scores against all of them (lowest, mean, highest, against
+the model answer) and the rules' verdicts. A correct answer states *some* phrasing well, a wrong one
+none; SemEval's minimal references ("terminal 1 is connected to the negative battery terminal") are
+what makes this pay (bench/README.md, "the check read against every reference").
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from __future__ import annotations
 import io
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +48,19 @@ FOLDS = 5
 WEIGHTS = "concept-check.npz"
 META = "concept-check.json"
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "models" / "concept-check"
+READING = (
+    "lowest",
+    "mean",
+    "highest",
+    "first",
+    "rules_all",
+    "rules_any",
+    "rules_first",
+    "log_phrasings",
+    "lowest_by_log_phrasings",
+)
+"""What `reading_features` gives of one answer's scores against its question's phrasings (logits; the
+first phrasing is the model answer, or SemEval's first reference), and the rules' verdicts on them."""
 
 
 def pair_features(point: dict[str, int], segment: dict[str, int]) -> list[str]:
@@ -88,6 +107,9 @@ class ConceptCheck:
     threshold: float
     """The score at or above which a segment is read as saying something else than the point."""
     name: str = "concept-check"
+    reading: np.ndarray | None = None
+    """(len(READING) + 1,): the coefficients of `reading_features`, then the intercept; None in a check
+    trained without references (an answer is then read against the first phrasing alone)."""
 
     def contradiction(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         if not len(pairs):
@@ -96,13 +118,60 @@ class ConceptCheck:
         return (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
 
 
+def reading_features(scores: np.ndarray, opposite: np.ndarray) -> np.ndarray:
+    """(answers, len(READING)) from the check's (answers, phrasings) scores and the rules' verdicts;
+    column 0 is the first phrasing. Any number of phrasings, one or fourteen, gives the same columns."""
+    clipped = np.clip(scores.astype(np.float64), 1e-6, 1 - 1e-6)
+    logits = np.log(clipped) - np.log1p(-clipped)
+    lowest, log_n = logits.min(axis=1), np.full(len(scores), np.log(scores.shape[1]))
+    return np.column_stack(
+        [
+            lowest,
+            logits.mean(axis=1),
+            logits.max(axis=1),
+            logits[:, 0],
+            opposite.all(axis=1),
+            opposite.any(axis=1),
+            opposite[:, 0],
+            log_n,
+            lowest * log_n,
+        ]
+    )
+
+
+def phrasing_features(check: ConceptCheck, phrasings: Sequence[str], answers: Sequence[str]) -> np.ndarray:
+    """`reading_features` of each answer read whole against every phrasing: one sparse product over all
+    the pairs and one rules comparison."""
+    pairs = [(p, a) for a in answers for p in phrasings]
+    scores = check.contradiction(pairs).reshape(len(answers), len(phrasings))
+    both = polarity([*phrasings, *answers])  # one vocabulary for both sides
+    n = len(phrasings)
+    return reading_features(scores, opposed(both.rows(list(range(n, n + len(answers)))), both.rows(list(range(n)))))
+
+
+def read_answers(check: ConceptCheck, phrasings: Sequence[str], answers: Sequence[str]) -> np.ndarray:
+    """P(not a correct answer) of each answer read whole against the phrasings (the first one the model
+    answer) through `check.reading`; a check without one reads the first phrasing alone."""
+    if not len(answers):
+        return np.zeros(0)
+    if check.reading is None:
+        return check.contradiction([(phrasings[0], a) for a in answers]).astype(np.float64)
+    logits = phrasing_features(check, phrasings, answers) @ check.reading[:-1] + check.reading[-1]
+    return 1.0 / (1.0 + np.exp(-logits))
+
+
+def question_phrasings(question: ShortQuestion) -> list[str]:
+    """The model answer, then every phrasing of every point, each once."""
+    return list(dict.fromkeys([question.model_answer, *(t for p in question.points for t in p.phrasings)]))
+
+
 def answer_doubts(check: ConceptCheck, question: ShortQuestion, answers: Sequence[str]) -> list[float]:
-    """Each answer read whole against the question's model answer, as the check learned SemEval's
-    answers against their reference: P(not a correct answer). Not a contradiction flag (the threshold
-    plays no part) but evidence a calibration weighs from a TA's marks; in question-grouped
-    cross-validation it lifted calibrated QWK on Beetle and SciEntsBank and Pearson on Mohler
-    (bench/README.md, "the concept check as calibration evidence")."""
-    return [float(p) for p in check.contradiction([(question.model_answer, a) for a in answers])]
+    """Each answer read whole against the question's phrasings (`read_answers`), as the check learned
+    SemEval's answers against their references: P(not a correct answer). Not a contradiction flag (the
+    threshold plays no part) but evidence a calibration weighs from a TA's marks; on unseen Beetle
+    questions it lifted calibrated QWK most where the phrasings include the minimal statements
+    (bench/README.md, "the concept check as calibration evidence", "the check read against every reference")."""
+    return [float(p) for p in read_answers(check, question_phrasings(question), answers)]
 
 
 def fit(pairs: Sequence[Pair], strength: float = STRENGTH) -> tuple[np.ndarray, float]:
@@ -150,20 +219,31 @@ def question_folds(questions: Sequence[str], folds: int = FOLDS, seed: int = 0) 
 
 
 def train(
-    examples: Sequence[Marked], rubric_pairs: Sequence[Pair] = (), *, rate: float = FALSE_ALARMS, seed: int = 0
+    examples: Sequence[Marked],
+    rubric_pairs: Sequence[Pair] = (),
+    *,
+    references: Mapping[str, Sequence[str]] | None = None,
+    rate: float = FALSE_ALARMS,
+    seed: int = 0,
 ) -> tuple[ConceptCheck, dict]:
     """Fit on every example's learned pair and the rubric pairs; choose the threshold on out-of-fold
     scores (FOLDS question-grouped folds, seeded), so it is chosen on questions the regression did not
-    see, as grading meets them. Returns the check and what the threshold flags there."""
+    see, as grading meets them. With `references` (each question's phrasings), also learn how an answer
+    read against all of them adds up (`READING`), from those out-of-fold scores. Returns the check and
+    what it flags there."""
     fold = question_folds([e.question for e in examples], FOLDS, seed)
     folds = np.array([fold[e.question] for e in examples])
     scored = [(e.scored.point, e.scored.segment) for e in examples]
     out_of_fold = np.zeros(len(examples), dtype=np.float32)
+    read = np.zeros((len(examples), len(READING)))
     for k in range(FOLDS):
         learn = [e.learned for e, f in zip(examples, folds) if f != k] + list(rubric_pairs)
         weights, intercept = fit(learn)
         held = np.flatnonzero(folds == k)
-        out_of_fold[held] = ConceptCheck(weights, intercept, 0.0).contradiction([scored[i] for i in held])
+        fold_check = ConceptCheck(weights, intercept, 0.0)
+        out_of_fold[held] = fold_check.contradiction([scored[i] for i in held])
+        if references is not None:
+            read[held] = _reading_of(fold_check, [examples[i] for i in held], references)
     labels = np.array([e.scored.label for e in examples])
     rules = rules_flag(scored)
     correct, contradicts = labels == "entails", labels == "contradicts"
@@ -186,14 +266,55 @@ def train(
             "false_alarms_rules_alone": round(float(rules[correct].mean()), 4),
         },
     }
-    return ConceptCheck(weights, intercept, threshold), meta
+    reading = None
+    if references is not None:
+        reading, meta["reading"] = _fit_reading(read, ~correct, folds, contradicts, correct, rate)
+    return ConceptCheck(weights, intercept, threshold, reading=reading), meta
+
+
+def _reading_of(check: ConceptCheck, examples: Sequence[Marked], references: Mapping[str, Sequence[str]]):
+    """`phrasing_features` of each example against its question's references, its scored reference first."""
+    rows = np.zeros((len(examples), len(READING)))
+    by_question: dict[tuple[str, str], list[int]] = {}
+    for i, e in enumerate(examples):
+        by_question.setdefault((e.question, e.scored.point), []).append(i)
+    for (question, first), at in by_question.items():
+        phrasings = list(dict.fromkeys([first, *references.get(question, ())]))
+        rows[at] = phrasing_features(check, phrasings, [examples[i].scored.segment for i in at])
+    return rows
+
+
+def _fit_reading(
+    read: np.ndarray, target: np.ndarray, folds: np.ndarray, contradicts: np.ndarray, correct: np.ndarray, rate: float
+) -> tuple[np.ndarray, dict]:
+    """The reading's coefficients (then intercept) fitted on all out-of-fold rows, and what it flags at
+    `rate` of correct answers when each fold's rows are scored by a reading fitted on the others (the
+    threshold chosen on those scores)."""
+    from sklearn.linear_model import LogisticRegression
+
+    held_out = np.zeros(len(read))
+    for k in np.unique(folds):
+        model = LogisticRegression(max_iter=5000).fit(read[folds != k], target[folds != k])
+        held_out[folds == k] = model.predict_proba(read[folds == k])[:, 1]
+    cut = choose_threshold(held_out[correct], np.zeros(int(correct.sum()), dtype=bool), rate)
+    model = LogisticRegression(max_iter=5000).fit(read, target)
+    flagged = held_out >= cut
+    report = {
+        "recall": round(float(flagged[contradicts].mean()), 4),
+        "false_alarms": round(float(flagged[correct].mean()), 4),
+        "features": list(READING),
+    }
+    return np.append(model.coef_[0], model.intercept_[0]), report
 
 
 def save(check: ConceptCheck, directory: Path, meta: dict) -> None:
     """The weights of the features seen (indices and float32 values) and the metadata, each written whole."""
     seen = np.flatnonzero(check.weights).astype(np.int32)
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, index=seen, weight=check.weights[seen], intercept=np.float64(check.intercept))
+    reading = {} if check.reading is None else {"reading": check.reading.astype(np.float64)}
+    np.savez_compressed(
+        buffer, index=seen, weight=check.weights[seen], intercept=np.float64(check.intercept), **reading
+    )
     meta = {**meta, "name": check.name, "threshold": check.threshold, "features": FEATURES}
     text = json.dumps(meta, indent=1, sort_keys=True) + "\n"
     write_atomically({directory / WEIGHTS: buffer.getvalue(), directory / META: text})
@@ -209,11 +330,14 @@ def load(directory: Path) -> ConceptCheck:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         with np.load(weights_path) as saved:
             index, weight, intercept = saved["index"], saved["weight"], float(saved["intercept"])
+            reading = np.array(saved["reading"], dtype=np.float64) if "reading" in saved.files else None
         if int(meta["features"]) != FEATURES or (len(index) and int(index.max()) >= FEATURES):
             raise ValueError(f"hashed into {meta['features']} features, not {FEATURES}")
         threshold = float(meta["threshold"])
+        if reading is not None and reading.shape != (len(READING) + 1,):
+            raise ValueError(f"a reading of {reading.shape[0]} weights, not {len(READING) + 1}")
     except (OSError, ValueError, KeyError) as err:
         raise GraderError(f"{directory}: not a concept check this grader reads ({err})") from None
     weights = np.zeros(FEATURES, dtype=np.float32)
     weights[index] = weight
-    return ConceptCheck(weights, intercept, threshold, str(meta.get("name", directory.name)))
+    return ConceptCheck(weights, intercept, threshold, str(meta.get("name", directory.name)), reading)

@@ -38,13 +38,14 @@ def test_train_concept_check_writes_weights_that_grading_reads(tmp_path):
     semeval_csv(data)
     result = grader("model", "train-concept-check", "--semeval", data, "--rubric", RUBRIC, "--out", out)
     assert result.returncode == 0, result.stderr
-    assert "Wrote" in result.stdout and "contradictory" in result.stdout
+    assert "Wrote" in result.stdout and "contradictory" in result.stdout and "every reference" in result.stdout
     meta = json.loads((out / META).read_text())
     assert meta["rubrics"] == ["dl-midsem"] and meta["pairs"]["answers"] == 50 and meta["pairs"]["rubric"] > 100
     assert meta["command"].startswith("grader model train-concept-check --semeval SEMEVAL.csv --rubric")
     check = load(out)
     gap, closed = check.contradiction([(REFERENCE, "A gap separates the bulb."), (REFERENCE, "It is a closed path.")])
     assert gap > closed
+    assert check.reading is not None and "reading" in meta
     assert sorted(p.name for p in out.iterdir()) == sorted([WEIGHTS, META])
 
 

@@ -15,12 +15,15 @@ from grader.scoring.checker_train import Marked
 from grader.scoring.concept_check import (
     DEFAULT_DIR,
     META,
+    READING,
     WEIGHTS,
     ConceptCheck,
     choose_threshold,
     fit,
     load,
     pair_features,
+    read_answers,
+    reading_features,
     save,
     train,
 )
@@ -101,6 +104,59 @@ def test_training_chooses_its_threshold_on_questions_it_did_not_learn():
     assert check.threshold == meta["threshold"]
 
 
+# ---- reading an answer against every phrasing ------------------------------------------------------
+
+MINIMAL = "The bulb is connected to both battery terminals."
+
+
+def test_reading_features_sum_up_any_number_of_phrasings():
+    scores = np.array([[0.9, 0.1, 0.5], [0.5, 0.5, 0.5]])
+    opposite = np.array([[True, False, False], [True, True, True]])
+    rows = reading_features(scores, opposite)
+    assert rows.shape == (2, len(READING))
+    named = dict(zip(READING, rows[0]))
+    assert named["lowest"] == pytest.approx(np.log(0.1 / 0.9)) and named["first"] == pytest.approx(np.log(9))
+    assert named["highest"] == named["first"] and named["rules_first"] == 1 and named["rules_any"] == 1
+    assert named["rules_all"] == 0 and dict(zip(READING, rows[1]))["rules_all"] == 1
+    alone = dict(zip(READING, reading_features(np.array([[0.7]]), np.array([[False]]))[0]))
+    assert alone["lowest"] == alone["mean"] == alone["highest"] == alone["first"] and alone["log_phrasings"] == 0
+
+
+def minimal_examples(n: int) -> list[Marked]:
+    """Ten questions whose first reference is CLOSED and whose minimal one is MINIMAL: correct answers
+    state one or the other, wrong ones a gap."""
+    right = ["The bulb is in a closed path with the battery.", "Both battery terminals are connected to the bulb."]
+    wrong = ["There is a gap so the bulb is separated from the battery.", "A gap separates the bulb from a terminal."]
+    found = []
+    for i in range(n):
+        answer, label = (right, "entails") if i % 2 else (wrong, "contradicts")
+        pair = Pair(CLOSED, answer[(i // 2) % 2], label)
+        found.append(Marked(f"q{i % 10}", pair, pair))
+    return found
+
+
+def test_training_with_references_learns_how_to_read_an_answer_against_all_of_them():
+    references = {f"q{q}": [CLOSED, MINIMAL] for q in range(10)}
+    check, meta = train(minimal_examples(80), references=references, rate=0.1)
+    assert check.reading is not None and check.reading.shape == (len(READING) + 1,)
+    assert meta["reading"]["features"] == list(READING) and meta["reading"]["false_alarms"] <= 0.1
+    states_minimal, gap = read_answers(
+        check, [CLOSED, MINIMAL], ["Both battery terminals are connected to the bulb.", "A gap separates the bulb."]
+    )
+    assert states_minimal < gap
+    assert train(minimal_examples(80), rate=0.1)[0].reading is None  # no references: nothing to learn it from
+
+
+def test_without_a_reading_an_answer_is_read_against_the_first_phrasing_alone():
+    weights, intercept = fit(swapped_and_agreeing(10))
+    check = ConceptCheck(weights, intercept, 0.5)
+    answers = ["A gap separates the bulb.", "It is a closed path."]
+    assert np.allclose(
+        read_answers(check, [CLOSED, MINIMAL], answers), check.contradiction([(CLOSED, a) for a in answers])
+    )
+    assert len(read_answers(check, [CLOSED], [])) == 0
+
+
 # ---- saving --------------------------------------------------------------------------------------
 
 
@@ -113,6 +169,16 @@ def test_saved_check_loads_back_scoring_the_same(tmp_path):
     assert np.allclose(loaded.contradiction(pairs), check.contradiction(pairs))
     assert (loaded.threshold, loaded.name) == (0.7, "mine")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([WEIGHTS, META])  # no temporaries left
+
+
+def test_a_saved_reading_loads_back_and_a_foreign_one_is_refused(tmp_path):
+    weights, intercept = fit(swapped_and_agreeing(10))
+    reading = np.linspace(-1, 1, len(READING) + 1)
+    save(ConceptCheck(weights, intercept, 0.7, reading=reading), tmp_path, {})
+    assert np.allclose(load(tmp_path).reading, reading)
+    save(ConceptCheck(weights, intercept, 0.7, reading=reading[:4]), tmp_path, {})
+    with pytest.raises(GraderError, match="a reading of 4 weights"):
+        load(tmp_path)
 
 
 def test_a_missing_or_foreign_check_is_refused_in_one_line(tmp_path):
@@ -145,6 +211,9 @@ def test_shipped_check_records_how_it_was_made_and_beats_the_rules_there():
     held = meta["out_of_fold"]
     assert held["false_alarms_with_rules"] <= 0.03
     assert held["recall_with_rules"] > held["recall_rules_alone"]
+    read = meta["reading"]  # every reference of the question, on the same unseen questions
+    assert read["false_alarms"] <= 0.03 and read["recall"] > held["recall_with_rules"]
+    assert load(DEFAULT_DIR).reading is not None
 
 
 @shipped
