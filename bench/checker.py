@@ -4,6 +4,7 @@
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker.py alarms [--checker models/checker]
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker.py timing [--students 526]
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker.py marks [--split questions|answers]   # ~10 CPU-minutes
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/checker.py calibrated [--corpora beetle] [--readings first,rubric]
 
 `--no-nearest` (alarms, marks): grade as before `grader.scoring.match.nearest_opposed`, a segment that
 opposes its nearest phrasing of a point losing only that phrasing, for the comparison in bench/README.md.
@@ -27,6 +28,11 @@ answers instead, 5 folds over answers (by a hash of question and text, so a repe
 one fold), each graded by a check trained on the other folds' answers of every question. Also the
 share of SemEval answers of each label that grading flags `contradiction` (a point taken away as
 contradicting it), as issue 12 counted the rules on the SemEval test answers.
+
+calibrated: calibrated marks (bench/corpora.py's unseen-answer and unseen-question protocols) without
+the concept check's doubt and with it, the doubt read against the model answer alone (`first`), the
+rubric's phrasings (`rubric`, as grading does) or SemEval's every reference, minimal ones too
+(`references`; bench/corpora.py's rubric keeps the complete ones only). ~40 minutes for all corpora.
 
 timing: the bundled sample and a synthetic class (bench/bench_grading.py's) graded without and with
 the checker in one run (see `timing` for how the encoding is shared). Results: bench/README.md.

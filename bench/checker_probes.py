@@ -4,6 +4,7 @@
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker_probes.py features      # ~5 CPU-minutes
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker_probes.py lexical       # ~8 CPU-minutes
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker_probes.py references    # ~2 CPU-minutes
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/checker_probes.py reading [--references all|complete]   # ~6 CPU-minutes
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker_probes.py full --layers 6 --epochs 2 --lr 5e-5   # ~11 minutes
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker_probes.py exam --identity --replay 1000 --epochs 2 --lr 2e-5
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker_probes.py rubric --identity --replay 1000 --out /tmp/checker
@@ -29,6 +30,13 @@ the concepts shared with the opposite sign, and how many of each kind; a logisti
 threshold for each outer fold is chosen on inner question-grouped folds of its training questions (the
 rules or the score flagging 2 or 2.5 % of their correct answers), so "chosen inside" is honest.
 `--not-correct`: the regressions learn correct against the rest (contradictory and incorrect).
+
+reading: the concept check read against every reference of the question, not the first alone: the
+check refitted per question-grouped fold scores each answer against all of them; a second logistic
+regression on the summed-up scores (`READING`: lowest, mean, highest, first; the rules' verdicts on all,
+any, the first; how many references) says P(not correct); thresholds nested (inner question-grouped
+folds, 2.5 % of their correct answers). `--references complete`: Beetle's BEST and GOOD ones only.
+`grader.scoring.concept_check.read_answers` is what grading ships of it.
 
 references: the shipped checker (`models/checker`) on the SemEval questions its training held out
 (`grader.scoring.checker_train.split_questions`, seed 0), each answer read against every BEST/GOOD
