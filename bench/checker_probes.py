@@ -33,7 +33,7 @@ rules or the score flagging 2 or 2.5 % of their correct answers), so "chosen ins
 
 reading: the concept check read against every reference of the question, not the first alone: the
 check refitted per question-grouped fold scores each answer against all of them; a second logistic
-regression on the summed-up scores (`READING`: lowest, mean, highest, first; the rules' verdicts on all,
+regression on the summed-up scores (`concept_check.READING`: lowest, mean, highest, first; the rules' verdicts on all,
 any, the first; how many references) says P(not correct); thresholds nested (inner question-grouped
 folds, 2.5 % of their correct answers). `--references complete`: Beetle's BEST and GOOD ones only.
 `grader.scoring.concept_check.read_answers` is what grading ships of it.
@@ -293,25 +293,19 @@ def lexical(args: argparse.Namespace) -> None:
             table_row(name, scores + rules, rules | (scores >= cuts[rate]), labels)
 
 
-READING = ("lowest", "mean", "highest", "first", "rules all", "rules any", "rules first", "log n", "lowest x log n")
-"""`reading`'s features of one answer against its question's references (the check's logits; rules' verdicts)."""
+def _reading_rows(scores: np.ndarray, rules: np.ndarray, groups: list[np.ndarray]) -> np.ndarray:
+    """(answers, len(READING)): `concept_check.reading_features` of each answer's candidate rows (`groups`,
+    its scored reference first)."""
+    from grader.scoring.concept_check import reading_features
 
-
-def _reading_rows(scores: np.ndarray, rules: np.ndarray, groups: list[np.ndarray], first: np.ndarray) -> np.ndarray:
-    """(answers, len(READING)): each answer's candidate rows (`groups`) summed up; `first`: its scored reference."""
-    logits = np.log(np.clip(scores, 1e-6, 1 - 1e-6)) - np.log1p(-np.clip(scores, 1e-6, 1 - 1e-6))
-    rows = []
-    for rows_of, at in zip(groups, first):
-        got, said, n = logits[rows_of], rules[rows_of], np.log(len(rows_of))
-        rows.append([got.min(), got.mean(), got.max(), logits[at], said.all(), said.any(), rules[at], n, got.min() * n])
-    return np.array(rows, dtype=float)
+    return np.vstack([reading_features(scores[None, rows_of], rules[None, rows_of]) for rows_of in groups])
 
 
 def reading(args: argparse.Namespace) -> None:
     """The concept check read against every reference of the question, not the first alone."""
     from sklearn.linear_model import LogisticRegression
 
-    from grader.scoring.concept_check import STRENGTH, choose_threshold
+    from grader.scoring.concept_check import READING, STRENGTH, choose_threshold
     from grader.scoring.concept_check import features as concept_features
 
     answers, refs = read_semeval(SEMEVAL)
@@ -361,8 +355,8 @@ def reading(args: argparse.Namespace) -> None:
         ranked["first reference"][held] = outside[first[held]] + rules[first[held]]
         flagged["first reference"][held] = rules[first[held]] | (outside[first[held]] >= cut)
         # every reference: a second regression on the summed-up scores, its threshold from its own inner folds
-        rows_in = _reading_rows(np.nan_to_num(inside), rules, [groups[i] for i in outer], first[outer])
-        rows_out = _reading_rows(np.nan_to_num(outside), rules, [groups[i] for i in held], first[held])
+        rows_in = _reading_rows(np.nan_to_num(inside), rules, [groups[i] for i in outer])
+        rows_out = _reading_rows(np.nan_to_num(outside), rules, [groups[i] for i in held])
         target = ~correct[outer]
         scored_in = np.zeros(len(outer))
         for j in range(4):
