@@ -21,8 +21,10 @@ Mohler dev (score_avg 5), SAF train (the question's top score), and the bundled 
 
 marks: what the concept check does to the marks themselves, uncalibrated, on questions it never
 learned: SemEval train's two corpora graded with the rules alone, then each of 5 question-grouped
-folds graded with a concept check trained (`grader.scoring.concept_check.train`, the shipped recipe) on
-the other folds' answers; Mohler dev with the shipped check (it never saw Mohler). Agreement with the
+folds graded with a concept check trained (`grader.scoring.concept_check.train`, the shipped recipe,
+every reference) on the other folds' answers, asked about single segments (as before the opposition)
+and reading each answer whole (its `opposition`, as grading does now); Mohler dev with the shipped
+check (it never saw Mohler). Agreement with the
 human marks as `bench/corpora.py` reports it (correct = 1 on SemEval). `--split answers`: unseen
 answers instead, 5 folds over answers (by a hash of question and text, so a repeated answer stays in
 one fold), each graded by a check trained on the other folds' answers of every question. Also the
@@ -42,12 +44,14 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import io
 import os
 import random
 import sys
 import time
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -63,7 +67,7 @@ from grader.exam.rubric import ShortQuestion, load_rubric
 from grader.exam.submissions import parse_submissions, read_submissions
 from grader.scoring.checker import Checker, contradiction_score, rubric_pairs, tokenizer_for
 from grader.scoring.checker_train import Marked, read_semeval, recall_at, train_checker
-from grader.scoring.concept_check import question_folds, rules_flag
+from grader.scoring.concept_check import ConceptCheck, question_folds, rules_flag
 from grader.scoring.engine import load_check
 from grader.scoring.grade import grade
 from grader.scoring.match import TOPIC_WEIGHT
@@ -255,7 +259,7 @@ def alarms(args: argparse.Namespace) -> None:
 
 
 class Counting:
-    """A checker that counts the pairs it is asked about."""
+    """A cross-encoder checker that counts the pairs it is asked about."""
 
     def __init__(self, checker) -> None:
         self.checker, self.threshold, self.name, self.asked = checker, checker.threshold, checker.name, 0
@@ -263,6 +267,34 @@ class Counting:
     def contradiction(self, pairs: list[tuple[str, str]]) -> np.ndarray:
         self.asked += len(pairs)
         return self.checker.contradiction(pairs)
+
+
+@dataclasses.dataclass
+class CountingCheck(ConceptCheck):
+    """A concept check that counts the pairs it (and its opposition) is asked about. Still a ConceptCheck,
+    so grading reads each answer whole with it and records the doubt, as with the shipped one."""
+
+    tally: list[int] = dataclasses.field(default_factory=lambda: [0])
+
+    @property
+    def asked(self) -> int:
+        return self.tally[0]
+
+    def contradiction(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        self.tally[0] += len(pairs)
+        return super().contradiction(pairs)
+
+
+def counting(checker):
+    """`checker` with the pairs it is asked about counted (`.asked`)."""
+    if not isinstance(checker, ConceptCheck):
+        return Counting(checker)
+    tally = [0]
+    fields = {f.name: getattr(checker, f.name) for f in dataclasses.fields(ConceptCheck)}
+    if checker.opposition is not None:
+        fields["opposition"] = counting(checker.opposition)
+        tally = fields["opposition"].tally
+    return CountingCheck(**fields, tally=tally)
 
 
 def timing(args: argparse.Namespace) -> None:
@@ -291,13 +323,13 @@ def timing(args: argparse.Namespace) -> None:
         started = time.perf_counter()
         grade(r, submissions, encoder)
         warm = time.perf_counter() - started
-        counting = Counting(checker)
+        counted = counting(checker)
         started = time.perf_counter()
-        grade(r, submissions, encoder, checker=counting)
+        grade(r, submissions, encoder, checker=counted)
         extra = time.perf_counter() - started - warm
         answers = len(submissions.students) * len(r.questions)
         print(
-            f"| {name} | {answers} | {cold:.1f} s | {extra:.1f} s | {(cold + extra) / cold:.2f} | {counting.asked} |",
+            f"| {name} | {answers} | {cold:.1f} s | {extra:.1f} s | {(cold + extra) / cold:.2f} | {counted.asked} |",
             flush=True,
         )
     print(f"(load average {os.getloadavg()[0]:.1f} at the end; torch threads {__import__('torch').get_num_threads()})")
@@ -305,12 +337,15 @@ def timing(args: argparse.Namespace) -> None:
 
 def marks(args: argparse.Namespace) -> None:
     sys.path.insert(0, str(ROOT / "bench"))
+    from dataclasses import replace
+
     from corpora import MemoryEncoder, grade_corpus, metrics, mohler, semeval, table
 
     from grader.scoring import concept_check
 
     encoder = MemoryEncoder(Encoder.load(device="cpu"))
-    answers, _ = read_semeval(DATA / "semeval2013_train.csv")
+    answers, references = read_semeval(DATA / "semeval2013_train.csv")
+    every_reference = {q: [t for point in points for t in point] for q, points in references.items()}
     by_question = folds_of([a.question for a in answers], 5)
 
     def fold_of(question: str, text: str) -> int:
@@ -320,23 +355,30 @@ def marks(args: argparse.Namespace) -> None:
 
     checks = {}
     for k in range(5):
-        checks[k], _ = concept_check.train([a for a in answers if fold_of(a.question, a.scored.segment) != k])
+        learn = [a for a in answers if fold_of(a.question, a.scored.segment) != k]
+        checks[k], _ = concept_check.train(learn, references=every_reference)
+    kinds = {"segments": lambda c: replace(c, opposition=None), "opposition": lambda c: c}
     rows, flag_rows = [], []
     for name, corpus in (("beetle", semeval("beetle", 0)), ("sciEntsBank", semeval("sciEntsBank", 0)), ("", mohler())):
         graded = grade_corpus(corpus, encoder, MAX_POINTS, TOPIC_WEIGHT)
         plain = {(g.student_id, g.question_id): g for g in graded.grades.items}
-        checked = dict(plain)
         text = {key: a.text for key, a in zip(graded.keys, corpus.answers)}
-        for k, check in checks.items() if name else [(None, concept_check.load(concept_check.DEFAULT_DIR))]:
-            graded_k = grade_corpus(corpus, encoder, MAX_POINTS, TOPIC_WEIGHT, checker=check)
-            for g in graded_k.grades.items:
-                key = (g.student_id, g.question_id)
-                if key not in text:  # the class is wide: no such answer
-                    continue
-                if k is None or fold_of(f"{name}/{g.question_id}", text[key]) == k:
-                    checked[key] = g
+        variants = [("rules alone", plain)]
+        for kind, used in kinds.items():
+            checked = dict(plain)
+            for k, check in checks.items() if name else [(None, concept_check.load(concept_check.DEFAULT_DIR))]:
+                graded_k = grade_corpus(corpus, encoder, MAX_POINTS, TOPIC_WEIGHT, checker=used(check))
+                for g in graded_k.grades.items:
+                    key = (g.student_id, g.question_id)
+                    if key not in text:  # the class is wide: no such answer
+                        continue
+                    if k is None or fold_of(f"{name}/{g.question_id}", text[key]) == k:
+                        checked[key] = g
+            variants.append((f"rules + concept check on {kind}", checked))
+            changed = sum(plain[key].mark != checked[key].mark for key in graded.keys)
+            print(f"{corpus.name}: {changed} of {len(graded.keys)} marks changed by the check on {kind}", flush=True)
         labels = np.array([a.label for a in corpus.answers])
-        for label, grades in (("rules alone", plain), ("rules + concept check", checked)):
+        for label, grades in variants:
             predicted = np.array([grades[key].mark for key in graded.keys])
             rows.append((f"{corpus.name}: {label}", metrics(corpus, predicted)))
             flagged = np.array([any(f.code == "contradiction" for f in grades[key].flags) for key in graded.keys])
@@ -344,8 +386,6 @@ def marks(args: argparse.Namespace) -> None:
                 shares = {kind: flagged[labels == kind] for kind in ("contradictory", "correct", "incorrect")}
                 cells = " | ".join(f"{v.mean():.1%} ({v.sum()} of {len(v)})" for v in shares.values())
                 flag_rows.append(f"| {corpus.name}: {label} | {cells} |")
-        changed = sum(plain[key].mark != checked[key].mark for key in graded.keys)
-        print(f"{corpus.name}: {changed} of {len(graded.keys)} marks changed by the check", flush=True)
     print("| answers flagged `contradiction` when graded | contradictory | correct | incorrect |\n|---|---|---|---|")
     print("\n".join(flag_rows))
     print(table(rows))

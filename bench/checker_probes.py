@@ -4,7 +4,7 @@
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker_probes.py features      # ~5 CPU-minutes
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker_probes.py lexical       # ~8 CPU-minutes
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker_probes.py references    # ~2 CPU-minutes
-    HF_HUB_OFFLINE=1 .venv/bin/python bench/checker_probes.py reading [--references all|complete]   # ~6 CPU-minutes
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/checker_probes.py reading [--references all|complete] [--seed N]  # 10 min
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker_probes.py full --layers 6 --epochs 2 --lr 5e-5   # ~11 minutes
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker_probes.py exam --identity --replay 1000 --epochs 2 --lr 2e-5
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker_probes.py rubric --identity --replay 1000 --out /tmp/checker
@@ -36,7 +36,9 @@ check refitted per question-grouped fold scores each answer against all of them;
 regression on the summed-up scores (`concept_check.READING`: lowest, mean, highest, first; the rules' verdicts on all,
 any, the first; how many references) says P(not correct); thresholds nested (inner question-grouped
 folds, 2.5 % of their correct answers). `--references complete`: Beetle's BEST and GOOD ones only.
-`grader.scoring.concept_check.read_answers` is what grading ships of it.
+The last row is the opposition (`concept_check.train`'s): both stages learned from the correct and
+contradictory answers alone, flagged with the rules (its threshold chosen with their flags); what
+grading asks of each answer. `--seed N` deals the questions into other folds (0: the shipped check's).
 
 references: the shipped checker (`models/checker`) on the SemEval questions its training held out
 (`grader.scoring.checker_train.split_questions`, seed 0), each answer read against every BEST/GOOD
@@ -316,7 +318,7 @@ def reading(args: argparse.Namespace) -> None:
     labels = np.array([a.scored.label for a in answers])
     correct, contradicts = labels == "entails", labels == "contradicts"
     questions = np.array([a.question for a in answers])
-    fold_of = folds_of(list(questions), FOLDS)
+    fold_of = folds_of(list(questions), FOLDS, seed=args.seed)
     fold = np.array([fold_of[q] for q in questions])
     candidates, groups, first = [], [], []
     for a in answers:
@@ -329,8 +331,10 @@ def reading(args: argparse.Namespace) -> None:
     learned = concept_features([(a.learned.point, a.learned.segment) for a in answers])
     asked = concept_features(candidates)
 
-    def check_scores(fit_rows: np.ndarray, answer_rows: np.ndarray) -> np.ndarray:
-        """The check fitted on `fit_rows`' learned pairs, scoring every candidate of `answer_rows` (NaN elsewhere)."""
+    def check_scores(fit_rows: np.ndarray, answer_rows: np.ndarray, opposing: bool) -> np.ndarray:
+        """The check fitted on `fit_rows`' learned pairs (their correct and contradictory ones alone when
+        `opposing`), scoring every candidate of `answer_rows` (NaN elsewhere)."""
+        fit_rows = fit_rows[(correct | contradicts)[fit_rows]] if opposing else fit_rows
         model = LogisticRegression(C=STRENGTH, max_iter=3000).fit(learned[fit_rows], ~correct[fit_rows])
         scores, wanted = np.full(len(candidates), np.nan), np.isin(owner, answer_rows)
         scores[wanted] = model.predict_proba(asked[wanted])[:, 1]
@@ -338,39 +342,49 @@ def reading(args: argparse.Namespace) -> None:
 
     first = np.array(first)
     every = np.arange(len(answers))
-    flagged = {"first reference": np.zeros(len(answers), bool), "every reference": np.zeros(len(answers), bool)}
-    ranked = {"first reference": np.zeros(len(answers)), "every reference": np.zeros(len(answers))}
+    names = ("first reference", "every reference", "opposition, with the rules")
+    flagged = {name: np.zeros(len(answers), bool) for name in names}
+    ranked = {name: np.zeros(len(answers)) for name in names}
     for k in range(FOLDS):
         outer, held = every[fold != k], every[fold == k]
-        outside = check_scores(outer, held)
         inner_of = folds_of(list(questions[outer]), 4, seed=k)
         inner = np.array([inner_of[q] for q in questions[outer]])
-        inside = np.full(len(candidates), np.nan)
-        for j in range(4):
-            got = check_scores(outer[inner != j], outer[inner == j])
-            inside[~np.isnan(got)] = got[~np.isnan(got)]
         ok = correct[outer]
-        # the shipped reading: the first reference, flagged with the rules
-        cut = choose_threshold(inside[first[outer]][ok], rules[first[outer]][ok], 0.025)
-        ranked["first reference"][held] = outside[first[held]] + rules[first[held]]
-        flagged["first reference"][held] = rules[first[held]] | (outside[first[held]] >= cut)
-        # every reference: a second regression on the summed-up scores, its threshold from its own inner folds
-        rows_in = _reading_rows(np.nan_to_num(inside), rules, [groups[i] for i in outer])
-        rows_out = _reading_rows(np.nan_to_num(outside), rules, [groups[i] for i in held])
-        target = ~correct[outer]
-        scored_in = np.zeros(len(outer))
-        for j in range(4):
-            stack = LogisticRegression(max_iter=5000).fit(rows_in[inner != j], target[inner != j])
-            scored_in[inner == j] = stack.predict_proba(rows_in[inner == j])[:, 1]
-        cut = choose_threshold(scored_in[ok], np.zeros(int(ok.sum()), bool), 0.025)
-        stack = LogisticRegression(max_iter=5000).fit(rows_in, target)
-        ranked["every reference"][held] = stack.predict_proba(rows_out)[:, 1]
-        flagged["every reference"][held] = ranked["every reference"][held] >= cut
-        if k == 0:
-            print("fold 0 reading:", dict(zip(READING, np.round(stack.coef_[0], 2))))
+        rules_in = rules[first[outer]]
+        for opposing in (False, True):
+            outside = check_scores(outer, held, opposing)
+            inside = np.full(len(candidates), np.nan)
+            for j in range(4):
+                got = check_scores(outer[inner != j], outer[inner == j], opposing)
+                inside[~np.isnan(got)] = got[~np.isnan(got)]
+            if not opposing:  # the shipped segment check: the first reference, flagged with the rules
+                cut = choose_threshold(inside[first[outer]][ok], rules_in[ok], 0.025)
+                ranked["first reference"][held] = outside[first[held]] + rules[first[held]]
+                flagged["first reference"][held] = rules[first[held]] | (outside[first[held]] >= cut)
+            # every reference: a second regression on the summed-up scores, its threshold from its own inner
+            # folds (the opposition's chosen with the rules' flags, and learned from correct and contradictory)
+            name = names[2] if opposing else names[1]
+            also_in = rules_in if opposing else np.zeros(len(outer), bool)
+            also_out = rules[first[held]] if opposing else np.zeros(len(held), bool)
+            learn = (correct | contradicts)[outer] if opposing else np.ones(len(outer), bool)
+            rows_in = _reading_rows(np.nan_to_num(inside), rules, [groups[i] for i in outer])
+            rows_out = _reading_rows(np.nan_to_num(outside), rules, [groups[i] for i in held])
+            target = ~correct[outer]
+            scored_in = np.zeros(len(outer))
+            for j in range(4):
+                fit_on = (inner != j) & learn
+                stack = LogisticRegression(max_iter=5000).fit(rows_in[fit_on], target[fit_on])
+                scored_in[inner == j] = stack.predict_proba(rows_in[inner == j])[:, 1]
+            cut = choose_threshold(scored_in[ok], also_in[ok], 0.025)
+            stack = LogisticRegression(max_iter=5000).fit(rows_in[learn], target[learn])
+            ranked[name][held] = stack.predict_proba(rows_out)[:, 1] + also_out
+            flagged[name][held] = also_out | (ranked[name][held] >= cut)
+            if k == 0:
+                print(f"fold 0, {name}:", dict(zip(READING, np.round(stack.coef_[0], 2))))
     beetle = np.array([q.startswith("beetle") for q in questions])
     print(
-        f"references: {args.references}; 5 question-grouped folds, thresholds nested (2.5 % of inner correct answers)"
+        f"references: {args.references}; 5 question-grouped folds (seed {args.seed}), "
+        "thresholds nested (2.5 % of inner correct answers)"
     )
     print("| answer read against | all: nested | all: best at <= 3 % | Beetle: nested | SciEntsBank: nested |")
     print("|---|---|---|---|---|")
@@ -551,6 +565,9 @@ def main() -> None:
         choices=("all", "complete"),
         default="all",
         help="Beetle's BEST, GOOD and MINIMAL references, or the complete ones (BEST, GOOD) alone",
+    )
+    read.add_argument(
+        "--seed", type=int, default=0, help="how the questions are dealt into folds (0: the shipped check's)"
     )
     read.set_defaults(run=reading)
     words = sub.add_parser("lexical")

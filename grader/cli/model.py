@@ -33,7 +33,7 @@ def train_concept_check_command(
     ),
     seed: Annotated[int, typer.Option("--seed", help="Shuffles the questions into the threshold's folds.")] = 0,
 ) -> None:
-    """Train the concept check, grading's default learned check (about 20 CPU-seconds; no model needed)."""
+    """Train the concept check, grading's default learned check (about 80 CPU-seconds; no model needed)."""
     from grader.atomic import check_writable
     from grader.exam.rubric import ShortQuestion, load_rubric
     from grader.scoring import concept_check
@@ -65,7 +65,12 @@ def train_concept_check_command(
     read = meta["reading"]
     console.print(
         f"Read whole against every reference of their question, {read['recall']:.1%} of the contradictory and "
-        f"{read['false_alarms']:.1%} of the correct answers read as not correct."
+        f"{read['false_alarms']:.1%} of the correct answers read as not correct (the calibration's doubt)."
+    )
+    said = meta["opposition"]["reading"]
+    console.print(
+        f"Read whole as saying the opposite (threshold {check.opposition.threshold:.3f}, grading's check), with "
+        f"the rules: {said['recall']:.1%} of the contradictory and {said['false_alarms']:.1%} of the correct answers."
     )
 
 

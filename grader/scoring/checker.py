@@ -232,6 +232,9 @@ class Checker:
 def describe(checker: Contradicting) -> str:
     """What run.json records of the checker that graded: the marks depend on its weights, threshold, precision."""
     name = getattr(checker, "name", type(checker).__name__)
+    opposition = getattr(checker, "opposition", None)
+    if opposition is not None:
+        return f"{name} (answers read whole: opposition threshold {opposition.threshold:.3f})"
     if not isinstance(checker, Checker):
         return f"{name} (threshold {checker.threshold:.3f})"
     return f"{name} (threshold {checker.threshold:.3f}, {'bfloat16' if checker.bfloat16 else 'float32'})"

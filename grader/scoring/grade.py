@@ -29,7 +29,7 @@ from grader.exam.submissions import Submissions
 from grader.scoring import flags as flagging
 from grader.scoring.checker import Contradicting, checked_opposite, describe, probability_of
 from grader.scoring.collusion import near_copies
-from grader.scoring.concept_check import ConceptCheck, answer_doubts
+from grader.scoring.concept_check import ConceptCheck, answer_doubts, question_phrasings, read_answers
 from grader.scoring.flags import Flag, FlagCode
 from grader.scoring.gaming import rubric_terms, screen
 from grader.scoring.match import (
@@ -158,7 +158,9 @@ def grade(
 
     `progress(done, total)` counts short answers graded. `negation=False` skips the polarity mask
     (the matching as it was before it, for benchmarks). `checker` (`grader.scoring.checker`) also takes out
-    the winning segments it reads as contradicting a point; without it, the rules alone do.
+    the winning segments it reads as contradicting a point; a concept check with an `opposition` reads
+    each answer whole instead, and one it reads as saying the opposite of its question earns no point
+    (the rules still take single segments out). Without a checker, the rules alone do.
     """
     shorts = [q for q in rubric.questions if isinstance(q, ShortQuestion)]
     students = list(submissions.students)
@@ -231,6 +233,7 @@ def _grade_block(
     terms = rubric_terms(question)
     screens = {s: screen(question, answers[s], pieces[s], terms) for s in answered}
     graded: dict[tuple[str, str], QuestionGrade] = {}
+    opposition = checker.opposition if isinstance(checker, ConceptCheck) else None
     for start in range(0, len(answered), ANSWER_BLOCK):
         block = answered[start : start + ANSWER_BLOCK]
         segs = [pieces[s] for s in block]
@@ -241,8 +244,14 @@ def _grade_block(
         )
         opposite = opposed(polar.rows(seg_index), polar.rows(phrasing_rows)) if polar is not None else None
         excluded = np.concatenate([screens[s].excluded for s in block])
-        refuted = None
-        if checker is not None:
+        refuted, reversal = None, None
+        if opposition is not None:  # the answer read whole: one that says the opposite earns no point
+            reversal = read_answers(opposition, question_phrasings(question), [answers[s] for s in block])
+            said = np.repeat(reversal >= opposition.threshold, [len(ss) for ss in segs])
+            if said.any():
+                opposite = np.zeros((len(said), len(phrasing_rows)), dtype=bool) if opposite is None else opposite
+                opposite[said] = True
+        elif checker is not None:
             texts = [t for p in question.points for t in p.phrasings]
             refuted = checked_opposite(
                 checker, phrasings, texts, vectors[seg_index], segs, opposite, excluded, topic_weight, curve
@@ -257,6 +266,9 @@ def _grade_block(
                     replace(m, opposite_probability=probability_of(refuted, i, k, m.opposite))
                     for k, m in enumerate(matches)
                 )
+            if reversal is not None and reversal[i] >= opposition.threshold:
+                probability = float(reversal[i])
+                matches = tuple(replace(m, opposite_probability=probability) if m.opposite else m for m in matches)
             carried = _answer_flags(answer, matches, screens[student].flags, best, i, twins.get(student, ()))
             graded[(student, question.id)] = _short_grade(
                 student, question, matches, len(answer.split()), carried, curve

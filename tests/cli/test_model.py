@@ -46,6 +46,8 @@ def test_train_concept_check_writes_weights_that_grading_reads(tmp_path):
     gap, closed = check.contradiction([(REFERENCE, "A gap separates the bulb."), (REFERENCE, "It is a closed path.")])
     assert gap > closed
     assert check.reading is not None and "reading" in meta
+    assert check.opposition is not None and meta["opposition"]["threshold"] == check.opposition.threshold
+    assert "opposite" in result.stdout
     assert sorted(p.name for p in out.iterdir()) == sorted([WEIGHTS, META])
 
 

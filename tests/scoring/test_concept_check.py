@@ -147,6 +147,25 @@ def test_training_with_references_learns_how_to_read_an_answer_against_all_of_th
     assert train(minimal_examples(80), rate=0.1)[0].reading is None  # no references: nothing to learn it from
 
 
+def test_the_opposition_learns_from_correct_and_contradictory_answers_alone():
+    references = {f"q{q}": [CLOSED, MINIMAL] for q in range(10)}
+    unrelated = Pair(CLOSED, "Plants need sunlight to grow.", "neither")
+    examples = minimal_examples(80) + [Marked(f"q{i % 10}", unrelated, unrelated) for i in range(30)]
+    check, meta = train(examples, references=references, rate=0.1)
+    opposition, said = check.opposition, meta["opposition"]
+    assert opposition is not None and opposition.reading is not None and opposition.name == "opposition"
+    assert meta["pairs"]["answers"] == 110 and said["pairs"]["answers"] == 80  # the incorrect ones left out
+    assert said["reading"]["with_rules"] and said["reading"]["false_alarms"] <= 0.1
+    assert said["reading"]["recall"] > 0.5
+    gap, states_minimal = read_answers(
+        opposition,
+        [CLOSED, MINIMAL],
+        ["A gap separates the bulb.", "Both battery terminals are connected to the bulb."],
+    )
+    assert states_minimal < opposition.threshold <= gap
+    assert train(examples, rate=0.1)[0].opposition is None  # no references: nothing to read an answer against
+
+
 def test_without_a_reading_an_answer_is_read_against_the_first_phrasing_alone():
     weights, intercept = fit(swapped_and_agreeing(10))
     check = ConceptCheck(weights, intercept, 0.5)
@@ -181,6 +200,22 @@ def test_a_saved_reading_loads_back_and_a_foreign_one_is_refused(tmp_path):
         load(tmp_path)
 
 
+def test_a_saved_opposition_loads_back_and_one_without_its_reading_is_refused(tmp_path):
+    weights, intercept = fit(swapped_and_agreeing(10))
+    reading = np.linspace(-1, 1, len(READING) + 1)
+    opposition = ConceptCheck(-weights, intercept, 0.6, "opposition", reading[::-1].copy())
+    save(ConceptCheck(weights, intercept, 0.7, reading=reading, opposition=opposition), tmp_path, {})
+    loaded = load(tmp_path)
+    assert loaded.opposition is not None and loaded.opposition.threshold == 0.6
+    assert json.loads((tmp_path / META).read_text())["opposition"]["threshold"] == 0.6
+    answers = ["A gap separates the bulb.", "It is a closed path."]
+    assert np.allclose(read_answers(loaded.opposition, [CLOSED], answers), read_answers(opposition, [CLOSED], answers))
+    assert np.allclose(loaded.reading, reading)
+    save(ConceptCheck(weights, intercept, 0.7, opposition=ConceptCheck(weights, intercept, 0.6)), tmp_path, {})
+    with pytest.raises(GraderError, match="an opposition without its reading"):
+        load(tmp_path)
+
+
 def test_a_missing_or_foreign_check_is_refused_in_one_line(tmp_path):
     with pytest.raises(GraderError, match="no concept check"):
         load(tmp_path)
@@ -199,6 +234,53 @@ def test_grading_picks_the_check_by_what_the_folder_holds(tmp_path, monkeypatch)
     assert isinstance(default_checker(None, said.append), ConceptCheck) and said == []
 
 
+# ---- grading with an opposition -------------------------------------------------------------------
+
+
+def opposing(everything: bool) -> ConceptCheck:
+    """A constructed check: its segment scores say every segment contradicts (threshold 0.5), and its
+    opposition reads every answer as the opposite of its question, or none, whatever it says."""
+    nothing = np.zeros(concept_check.FEATURES, dtype=np.float32)
+    reading = np.zeros(len(READING) + 1)
+    reading[-1] = 8.0 if everything else -8.0
+    return ConceptCheck(nothing, 8.0, 0.5, opposition=ConceptCheck(nothing, 0.0, 0.5, "opposition", reading))
+
+
+def test_an_answer_read_as_the_opposite_earns_no_point_and_is_flagged(rubric, encoder):
+    from grader.exam.submissions import parse_submissions
+    from grader.scoring.grade import apply_curve, grade
+    from grader.scoring.match import DEFAULT_CURVE
+
+    question = rubric.question("I4")  # no rubric pattern
+    one = parse_submissions(f'student_id,I4\nx1,"{question.model_answer}"\n', "one.csv", rubric.question_ids)
+    ruled = next(g for g in grade(rubric, one, encoder).items if g.question_id == "I4")
+    assert ruled.mark == question.marks  # the model answer itself, with the rules alone
+    # an opposition that reads nothing as the opposite: the same marks; the segment scores are not asked
+    kept = next(g for g in grade(rubric, one, encoder, checker=opposing(False)).items if g.question_id == "I4")
+    assert kept.mark == ruled.mark and [p.credit for p in kept.points] == [p.credit for p in ruled.points]
+    assert "contradiction" not in {f.code for f in kept.flags}
+    graded = grade(rubric, one, encoder, checker=opposing(True))
+    turned = next(g for g in graded.items if g.question_id == "I4")
+    assert turned.mark == 0 and all(p.credit == 0 for p in turned.points)
+    assert all(p.opposite and p.opposite_probability == pytest.approx(1.0, abs=1e-3) for p in turned.points)
+    reasons = [f.reason for f in turned.flags if f.code == "contradiction"]
+    assert len(reasons) == len(question.points) and all("learned check" in r for r in reasons)
+    assert graded.checker.startswith("concept-check (answers read whole: opposition threshold 0.500")
+    again = next(g for g in apply_curve(graded, rubric, DEFAULT_CURVE).items if g.question_id == "I4")
+    assert again.mark == 0  # a new credit curve does not give the points back
+
+
+def test_a_rubric_pattern_still_earns_its_point_in_an_answer_read_as_the_opposite(rubric, encoder):
+    from grader.exam.submissions import parse_submissions
+    from grader.scoring.grade import grade
+
+    answer = "Polynomials of a fixed degree are not dense in the continuous functions."  # I5's not-dense pattern
+    one = parse_submissions(f'student_id,I5\nx1,"{answer}"\n', "one.csv", rubric.question_ids)
+    graded = next(g for g in grade(rubric, one, encoder, checker=opposing(True)).items if g.question_id == "I5")
+    hit = {p.point_id: p for p in graded.points}["not-dense"]
+    assert hit.pattern and hit.credit == 1 and graded.mark > 0
+
+
 # ---- the shipped weights -------------------------------------------------------------------------
 
 shipped = pytest.mark.skipif(not (DEFAULT_DIR / WEIGHTS).is_file(), reason="no concept check in models/concept-check")
@@ -213,7 +295,10 @@ def test_shipped_check_records_how_it_was_made_and_beats_the_rules_there():
     assert held["recall_with_rules"] > held["recall_rules_alone"]
     read = meta["reading"]  # every reference of the question, on the same unseen questions
     assert read["false_alarms"] <= 0.03 and read["recall"] > held["recall_with_rules"]
-    assert load(DEFAULT_DIR).reading is not None
+    said = meta["opposition"]["reading"]  # what grading flags: the opposition with the rules
+    assert said["with_rules"] and said["false_alarms"] <= 0.03 and said["recall"] > read["recall"]
+    shipped_check = load(DEFAULT_DIR)
+    assert shipped_check.reading is not None and shipped_check.opposition is not None
 
 
 @shipped
@@ -238,7 +323,7 @@ def test_shipped_check_leaves_the_sample_full_marks_alone(rubric, sample):
     ]
     flagged = [g for g in full if any(p.opposite_probability is not None for p in g.points)]
     assert len(full) > 80 and len(flagged) <= 0.02 * len(full), [(g.student_id, g.question_id) for g in flagged]
-    assert checked.checker.startswith("concept-check (threshold")
+    assert checked.checker.startswith("concept-check (answers read whole")
 
 
 @shipped
@@ -267,9 +352,9 @@ def test_grading_reads_each_short_answer_whole_against_the_model_answer(rubric, 
 
 NOT_REACHED = pytest.mark.xfail(
     strict=True,
-    reason="not reached (issue 12): the concept check learned school science; against these points its "
-    "highest scores (0.93, 0.88, 0.91, 0.98) stay under its threshold (0.983), and the model answers "
-    "themselves score up to 0.95 on I3; strict, so a check that catches one fails here until the mark goes",
+    reason="not reached (issue 12): the concept check learned school science; read whole, these answers "
+    "score 0.11, 0.06 and 0.02 on the opposition (the model answers 0.01-0.05), far under its threshold "
+    "(0.72); strict, so a check that catches one fails here until the mark goes",
 )
 
 
