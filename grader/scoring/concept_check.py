@@ -36,6 +36,7 @@ import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -45,6 +46,9 @@ from grader.exam.rubric import ShortQuestion
 from grader.scoring.checker import Pair
 from grader.scoring.checker_train import Marked
 from grader.scoring.negation import opposed, polarity, signed_concepts
+
+if TYPE_CHECKING:
+    from scipy.sparse import csr_matrix
 
 FEATURES = 2**20
 STRENGTH = 0.3
@@ -127,8 +131,41 @@ class ConceptCheck:
     def contradiction(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         if not len(pairs):
             return np.zeros(0, dtype=np.float32)
-        logits = features(pairs) @ self.weights + self.intercept
+        return self.scores(features(pairs))
+
+    def scores(self, table: csr_matrix) -> np.ndarray:
+        """`contradiction` of pairs already hashed (`features`), so checks that read the same pairs share one table."""
+        logits = table @ self.weights + self.intercept
         return (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class PhrasingPairs:
+    """Answers each paired with every phrasing, hashed and compared by the rules once (`phrasing_pairs`):
+    only the weights differ between a check and its opposition, so one pass over the pairs serves both."""
+
+    table: csr_matrix
+    """(answers * phrasings, FEATURES) `features` of the (phrasing, answer) pairs, answer-major."""
+    phrasings: int
+    opposite: np.ndarray
+    """(answers, phrasings) bool: the rules read the answer as opposing the phrasing."""
+
+    @property
+    def answers(self) -> int:
+        return self.opposite.shape[0]
+
+
+def phrasing_pairs(phrasings: Sequence[str], answers: Sequence[str]) -> PhrasingPairs:
+    """Every answer against every phrasing: one `features` call over the pairs and one rules comparison."""
+    n = len(phrasings)
+    if not len(answers):
+        from scipy.sparse import csr_matrix
+
+        return PhrasingPairs(csr_matrix((0, FEATURES)), n, np.zeros((0, n), dtype=bool))
+    table = features([(p, a) for a in answers for p in phrasings])
+    both = polarity([*phrasings, *answers])  # one vocabulary for both sides
+    opposite = opposed(both.rows(list(range(n, n + len(answers)))), both.rows(list(range(n))))
+    return PhrasingPairs(table, n, opposite)
 
 
 def reading_features(scores: np.ndarray, opposite: np.ndarray) -> np.ndarray:
@@ -152,25 +189,32 @@ def reading_features(scores: np.ndarray, opposite: np.ndarray) -> np.ndarray:
     )
 
 
-def phrasing_features(check: ConceptCheck, phrasings: Sequence[str], answers: Sequence[str]) -> np.ndarray:
+def phrasing_features(check: ConceptCheck, pairs: PhrasingPairs) -> np.ndarray:
     """`reading_features` of each answer read whole against every phrasing: one sparse product over all
-    the pairs and one rules comparison."""
-    pairs = [(p, a) for a in answers for p in phrasings]
-    scores = check.contradiction(pairs).reshape(len(answers), len(phrasings))
-    both = polarity([*phrasings, *answers])  # one vocabulary for both sides
-    n = len(phrasings)
-    return reading_features(scores, opposed(both.rows(list(range(n, n + len(answers)))), both.rows(list(range(n)))))
+    the pairs, on the rules' verdicts already found."""
+    scores = check.scores(pairs.table).reshape(pairs.answers, pairs.phrasings)
+    return reading_features(scores, pairs.opposite)
+
+
+def read_pairs(check: ConceptCheck, pairs: PhrasingPairs) -> np.ndarray:
+    """`read_answers` on pairs already built: a check and its opposition read the same `phrasing_pairs`."""
+    if not pairs.answers:
+        return np.zeros(0)
+    if check.reading is None:  # the first phrasing alone: its rows of the table
+        return check.scores(pairs.table[:: pairs.phrasings]).astype(np.float64)
+    logits = phrasing_features(check, pairs) @ check.reading[:-1] + check.reading[-1]
+    return 1.0 / (1.0 + np.exp(-logits))
 
 
 def read_answers(check: ConceptCheck, phrasings: Sequence[str], answers: Sequence[str]) -> np.ndarray:
     """P(not a correct answer) of each answer read whole against the phrasings (the first one the model
-    answer) through `check.reading`; a check without one reads the first phrasing alone."""
+    answer) through `check.reading`; a check without one reads the first phrasing alone (only those
+    pairs built). Grading builds the pairs once for both checks (`phrasing_pairs`, `read_pairs`)."""
     if not len(answers):
         return np.zeros(0)
     if check.reading is None:
         return check.contradiction([(phrasings[0], a) for a in answers]).astype(np.float64)
-    logits = phrasing_features(check, phrasings, answers) @ check.reading[:-1] + check.reading[-1]
-    return 1.0 / (1.0 + np.exp(-logits))
+    return read_pairs(check, phrasing_pairs(phrasings, answers))
 
 
 def question_phrasings(question: ShortQuestion) -> list[str]:
@@ -315,7 +359,7 @@ def _reading_of(check: ConceptCheck, examples: Sequence[Marked], references: Map
         by_question.setdefault((e.question, e.scored.point), []).append(i)
     for (question, first), at in by_question.items():
         phrasings = list(dict.fromkeys([first, *references.get(question, ())]))
-        rows[at] = phrasing_features(check, phrasings, [examples[i].scored.segment for i in at])
+        rows[at] = phrasing_features(check, phrasing_pairs(phrasings, [examples[i].scored.segment for i in at]))
     return rows
 
 

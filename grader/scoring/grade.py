@@ -29,7 +29,7 @@ from grader.exam.submissions import Submissions
 from grader.scoring import flags as flagging
 from grader.scoring.checker import Contradicting, checked_opposite, describe, probability_of
 from grader.scoring.collusion import near_copies
-from grader.scoring.concept_check import ConceptCheck, answer_doubts, question_phrasings, read_answers
+from grader.scoring.concept_check import ConceptCheck, phrasing_pairs, question_phrasings, read_pairs
 from grader.scoring.flags import Flag, FlagCode
 from grader.scoring.gaming import rubric_terms, screen
 from grader.scoring.match import (
@@ -233,7 +233,9 @@ def _grade_block(
     terms = rubric_terms(question)
     screens = {s: screen(question, answers[s], pieces[s], terms) for s in answered}
     graded: dict[tuple[str, str], QuestionGrade] = {}
-    opposition = checker.opposition if isinstance(checker, ConceptCheck) else None
+    concept = checker if isinstance(checker, ConceptCheck) else None
+    opposition = concept.opposition if concept is not None else None
+    question_texts = question_phrasings(question) if concept is not None else []
     for start in range(0, len(answered), ANSWER_BLOCK):
         block = answered[start : start + ANSWER_BLOCK]
         segs = [pieces[s] for s in block]
@@ -244,9 +246,12 @@ def _grade_block(
         )
         opposite = opposed(polar.rows(seg_index), polar.rows(phrasing_rows)) if polar is not None else None
         excluded = np.concatenate([screens[s].excluded for s in block])
-        refuted, reversal = None, None
-        if opposition is not None:  # the answer read whole: one that says the opposite earns no point
-            reversal = read_answers(opposition, question_phrasings(question), [answers[s] for s in block])
+        refuted, reversal, doubts = None, None, None
+        if concept is not None:  # each answer read whole: one pass over its pairs with the phrasings serves both checks
+            read = phrasing_pairs(question_texts, [answers[s] for s in block])
+            doubts = read_pairs(concept, read)  # the calibration's evidence (`QuestionGrade.concept_doubt`)
+            reversal = read_pairs(opposition, read) if opposition is not None else None
+        if reversal is not None:  # one that says the opposite of its question earns no point
             said = np.repeat(reversal >= opposition.threshold, [len(ss) for ss in segs])
             if said.any():
                 opposite = np.zeros((len(said), len(phrasing_rows)), dtype=bool) if opposite is None else opposite
@@ -273,9 +278,8 @@ def _grade_block(
             graded[(student, question.id)] = _short_grade(
                 student, question, matches, len(answer.split()), carried, curve
             )
-    if isinstance(checker, ConceptCheck):
-        for student, doubt in zip(answered, answer_doubts(checker, question, [answers[s] for s in answered])):
-            graded[(student, question.id)] = replace(graded[(student, question.id)], concept_doubt=doubt)
+            if doubts is not None:
+                graded[(student, question.id)] = replace(graded[(student, question.id)], concept_doubt=float(doubts[i]))
     return graded
 
 
