@@ -5,6 +5,7 @@
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker_probes.py lexical       # ~8 CPU-minutes
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker_probes.py references    # ~2 CPU-minutes
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker_probes.py reading [--references all|complete] [--seed N]  # 10 min
+        [--cross models/cross-encoder/out-of-fold.npz --recipe opposing-full-2e-5x3] [--rubric-like]
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker_probes.py full --layers 6 --epochs 2 --lr 5e-5   # ~11 minutes
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker_probes.py exam --identity --replay 1000 --epochs 2 --lr 2e-5
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker_probes.py rubric --identity --replay 1000 --out /tmp/checker
@@ -39,6 +40,11 @@ folds, 2.5 % of their correct answers). `--references complete`: Beetle's BEST a
 The last row is the opposition (`concept_check.train`'s): both stages learned from the correct and
 contradictory answers alone, flagged with the rules (its threshold chosen with their flags); what
 grading asks of each answer. `--seed N` deals the questions into other folds (0: the shipped check's).
+`--cross FILE --recipe NAME`: bench/cross_encoder_gpu.py's out-of-fold cross-encoder probabilities
+(models/cross-encoder/out-of-fold.npz) read the same way, alone and stacked beside the opposition's
+features, and that stack read only for the `--cascade` share of answers the opposition ranks highest.
+`--rubric-like`: the opposition also read against the complete references alone (what a rubric made
+from them holds), with its threshold from every reference, and learned and cut on both readings.
 
 references: the shipped checker (`models/checker`) on the SemEval questions its training held out
 (`grader.scoring.checker_train.split_questions`, seed 0), each answer read against every BEST/GOOD
@@ -303,11 +309,24 @@ def _reading_rows(scores: np.ndarray, rules: np.ndarray, groups: list[np.ndarray
     return np.vstack([reading_features(scores[None, rows_of], rules[None, rows_of]) for rows_of in groups])
 
 
+def _cross_rows(probabilities: np.ndarray, groups: list[np.ndarray]) -> np.ndarray:
+    """(answers, 8): the lowest, mean, highest and first-reference logits of P(entails) and P(contradicts)
+    over each answer's candidates (the cross-encoder read against every reference, like `READING`)."""
+    clipped = np.clip(probabilities[:, :2], 1e-6, 1 - 1e-6)
+    logits = np.log(clipped) - np.log1p(-clipped)
+    return np.vstack(
+        [
+            np.concatenate([logits[rows].min(0), logits[rows].mean(0), logits[rows].max(0), logits[rows[0]]])
+            for rows in groups
+        ]
+    )
+
+
 def reading(args: argparse.Namespace) -> None:
     """The concept check read against every reference of the question, not the first alone."""
     from sklearn.linear_model import LogisticRegression
 
-    from grader.scoring.concept_check import READING, STRENGTH, choose_threshold
+    from grader.scoring.concept_check import STRENGTH, choose_threshold
     from grader.scoring.concept_check import features as concept_features
 
     answers, refs = read_semeval(SEMEVAL)
@@ -320,10 +339,12 @@ def reading(args: argparse.Namespace) -> None:
     questions = np.array([a.question for a in answers])
     fold_of = folds_of(list(questions), FOLDS, seed=args.seed)
     fold = np.array([fold_of[q] for q in questions])
-    candidates, groups, first = [], [], []
+    candidates, groups, first, rubric_like = [], [], [], []
     for a in answers:
         texts = list(dict.fromkeys([a.scored.point, *kept[a.question]]))
         groups.append(np.arange(len(candidates), len(candidates) + len(texts)))
+        complete = set(refs[a.question][0])  # BEST and GOOD: what a rubric made from the references holds
+        rubric_like.append(np.array([groups[-1][j] for j, t in enumerate(texts) if j == 0 or t in complete]))
         first.append(len(candidates))
         candidates += [(t, a.scored.segment) for t in texts]
     owner = np.concatenate([np.full(len(g), i) for i, g in enumerate(groups)])
@@ -342,7 +363,23 @@ def reading(args: argparse.Namespace) -> None:
 
     first = np.array(first)
     every = np.arange(len(answers))
-    names = ("first reference", "every reference", "opposition, with the rules")
+    names = ["first reference", "every reference", "opposition, with the rules"]
+    cross = None
+    if args.cross:  # bench/cross_encoder_gpu.py's out-of-fold probabilities, in this function's candidate order
+        with np.load(args.cross) as saved:
+            cross = _cross_rows(saved[f"{args.recipe}/seed{args.seed}"].astype(np.float64), groups)
+        names += [
+            "cross-encoder, every reference",
+            "opposition + cross-encoder, with the rules",
+            f"the same, the cross-encoder read for the opposition's top {args.cascade:.0%} alone",
+        ]
+    passed = np.zeros(len(answers), dtype=bool)
+    if args.rubric_like:  # each answer also read against the complete references alone, as grading reads it
+        names += [
+            "opposition, read against the complete references (learned and cut on every reference)",
+            "opposition learned on both readings, cut for both: every reference",
+            "opposition learned on both readings, cut for both: the complete references",
+        ]
     flagged = {name: np.zeros(len(answers), bool) for name in names}
     ranked = {name: np.zeros(len(answers)) for name in names}
     for k in range(FOLDS):
@@ -351,24 +388,41 @@ def reading(args: argparse.Namespace) -> None:
         inner = np.array([inner_of[q] for q in questions[outer]])
         ok = correct[outer]
         rules_in = rules[first[outer]]
-        for opposing in (False, True):
-            outside = check_scores(outer, held, opposing)
-            inside = np.full(len(candidates), np.nan)
-            for j in range(4):
-                got = check_scores(outer[inner != j], outer[inner == j], opposing)
-                inside[~np.isnan(got)] = got[~np.isnan(got)]
-            if not opposing:  # the shipped segment check: the first reference, flagged with the rules
-                cut = choose_threshold(inside[first[outer]][ok], rules_in[ok], 0.025)
-                ranked["first reference"][held] = outside[first[held]] + rules[first[held]]
-                flagged["first reference"][held] = rules[first[held]] | (outside[first[held]] >= cut)
-            # every reference: a second regression on the summed-up scores, its threshold from its own inner
-            # folds (the opposition's chosen with the rules' flags, and learned from correct and contradictory)
-            name = names[2] if opposing else names[1]
-            also_in = rules_in if opposing else np.zeros(len(outer), bool)
-            also_out = rules[first[held]] if opposing else np.zeros(len(held), bool)
-            learn = (correct | contradicts)[outer] if opposing else np.ones(len(outer), bool)
-            rows_in = _reading_rows(np.nan_to_num(inside), rules, [groups[i] for i in outer])
-            rows_out = _reading_rows(np.nan_to_num(outside), rules, [groups[i] for i in held])
+
+        def stacked_on(rows_in, learn, also_in, inner_rows=None):
+            """The stack fitted on `learn`'s rows and the threshold chosen on inner folds (for the correct
+            answers of `inner_rows`, several readings of the same answers stacked: the strictest cut)."""
+            target, cuts = np.tile(~correct[outer], len(rows_in)), []
+            for rows in rows_in:
+                scored_in = np.zeros(len(outer))
+                for j in range(4):
+                    fit_on = np.tile((inner != j) & learn, len(rows_in))
+                    stack = LogisticRegression(max_iter=5000).fit(np.vstack(rows_in)[fit_on], target[fit_on])
+                    scored_in[inner == j] = stack.predict_proba(rows[inner == j])[:, 1]
+                cuts.append(choose_threshold(scored_in[ok], also_in[ok], 0.025))
+            stack = LogisticRegression(max_iter=5000).fit(
+                np.vstack(rows_in)[np.tile(learn, len(rows_in))], target[np.tile(learn, len(rows_in))]
+            )
+            return stack, max(cuts)
+
+        def _both_readings(fit, chosen, inside, outside, outer_rows, held_rows, learn, also_in, also_out):
+            """The opposition read against the complete references: with its stack and cut from every
+            reference (what grading does now), and learned and cut on both readings."""
+            every_in = _reading_rows(np.nan_to_num(inside), rules, [groups[i] for i in outer_rows])
+            comp_in = _reading_rows(np.nan_to_num(inside), rules, [rubric_like[i] for i in outer_rows])
+            every_out = _reading_rows(np.nan_to_num(outside), rules, [groups[i] for i in held_rows])
+            comp_out = _reading_rows(np.nan_to_num(outside), rules, [rubric_like[i] for i in held_rows])
+            for name, (stack, cut), rows in (
+                (chosen[0], fit([every_in], learn, also_in), comp_out),
+                (chosen[1], fit([every_in, comp_in], learn, also_in), every_out),
+                (chosen[2], fit([every_in, comp_in], learn, also_in), comp_out),
+            ):
+                ranked[name][held_rows] = stack.predict_proba(rows)[:, 1] + also_out
+                flagged[name][held_rows] = also_out | (ranked[name][held_rows] >= cut)
+
+        def stacked(name, rows_in, rows_out, learn, also_in, also_out):
+            """A second regression on the summed-up scores, its threshold from its own inner folds (with
+            `also`'s flags), fitted on the outer training answers `learn` selects; the held fold scored."""
             target = ~correct[outer]
             scored_in = np.zeros(len(outer))
             for j in range(4):
@@ -380,8 +434,46 @@ def reading(args: argparse.Namespace) -> None:
             ranked[name][held] = stack.predict_proba(rows_out)[:, 1] + also_out
             flagged[name][held] = also_out | (ranked[name][held] >= cut)
             if k == 0:
-                print(f"fold 0, {name}:", dict(zip(READING, np.round(stack.coef_[0], 2))))
+                print(f"fold 0, {name}:", np.round(stack.coef_[0], 2))
+            return stack
+
+        for opposing in (False, True):
+            outside = check_scores(outer, held, opposing)
+            inside = np.full(len(candidates), np.nan)
+            for j in range(4):
+                got = check_scores(outer[inner != j], outer[inner == j], opposing)
+                inside[~np.isnan(got)] = got[~np.isnan(got)]
+            if not opposing:  # the shipped segment check: the first reference, flagged with the rules
+                cut = choose_threshold(inside[first[outer]][ok], rules_in[ok], 0.025)
+                ranked["first reference"][held] = outside[first[held]] + rules[first[held]]
+                flagged["first reference"][held] = rules[first[held]] | (outside[first[held]] >= cut)
+            # every reference (the opposition's threshold chosen with the rules' flags, and learned from
+            # correct and contradictory answers alone)
+            name = names[2] if opposing else names[1]
+            also_in = rules_in if opposing else np.zeros(len(outer), bool)
+            also_out = rules[first[held]] if opposing else np.zeros(len(held), bool)
+            learn = (correct | contradicts)[outer] if opposing else np.ones(len(outer), bool)
+            rows_in = _reading_rows(np.nan_to_num(inside), rules, [groups[i] for i in outer])
+            rows_out = _reading_rows(np.nan_to_num(outside), rules, [groups[i] for i in held])
+            alone = stacked(name, rows_in, rows_out, learn, also_in, also_out)
+            if opposing and args.rubric_like:
+                _both_readings(stacked_on, names[-3:], inside, outside, outer, held, learn, also_in, also_out)
+            if cross is None:
+                continue
+            if opposing:  # the cross-encoder's scores beside the check's (its out-of-fold ones, inner rows too)
+                both_in, both_out = np.hstack([rows_in, cross[outer]]), np.hstack([rows_out, cross[held]])
+                stacked(names[4], both_in, both_out, learn, also_in, also_out)
+                # the cascade grading could afford: the cross-encoder read only for the answers the
+                # opposition alone ranks in its top `--cascade` share (chosen on the outer training answers)
+                pre = np.quantile(alone.predict_proba(rows_in)[:, 1], 1 - args.cascade)
+                passed[held] = alone.predict_proba(rows_out)[:, 1] >= pre
+                flagged[names[5]][held] = also_out | (passed[held] & flagged[names[4]][held])
+                ranked[names[5]][held] = np.where(passed[held], ranked[names[4]][held], also_out)
+            else:
+                stacked(names[3], cross[outer], cross[held], learn, also_in, also_out)
     beetle = np.array([q.startswith("beetle") for q in questions])
+    if cross is not None:
+        print(f"cascade: {passed.mean():.1%} of the answers read by the cross-encoder")
     print(
         f"references: {args.references}; 5 question-grouped folds (seed {args.seed}), "
         "thresholds nested (2.5 % of inner correct answers)"
@@ -565,6 +657,12 @@ def main() -> None:
         choices=("all", "complete"),
         default="all",
         help="Beetle's BEST, GOOD and MINIMAL references, or the complete ones (BEST, GOOD) alone",
+    )
+    read.add_argument("--cross", help="bench/cross_encoder_gpu.py train's cross.npz: add the cross-encoder's rows")
+    read.add_argument("--recipe", default="top3-1.5e-4x1", help="which of --cross's recipes")
+    read.add_argument("--cascade", type=float, default=0.25, help="share of answers --cross's cascade reads")
+    read.add_argument(
+        "--rubric-like", action="store_true", help="also read each answer against its complete references alone"
     )
     read.add_argument(
         "--seed", type=int, default=0, help="how the questions are dealt into folds (0: the shipped check's)"
