@@ -140,8 +140,8 @@ class ConceptCheck:
 
 
 @dataclass(frozen=True)
-class PhrasingPairs:
-    """Answers each paired with every phrasing, hashed and compared by the rules once (`phrasing_pairs`):
+class PairTable:
+    """Answers each paired with every phrasing, hashed and compared by the rules once (`pair_table`):
     only the weights differ between a check and its opposition, so one pass over the pairs serves both."""
 
     table: csr_matrix
@@ -155,17 +155,17 @@ class PhrasingPairs:
         return self.opposite.shape[0]
 
 
-def phrasing_pairs(phrasings: Sequence[str], answers: Sequence[str]) -> PhrasingPairs:
+def pair_table(phrasings: Sequence[str], answers: Sequence[str]) -> PairTable:
     """Every answer against every phrasing: one `features` call over the pairs and one rules comparison."""
     n = len(phrasings)
     if not len(answers):
         from scipy.sparse import csr_matrix
 
-        return PhrasingPairs(csr_matrix((0, FEATURES)), n, np.zeros((0, n), dtype=bool))
+        return PairTable(csr_matrix((0, FEATURES)), n, np.zeros((0, n), dtype=bool))
     table = features([(p, a) for a in answers for p in phrasings])
     both = polarity([*phrasings, *answers])  # one vocabulary for both sides
     opposite = opposed(both.rows(list(range(n, n + len(answers)))), both.rows(list(range(n))))
-    return PhrasingPairs(table, n, opposite)
+    return PairTable(table, n, opposite)
 
 
 def reading_features(scores: np.ndarray, opposite: np.ndarray) -> np.ndarray:
@@ -189,15 +189,15 @@ def reading_features(scores: np.ndarray, opposite: np.ndarray) -> np.ndarray:
     )
 
 
-def phrasing_features(check: ConceptCheck, pairs: PhrasingPairs) -> np.ndarray:
+def phrasing_features(check: ConceptCheck, pairs: PairTable) -> np.ndarray:
     """`reading_features` of each answer read whole against every phrasing: one sparse product over all
     the pairs, on the rules' verdicts already found."""
     scores = check.scores(pairs.table).reshape(pairs.answers, pairs.phrasings)
     return reading_features(scores, pairs.opposite)
 
 
-def read_pairs(check: ConceptCheck, pairs: PhrasingPairs) -> np.ndarray:
-    """`read_answers` on pairs already built: a check and its opposition read the same `phrasing_pairs`."""
+def read_table(check: ConceptCheck, pairs: PairTable) -> np.ndarray:
+    """`read_answers` on pairs already built: a check and its opposition read the same `pair_table`."""
     if not pairs.answers:
         return np.zeros(0)
     if check.reading is None:  # the first phrasing alone: its rows of the table
@@ -209,12 +209,12 @@ def read_pairs(check: ConceptCheck, pairs: PhrasingPairs) -> np.ndarray:
 def read_answers(check: ConceptCheck, phrasings: Sequence[str], answers: Sequence[str]) -> np.ndarray:
     """P(not a correct answer) of each answer read whole against the phrasings (the first one the model
     answer) through `check.reading`; a check without one reads the first phrasing alone (only those
-    pairs built). Grading builds the pairs once for both checks (`phrasing_pairs`, `read_pairs`)."""
+    pairs built). Grading builds the pairs once for both checks (`pair_table`, `read_table`)."""
     if not len(answers):
         return np.zeros(0)
     if check.reading is None:
         return check.contradiction([(phrasings[0], a) for a in answers]).astype(np.float64)
-    return read_pairs(check, phrasing_pairs(phrasings, answers))
+    return read_table(check, pair_table(phrasings, answers))
 
 
 def question_phrasings(question: ShortQuestion) -> list[str]:
@@ -359,7 +359,7 @@ def _reading_of(check: ConceptCheck, examples: Sequence[Marked], references: Map
         by_question.setdefault((e.question, e.scored.point), []).append(i)
     for (question, first), at in by_question.items():
         phrasings = list(dict.fromkeys([first, *references.get(question, ())]))
-        rows[at] = phrasing_features(check, phrasing_pairs(phrasings, [examples[i].scored.segment for i in at]))
+        rows[at] = phrasing_features(check, pair_table(phrasings, [examples[i].scored.segment for i in at]))
     return rows
 
 

@@ -29,7 +29,7 @@ from grader.exam.submissions import Submissions
 from grader.scoring import flags as flagging
 from grader.scoring.checker import Contradicting, checked_opposite, describe, probability_of
 from grader.scoring.collusion import near_copies
-from grader.scoring.concept_check import ConceptCheck, phrasing_pairs, question_phrasings, read_pairs
+from grader.scoring.concept_check import ConceptCheck, pair_table, question_phrasings, read_table
 from grader.scoring.flags import Flag, FlagCode
 from grader.scoring.gaming import rubric_terms, screen
 from grader.scoring.match import (
@@ -248,9 +248,9 @@ def _grade_block(
         excluded = np.concatenate([screens[s].excluded for s in block])
         refuted, reversal, doubts = None, None, None
         if concept is not None:  # each answer read whole: one pass over its pairs with the phrasings serves both checks
-            read = phrasing_pairs(question_texts, [answers[s] for s in block])
-            doubts = read_pairs(concept, read)  # the calibration's evidence (`QuestionGrade.concept_doubt`)
-            reversal = read_pairs(opposition, read) if opposition is not None else None
+            read = pair_table(question_texts, [answers[s] for s in block])
+            doubts = read_table(concept, read)  # the calibration's evidence (`QuestionGrade.concept_doubt`)
+            reversal = read_table(opposition, read) if opposition is not None else None
         if reversal is not None:  # one that says the opposite of its question earns no point
             said = np.repeat(reversal >= opposition.threshold, [len(ss) for ss in segs])
             if said.any():

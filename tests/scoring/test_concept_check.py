@@ -22,9 +22,9 @@ from grader.scoring.concept_check import (
     fit,
     load,
     pair_features,
-    phrasing_pairs,
+    pair_table,
     read_answers,
-    read_pairs,
+    read_table,
     reading_features,
     save,
     train,
@@ -179,25 +179,25 @@ def test_without_a_reading_an_answer_is_read_against_the_first_phrasing_alone():
 
 
 def test_pairs_built_once_read_exactly_as_the_texts_with_and_without_a_reading():
-    """Grading builds a block's pairs once for the check and its opposition (`phrasing_pairs`): read from
+    """Grading builds a block's pairs once for the check and its opposition (`pair_table`): read from
     them, each answer scores exactly as read from the texts, pair by pair."""
     weights, intercept = fit(swapped_and_agreeing(10))
     reading = np.linspace(-1, 1, len(READING) + 1)
     phrasings = [CLOSED, MINIMAL]
     answers = ["A gap separates the bulb.", "It is a closed path.", "The bulb does not light."]
-    built = phrasing_pairs(phrasings, answers)
+    built = pair_table(phrasings, answers)
     assert built.answers == 3 and built.opposite[2, 0] and not built.opposite[:2].any()
     plain, read = ConceptCheck(weights, intercept, 0.5), ConceptCheck(-weights, intercept, 0.5, reading=reading)
     first = plain.contradiction([(CLOSED, a) for a in answers]).astype(np.float64)
-    assert np.array_equal(read_pairs(plain, built), first)
-    assert np.array_equal(read_pairs(plain, built), read_answers(plain, phrasings, answers))
+    assert np.array_equal(read_table(plain, built), first)
+    assert np.array_equal(read_table(plain, built), read_answers(plain, phrasings, answers))
     scores = read.contradiction([(p, a) for a in answers for p in phrasings]).reshape(3, 2)
     both = polarity([*phrasings, *answers])
     rows = reading_features(scores, opposed(both.rows([2, 3, 4]), both.rows([0, 1])))
     expected = 1.0 / (1.0 + np.exp(-(rows @ reading[:-1] + reading[-1])))
-    assert np.array_equal(read_pairs(read, built), expected)
+    assert np.array_equal(read_table(read, built), expected)
     assert np.array_equal(read_answers(read, phrasings, answers), expected)
-    assert len(read_pairs(read, phrasing_pairs(phrasings, []))) == 0
+    assert len(read_table(read, pair_table(phrasings, []))) == 0
 
 
 # ---- saving --------------------------------------------------------------------------------------
