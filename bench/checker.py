@@ -2,7 +2,7 @@
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker.py cv [--folds 5] [--sample 0] [--jobs 1]
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker.py alarms [--checker models/checker]
-    HF_HUB_OFFLINE=1 .venv/bin/python bench/checker.py timing [--students 526]
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/checker.py timing [--students 526] [--cross models/cross-encoder]
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker.py marks [--split questions|answers]   # ~10 CPU-minutes
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker.py calibrated [--corpora beetle] [--readings first,rubric]
 
@@ -38,6 +38,8 @@ rubric's phrasings (`rubric`, as grading does) or SemEval's every reference, min
 
 timing: the bundled sample and a synthetic class (bench/bench_grading.py's) graded without and with
 the checker in one run (see `timing` for how the encoding is shared). Results: bench/README.md.
+`--cross DIR [--share 0.25]` also times the GPU-trained cross-encoder over the answers the opposition
+ranks in each question's top share (the cascade measured in `checker_probes.py reading --cross`).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ import argparse
 import csv
 import dataclasses
 import io
+import json
 import os
 import random
 import sys
@@ -296,6 +299,46 @@ def counting(checker):
     return CountingCheck(**fields, tally=tally)
 
 
+def load_cross(directory: Path):
+    """models/cross-encoder/'s network as a `Checker` (bfloat16 where the CPU has it): for timing alone."""
+    from safetensors.torch import load_file
+
+    from grader.scoring.checker import build_model, native_bfloat16
+
+    meta = json.loads((directory / "cross-encoder.json").read_text(encoding="utf-8"))
+    model = build_model(default_model_path(), int(meta["trained_layers"]))
+    state = load_file(str(directory / "cross-encoder.safetensors"))
+    model.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
+    model.eval()
+    return Checker(
+        model, tokenizer_for(default_model_path()), 0.5, "cross-encoder", int(meta["max_tokens"]), native_bfloat16()
+    )
+
+
+def cascade_cost(cross, check, rubric, submissions, share: float) -> tuple[float, int, int]:
+    """Seconds the cross-encoder takes over every phrasing of the answers the opposition reads highest
+    (`share` of each question's answered ones), the distinct pairs, and how many answers: the cost of
+    the cascade bench/README.md ("The cross-encoder on a GPU") measured, not yet what grading does."""
+    from grader.scoring.concept_check import question_phrasings, read_answers
+
+    pairs, read = [], 0
+    for question in rubric.questions:
+        if not isinstance(question, ShortQuestion):
+            continue
+        texts = [a for s in submissions.students if (a := submissions.answer(s, question.id)).strip()]
+        if not texts or check.opposition is None:
+            continue
+        phrasings = question_phrasings(question)
+        scores = read_answers(check.opposition, phrasings, texts)
+        top = np.argsort(-scores, kind="stable")[: int(np.ceil(share * len(texts)))]
+        pairs += [(p, texts[i]) for i in top for p in phrasings]
+        read += len(top)
+    distinct = list(dict.fromkeys(pairs))
+    started = time.perf_counter()
+    cross.probabilities(distinct)
+    return time.perf_counter() - started, len(distinct), read
+
+
 def timing(args: argparse.Namespace) -> None:
     """Grading time without and with the checker, in one run.
 
@@ -312,6 +355,7 @@ def timing(args: argparse.Namespace) -> None:
     rubric = load_rubric(RUBRIC)
     classes = [("bundled sample", rubric, read_submissions(SAMPLE, rubric.question_ids))]
     classes.append((f"synthetic, {args.students} students", *synthetic_class(args.students, 0)))
+    cross, cascades = (load_cross(Path(args.cross)) if args.cross else None), []
     print("| class | answers | without checker (cold) | checker's extra | ratio | pairs asked |")
     print("|---|---|---|---|---|---|")
     for name, r, submissions in classes:
@@ -330,6 +374,14 @@ def timing(args: argparse.Namespace) -> None:
         print(
             f"| {name} | {answers} | {cold:.1f} s | {extra:.1f} s | {(cold + extra) / cold:.2f} | {counted.asked} |",
             flush=True,
+        )
+        if args.cross:
+            cascades.append((name, cold + extra, *cascade_cost(cross, checker, r, submissions, args.share)))
+    for name, graded, seconds, pairs, read in cascades:
+        print(
+            f"{name}: the cross-encoder over the {read} answers the opposition ranks in each question's top "
+            f"{args.share:.0%} ({pairs} distinct pairs): {seconds:.1f} s more, {(graded + seconds) / graded:.2f}x "
+            "the grading with the check"
         )
     print(f"(load average {os.getloadavg()[0]:.1f} at the end; torch threads {__import__('torch').get_num_threads()})")
 
@@ -506,6 +558,8 @@ def main() -> None:
     t = sub.add_parser("timing")
     t.add_argument("--checker", default=str(ROOT / "models" / "concept-check"), help="either kind of check's folder")
     t.add_argument("--students", type=int, default=526, help="526 students x 19 questions: about 10k answers")
+    t.add_argument("--cross", default="", help="also time models/cross-encoder/ over the cascade's answers")
+    t.add_argument("--share", type=float, default=0.25, help="the cascade's share of each question's answers")
     m = sub.add_parser("marks")
     m.add_argument("--split", choices=("questions", "answers"), default="questions", help="what the check has not seen")
     k = sub.add_parser("calibrated")
