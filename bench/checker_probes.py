@@ -389,50 +389,48 @@ def reading(args: argparse.Namespace) -> None:
         ok = correct[outer]
         rules_in = rules[first[outer]]
 
-        def stacked_on(rows_in, learn, also_in, inner_rows=None):
-            """The stack fitted on `learn`'s rows and the threshold chosen on inner folds (for the correct
-            answers of `inner_rows`, several readings of the same answers stacked: the strictest cut)."""
-            target, cuts = np.tile(~correct[outer], len(rows_in)), []
-            for rows in rows_in:
-                scored_in = np.zeros(len(outer))
-                for j in range(4):
-                    fit_on = np.tile((inner != j) & learn, len(rows_in))
-                    stack = LogisticRegression(max_iter=5000).fit(np.vstack(rows_in)[fit_on], target[fit_on])
-                    scored_in[inner == j] = stack.predict_proba(rows[inner == j])[:, 1]
-                cuts.append(choose_threshold(scored_in[ok], also_in[ok], 0.025))
-            stack = LogisticRegression(max_iter=5000).fit(
-                np.vstack(rows_in)[np.tile(learn, len(rows_in))], target[np.tile(learn, len(rows_in))]
+        def fit_stack(readings, learn, also_in):
+            """A second regression on the summed-up scores of one or more readings of the outer training
+            answers (their rows stacked), fitted on the answers `learn` selects; its threshold chosen on
+            inner folds with `also`'s flags, for each reading, the strictest kept."""
+            table, target, chosen = (
+                np.vstack(readings),
+                np.tile(~correct[outer], len(readings)),
+                np.tile(learn, len(readings)),
             )
-            return stack, max(cuts)
-
-        def _both_readings(fit, chosen, inside, outside, outer_rows, held_rows, learn, also_in, also_out):
-            """The opposition read against the complete references: with its stack and cut from every
-            reference (what grading does now), and learned and cut on both readings."""
-            every_in = _reading_rows(np.nan_to_num(inside), rules, [groups[i] for i in outer_rows])
-            comp_in = _reading_rows(np.nan_to_num(inside), rules, [rubric_like[i] for i in outer_rows])
-            every_out = _reading_rows(np.nan_to_num(outside), rules, [groups[i] for i in held_rows])
-            comp_out = _reading_rows(np.nan_to_num(outside), rules, [rubric_like[i] for i in held_rows])
-            for name, (stack, cut), rows in (
-                (chosen[0], fit([every_in], learn, also_in), comp_out),
-                (chosen[1], fit([every_in, comp_in], learn, also_in), every_out),
-                (chosen[2], fit([every_in, comp_in], learn, also_in), comp_out),
-            ):
-                ranked[name][held_rows] = stack.predict_proba(rows)[:, 1] + also_out
-                flagged[name][held_rows] = also_out | (ranked[name][held_rows] >= cut)
-
-        def stacked(name, rows_in, rows_out, learn, also_in, also_out):
-            """A second regression on the summed-up scores, its threshold from its own inner folds (with
-            `also`'s flags), fitted on the outer training answers `learn` selects; the held fold scored."""
-            target = ~correct[outer]
-            scored_in = np.zeros(len(outer))
+            scored_in = [np.zeros(len(outer)) for _ in readings]
             for j in range(4):
-                fit_on = (inner != j) & learn
-                stack = LogisticRegression(max_iter=5000).fit(rows_in[fit_on], target[fit_on])
-                scored_in[inner == j] = stack.predict_proba(rows_in[inner == j])[:, 1]
-            cut = choose_threshold(scored_in[ok], also_in[ok], 0.025)
-            stack = LogisticRegression(max_iter=5000).fit(rows_in[learn], target[learn])
+                fit_on = chosen & np.tile(inner != j, len(readings))
+                stack = LogisticRegression(max_iter=5000).fit(table[fit_on], target[fit_on])
+                for rows, scores in zip(readings, scored_in):
+                    scores[inner == j] = stack.predict_proba(rows[inner == j])[:, 1]
+            cut = max(choose_threshold(scores[ok], also_in[ok], 0.025) for scores in scored_in)
+            return LogisticRegression(max_iter=5000).fit(table[chosen], target[chosen]), cut
+
+        def score_held(name, stack, cut, rows_out, also_out) -> None:
             ranked[name][held] = stack.predict_proba(rows_out)[:, 1] + also_out
             flagged[name][held] = also_out | (ranked[name][held] >= cut)
+
+        def both_readings(chosen, inside, outside, learn, also_in, also_out) -> None:
+            """The opposition read against the complete references: with its stack and cut from every
+            reference (what grading does now), and learned and cut on both readings."""
+            every_in, every_out = (
+                _reading_rows(np.nan_to_num(got), rules, [groups[i] for i in rows])
+                for got, rows in ((inside, outer), (outside, held))
+            )
+            comp_in, comp_out = (
+                _reading_rows(np.nan_to_num(got), rules, [rubric_like[i] for i in rows])
+                for got, rows in ((inside, outer), (outside, held))
+            )
+            score_held(chosen[0], *fit_stack([every_in], learn, also_in), comp_out, also_out)
+            stack, cut = fit_stack([every_in, comp_in], learn, also_in)
+            score_held(chosen[1], stack, cut, every_out, also_out)
+            score_held(chosen[2], stack, cut, comp_out, also_out)
+
+        def stacked(name, rows_in, rows_out, learn, also_in, also_out):
+            """`fit_stack` on one reading, the held fold scored."""
+            stack, cut = fit_stack([rows_in], learn, also_in)
+            score_held(name, stack, cut, rows_out, also_out)
             if k == 0:
                 print(f"fold 0, {name}:", np.round(stack.coef_[0], 2))
             return stack
@@ -457,7 +455,7 @@ def reading(args: argparse.Namespace) -> None:
             rows_out = _reading_rows(np.nan_to_num(outside), rules, [groups[i] for i in held])
             alone = stacked(name, rows_in, rows_out, learn, also_in, also_out)
             if opposing and args.rubric_like:
-                _both_readings(stacked_on, names[-3:], inside, outside, outer, held, learn, also_in, also_out)
+                both_readings(names[-3:], inside, outside, learn, also_in, also_out)
             if cross is None:
                 continue
             if opposing:  # the cross-encoder's scores beside the check's (its out-of-fold ones, inner rows too)
