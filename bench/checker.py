@@ -1,8 +1,8 @@
 """The learned contradiction checker (`grader.scoring.checker`) measured: recall, false alarms, grading time.
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker.py cv [--folds 5] [--sample 0] [--jobs 1]
-    HF_HUB_OFFLINE=1 .venv/bin/python bench/checker.py alarms [--checker models/checker]
-    HF_HUB_OFFLINE=1 .venv/bin/python bench/checker.py timing [--students 526] [--cross models/cross-encoder]
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/checker.py alarms [--checker models/checker] [--cross off]
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/checker.py timing [--students 526] [--cross off]
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker.py marks [--split questions|answers]   # ~10 CPU-minutes
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker.py calibrated [--corpora beetle] [--readings first,rubric]
 
@@ -38,8 +38,8 @@ rubric's phrasings (`rubric`, as grading does) or SemEval's every reference, min
 
 timing: the bundled sample and a synthetic class (bench/bench_grading.py's) graded without and with
 the checker in one run (see `timing` for how the encoding is shared). Results: bench/README.md.
-`--cross DIR [--share 0.25]` also times the GPU-trained cross-encoder over the answers the opposition
-ranks in each question's top share (the cascade measured in `checker_probes.py reading --cross`).
+Both with the cross-encoder's second reading (`grader.scoring.cross_reading`, models/cross-encoder) as
+grading loads it; `--cross off`: the concept check alone.
 """
 
 from __future__ import annotations
@@ -48,7 +48,6 @@ import argparse
 import csv
 import dataclasses
 import io
-import json
 import os
 import random
 import sys
@@ -70,6 +69,8 @@ from grader.exam.submissions import parse_submissions, read_submissions
 from grader.scoring.checker import Checker, contradiction_score, rubric_pairs, tokenizer_for
 from grader.scoring.checker_train import Marked, read_semeval, recall_at, train_checker
 from grader.scoring.concept_check import ConceptCheck, question_folds, rules_flag
+from grader.scoring.cross_reading import DEFAULT_DIR as CROSS_DIR
+from grader.scoring.cross_reading import load_reading
 from grader.scoring.engine import load_check
 from grader.scoring.grade import grade
 from grader.scoring.match import TOPIC_WEIGHT
@@ -217,7 +218,7 @@ def alarms(args: argparse.Namespace) -> None:
     from corpora import MemoryEncoder
 
     encoder = MemoryEncoder(Encoder.load(device="cpu"))
-    checker = load_check(Path(args.checker), default_model_path())
+    checker = with_cross(load_check(Path(args.checker), default_model_path()), args.cross)
     print(
         "| answers | full-mark answers | flagged contradiction: rules alone | rules + checker "
         "| checker's share | keyword-stuffing |"
@@ -299,65 +300,36 @@ def counting(checker):
     return CountingCheck(**fields, tally=tally)
 
 
-def load_cross(directory: Path):
-    """models/cross-encoder/'s network as a `Checker` (bfloat16 where the CPU has it): for timing alone."""
-    from safetensors.torch import load_file
-
-    from grader.scoring.checker import build_model, native_bfloat16
-
-    meta = json.loads((directory / "cross-encoder.json").read_text(encoding="utf-8"))
-    model = build_model(default_model_path(), int(meta["trained_layers"]))
-    state = load_file(str(directory / "cross-encoder.safetensors"))
-    model.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
-    model.eval()
-    return Checker(
-        model, tokenizer_for(default_model_path()), 0.5, "cross-encoder", int(meta["max_tokens"]), native_bfloat16()
-    )
-
-
-def cascade_cost(cross, check, rubric, submissions, share: float) -> tuple[float, int, int]:
-    """Seconds the cross-encoder takes over every phrasing of the answers the opposition reads highest
-    (`share` of each question's answered ones), the distinct pairs, and how many answers: the cost of
-    the cascade bench/README.md ("The cross-encoder on a GPU") measured, not yet what grading does."""
-    from grader.scoring.concept_check import question_phrasings, read_answers
-
-    pairs, read = [], 0
-    for question in rubric.questions:
-        if not isinstance(question, ShortQuestion):
-            continue
-        texts = [a for s in submissions.students if (a := submissions.answer(s, question.id)).strip()]
-        if not texts or check.opposition is None:
-            continue
-        phrasings = question_phrasings(question)
-        scores = read_answers(check.opposition, phrasings, texts)
-        top = np.argsort(-scores, kind="stable")[: int(np.ceil(share * len(texts)))]
-        pairs += [(p, texts[i]) for i in top for p in phrasings]
-        read += len(top)
-    distinct = list(dict.fromkeys(pairs))
-    started = time.perf_counter()
-    cross.probabilities(distinct)
-    return time.perf_counter() - started, len(distinct), read
+def with_cross(check, directory: str):
+    """`check` with the cross-encoder's second reading from `directory` (`grader.scoring.cross_reading`),
+    as grading loads it; 'off': without."""
+    if directory == "off" or not isinstance(check, ConceptCheck) or check.opposition is None:
+        return check
+    return dataclasses.replace(check, cross=load_reading(Path(directory), default_model_path()))
 
 
 def timing(args: argparse.Namespace) -> None:
-    """Grading time without and with the checker, in one run.
+    """Grading time without the checker, with it, and with the cross-encoder's second reading, in one run.
 
-    Encoding both ways would encode every text twice: instead each class is graded (1) cold without
-    the checker, through a memory of its vectors, then (2) warm without and (3) warm with it (the
-    vectors read back from memory). With the checker, cold = (1) + (3) - (2): the checker's cost is
-    all in (3) - (2)."""
+    Encoding three times would encode every text thrice: instead each class is graded (1) cold without
+    the checker, through a memory of its vectors, then (2) warm without, (3) warm with the check alone
+    and (4) warm with its second reading (the vectors read back from memory). Cold with the check is
+    (1) + (3) - (2), with both (1) + (4) - (2): the checks' cost is all in (3) and (4) - (2)."""
     sys.path.insert(0, str(ROOT / "bench"))
     from bench_grading import synthetic_class
     from corpora import MemoryEncoder
 
     base = Encoder.load(device="cpu")
     checker = load_check(Path(args.checker), default_model_path())
+    both = with_cross(checker, args.cross)
     rubric = load_rubric(RUBRIC)
     classes = [("bundled sample", rubric, read_submissions(SAMPLE, rubric.question_ids))]
     classes.append((f"synthetic, {args.students} students", *synthetic_class(args.students, 0)))
-    cross, cascades = (load_cross(Path(args.cross)) if args.cross else None), []
-    print("| class | answers | without checker (cold) | checker's extra | ratio | pairs asked |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| class | answers | without checker (cold) | checker's extra | ratio | pairs asked "
+        "| with the cross-encoder: extra | ratio | answers it read |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     for name, r, submissions in classes:
         encoder = MemoryEncoder(base)
         started = time.perf_counter()
@@ -370,20 +342,34 @@ def timing(args: argparse.Namespace) -> None:
         started = time.perf_counter()
         grade(r, submissions, encoder, checker=counted)
         extra = time.perf_counter() - started - warm
+        read = ReadCount(both.cross) if getattr(both, "cross", None) is not None else None
+        started = time.perf_counter()
+        grade(r, submissions, encoder, checker=both if read is None else dataclasses.replace(both, cross=read))
+        again = time.perf_counter() - started - warm
         answers = len(submissions.students) * len(r.questions)
         print(
-            f"| {name} | {answers} | {cold:.1f} s | {extra:.1f} s | {(cold + extra) / cold:.2f} | {counted.asked} |",
+            f"| {name} | {answers} | {cold:.1f} s | {extra:.1f} s | {(cold + extra) / cold:.2f} | {counted.asked} "
+            f"| {again:.1f} s | {(cold + again) / cold:.2f} | {read.answers if read else 0} |",
             flush=True,
         )
-        if args.cross:
-            cascades.append((name, cold + extra, *cascade_cost(cross, checker, r, submissions, args.share)))
-    for name, graded, seconds, pairs, read in cascades:
-        print(
-            f"{name}: the cross-encoder over the {read} answers the opposition ranks in each question's top "
-            f"{args.share:.0%} ({pairs} distinct pairs): {seconds:.1f} s more, {(graded + seconds) / graded:.2f}x "
-            "the grading with the check"
-        )
     print(f"(load average {os.getloadavg()[0]:.1f} at the end; torch threads {__import__('torch').get_num_threads()})")
+
+
+class ReadCount:
+    """A second reading that counts the answers its network reads (the gate's share of the class)."""
+
+    def __init__(self, cross) -> None:
+        self.cross, self.answers = cross, 0
+        self.stack, self.threshold, self.gate = cross.stack, cross.threshold, cross.gate
+        self.checker = self
+
+    def probabilities(self, pairs):
+        self.answers += len({answer for _, answer in pairs})
+        return self.cross.checker.probabilities(pairs)
+
+    @property
+    def summary(self) -> str:
+        return self.cross.summary
 
 
 def marks(args: argparse.Namespace) -> None:
@@ -558,8 +544,8 @@ def main() -> None:
     t = sub.add_parser("timing")
     t.add_argument("--checker", default=str(ROOT / "models" / "concept-check"), help="either kind of check's folder")
     t.add_argument("--students", type=int, default=526, help="526 students x 19 questions: about 10k answers")
-    t.add_argument("--cross", default="", help="also time models/cross-encoder/ over the cascade's answers")
-    t.add_argument("--share", type=float, default=0.25, help="the cascade's share of each question's answers")
+    for measured in (a, t):
+        measured.add_argument("--cross", default=str(CROSS_DIR), help="the second reading's folder ('off': none)")
     m = sub.add_parser("marks")
     m.add_argument("--split", choices=("questions", "answers"), default="questions", help="what the check has not seen")
     k = sub.add_parser("calibrated")

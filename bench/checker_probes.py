@@ -309,25 +309,13 @@ def _reading_rows(scores: np.ndarray, rules: np.ndarray, groups: list[np.ndarray
     return np.vstack([reading_features(scores[None, rows_of], rules[None, rows_of]) for rows_of in groups])
 
 
-def _cross_rows(probabilities: np.ndarray, groups: list[np.ndarray]) -> np.ndarray:
-    """(answers, 8): the lowest, mean, highest and first-reference logits of P(entails) and P(contradicts)
-    over each answer's candidates (the cross-encoder read against every reference, like `READING`)."""
-    clipped = np.clip(probabilities[:, :2], 1e-6, 1 - 1e-6)
-    logits = np.log(clipped) - np.log1p(-clipped)
-    return np.vstack(
-        [
-            np.concatenate([logits[rows].min(0), logits[rows].mean(0), logits[rows].max(0), logits[rows[0]]])
-            for rows in groups
-        ]
-    )
-
-
 def reading(args: argparse.Namespace) -> None:
     """The concept check read against every reference of the question, not the first alone."""
     from sklearn.linear_model import LogisticRegression
 
     from grader.scoring.concept_check import STRENGTH, choose_threshold
     from grader.scoring.concept_check import features as concept_features
+    from grader.scoring.cross_reading import cross_features
 
     answers, refs = read_semeval(SEMEVAL)
     kept = {
@@ -367,7 +355,7 @@ def reading(args: argparse.Namespace) -> None:
     cross = None
     if args.cross:  # bench/cross_encoder_gpu.py's out-of-fold probabilities, in this function's candidate order
         with np.load(args.cross) as saved:
-            cross = _cross_rows(saved[f"{args.recipe}/seed{args.seed}"].astype(np.float64), groups)
+            cross = cross_features(saved[f"{args.recipe}/seed{args.seed}"].astype(np.float64), groups)
         names += [
             "cross-encoder, every reference",
             "opposition + cross-encoder, with the rules",

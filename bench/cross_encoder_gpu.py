@@ -3,6 +3,7 @@
     HF_HUB_OFFLINE=1 .venv/bin/python bench/cross_encoder_gpu.py prepare        # here: .gpu/data.json.gz, .gpu/base
     python3 bench/cross_encoder_gpu.py train --out DIR [--minutes 6]              # on the GPU (the device tool)
     python3 bench/cross_encoder_gpu.py train --out DIR --recipes opposing-full-2e-5x3 --seeds 0 --final full-2e-5x3
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/cross_encoder_gpu.py stack [--oof DIR/cross.npz --out DIR]  # here
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker_probes.py reading --cross DIR/cross.npz --recipe NAME [--seed N]
 
 On the 2-core CPU machines a full fine-tune of all-MiniLM-L6-v2 took 11-52 minutes per run, so the
@@ -263,6 +264,65 @@ def train(args: argparse.Namespace) -> None:
     print(log["final"], log["total_seconds"], flush=True)
 
 
+def stack(args: argparse.Namespace) -> None:
+    """Here, after `train`: the stack grading reads the network's scores with (`grader.scoring.cross_reading`),
+    fitted on out-of-fold features of every SemEval train answer, both readings from models that did not
+    learn its question: the opposition's (fold checks learned as `grader model train-concept-check`
+    learns it, read through the shipped one's `READING` weights for the gate) and the network's (`--oof`)."""
+    sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(ROOT / "bench"))
+    from checker import DATA, RUBRIC, folds_of
+
+    from grader.exam.rubric import ShortQuestion, load_rubric
+    from grader.scoring import concept_check, cross_reading
+    from grader.scoring.checker import rubric_pairs
+    from grader.scoring.checker_train import read_semeval
+
+    answers, refs = read_semeval(DATA / "semeval2013_train.csv")
+    kept = {q: [t for point in points for t in point] for q, points in refs.items()}
+    groups, rows = [], 0
+    for a in answers:  # prepare's candidates: every reference of the question, the scored one first
+        count = len(dict.fromkeys([a.scored.point, *kept[a.question]]))
+        groups.append(np.arange(rows, rows + count))
+        rows += count
+    with np.load(args.oof) as saved:
+        probabilities = saved[f"{args.recipe}/seed{args.seed}"].astype(np.float64)
+    if len(probabilities) != rows:
+        raise SystemExit(f"{args.oof}: {len(probabilities)} candidates, not the {rows} prepare makes")
+    questions = [a.question for a in answers]
+    fold_of = folds_of(questions, FOLDS, seed=args.seed)
+    folds = np.array([fold_of[q] for q in questions])
+    labels = np.array([a.scored.label for a in answers])
+    opposing = np.isin(labels, concept_check.OPPOSING)
+    rubric = load_rubric(RUBRIC)
+    pairs = [p for q in rubric.questions if isinstance(q, ShortQuestion) for p in rubric_pairs(q)]
+    pairs = [p for p in pairs if p.label in concept_check.OPPOSING]
+    reading = np.zeros((len(answers), len(concept_check.READING)))
+    for k in range(FOLDS):
+        learn = [a.learned for a, f, o in zip(answers, folds, opposing) if f != k and o] + pairs
+        fold_check = concept_check.ConceptCheck(*concept_check.fit(learn), 0.0)
+        held = np.flatnonzero(folds == k)
+        reading[held] = concept_check.reading_of(fold_check, [answers[i] for i in held], kept)
+        print(f"fold {k}: {len(held)} answers read", flush=True)
+    shipped = concept_check.load(concept_check.DEFAULT_DIR).opposition
+    first = concept_check.reading_probability(shipped, reading)
+    rules = concept_check.rules_flag([(a.scored.point, a.scored.segment) for a in answers])
+    crossed = cross_reading.cross_features(probabilities, groups)
+    weights, cut, gate, report = cross_reading.fit(
+        reading, crossed, first, labels, folds, rules, concept_check.FALSE_ALARMS, cross_reading.SHARE
+    )
+    meta = {
+        "command": f"HF_HUB_OFFLINE=1 .venv/bin/python bench/cross_encoder_gpu.py stack --seed {args.seed}",
+        "scores": f"{Path(args.oof).name}: {args.recipe}/seed{args.seed}",
+        "folds": {"count": FOLDS, "seed": args.seed},
+        "false_alarms": concept_check.FALSE_ALARMS,
+        "share": cross_reading.SHARE,
+        "out_of_fold": report,
+    }
+    cross_reading.save_stack(Path(args.out), weights, cut, gate, meta)
+    print(json.dumps({"threshold": cut, "gate": gate, **report}, indent=1))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -275,6 +335,12 @@ def main() -> None:
     trained.add_argument("--final", default="", help="the recipe trained on everything (default: the best on seed 0)")
     trained.add_argument("--limit", type=int, default=0, help="about this many answers only (a quick try)")
     trained.set_defaults(run=train)
+    stacked = sub.add_parser("stack")
+    stacked.add_argument("--oof", default=str(ROOT / "models" / "cross-encoder" / "out-of-fold.npz"))
+    stacked.add_argument("--recipe", default="opposing-full-2e-5x3")
+    stacked.add_argument("--seed", type=int, default=0, help="the fold deal the out-of-fold scores were made in")
+    stacked.add_argument("--out", default=str(ROOT / "models" / "cross-encoder"))
+    stacked.set_defaults(run=stack)
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     args.run(args)

@@ -31,18 +31,31 @@ def rubric():
 
 
 @pytest.fixture(scope="session")
-def sample(encoder, rubric):
-    """The bundled development set graded once with the defaults (the shipped concept check too), with our marks."""
+def grading_check():
+    """The learned check `grader grade` uses: the shipped concept check, and the cross-encoder's second
+    reading of the answers its opposition doubts most (`grader.scoring.cross_reading`)."""
+    from grader.embedding.encoder import default_model_path
+    from grader.scoring import concept_check
+    from grader.scoring.engine import second_reading
+
+    said: list[str] = []
+    check = second_reading(concept_check.load(concept_check.DEFAULT_DIR), default_model_path(), said.append)
+    assert not said, said
+    return check
+
+
+@pytest.fixture(scope="session")
+def sample(encoder, rubric, grading_check):
+    """The bundled development set graded once with the defaults (the shipped checks too), with our marks."""
     from types import SimpleNamespace
 
     from grader.calibration.exemplars import answer_vectors
     from grader.exam.files import read_human_marks
     from grader.exam.submissions import read_submissions
-    from grader.scoring import concept_check
     from grader.scoring.grade import grade
 
     submissions = read_submissions(SAMPLE, rubric.question_ids)
-    grades = grade(rubric, submissions, encoder, checker=concept_check.load(concept_check.DEFAULT_DIR))
+    grades = grade(rubric, submissions, encoder, checker=grading_check)
     return SimpleNamespace(
         submissions=submissions,
         grades=grades,

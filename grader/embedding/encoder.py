@@ -21,7 +21,14 @@ import numpy as np
 
 from grader.embedding.cache import DEFAULT_MAX_ENTRIES, EmbeddingCache, model_fingerprint
 from grader.embedding.segment import Segment
-from grader.embedding.spans import DEFAULT_SEGMENT_MODE, POOLED_ANSWERS, SegmentMode, cache_key, encode_answers
+from grader.embedding.spans import (
+    DEFAULT_SEGMENT_MODE,
+    POOLED_ANSWERS,
+    SegmentMode,
+    cache_key,
+    embedding_dimension,
+    encode_answers,
+)
 from grader.errors import GraderError
 from grader.watcher import Progress
 
@@ -155,9 +162,7 @@ class Encoder:
 
     @property
     def dimension(self) -> int:
-        model = self._model
-        get = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
-        return int(get())
+        return embedding_dimension(self._model)
 
     @property
     def precision(self) -> str:

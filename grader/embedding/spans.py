@@ -66,6 +66,13 @@ class PooledSegments:
         return [offset + r for a in answers for r in range(*self.rows[a])]
 
 
+def embedding_dimension(model) -> int:
+    """A sentence-transformers model's vector size under whichever name the installed version has: newer
+    ones call it `get_embedding_dimension` and warn that `get_sentence_embedding_dimension` is deprecated."""
+    get = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    return int(get())
+
+
 def segment_mode(encoder: object) -> SegmentMode:
     """What `encoder` does with segments: pooled only when its setting says so and it can give token
     embeddings (a stand-in model in tests cannot), else separate."""
@@ -168,7 +175,7 @@ def encode_answers(
         read[k] = (tokens, offsets)
 
     token_passes(model, list(where), batch_size, keep)
-    dimension = int(model.get_sentence_embedding_dimension())
+    dimension = embedding_dimension(model)
     out: list[np.ndarray] = []
     fallback: list[tuple[int, int]] = []
     for a, found in enumerate(units):

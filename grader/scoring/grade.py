@@ -30,6 +30,7 @@ from grader.scoring import flags as flagging
 from grader.scoring.checker import Contradicting, checked_opposite, describe, probability_of
 from grader.scoring.collusion import near_copies
 from grader.scoring.concept_check import ConceptCheck, pair_table, question_phrasings, read_table
+from grader.scoring.cross_reading import opposite_answers
 from grader.scoring.flags import Flag, FlagCode
 from grader.scoring.gaming import rubric_terms, screen
 from grader.scoring.match import (
@@ -246,13 +247,14 @@ def _grade_block(
         )
         opposite = opposed(polar.rows(seg_index), polar.rows(phrasing_rows)) if polar is not None else None
         excluded = np.concatenate([screens[s].excluded for s in block])
-        refuted, reversal, doubts = None, None, None
+        refuted, reversal, saying_opposite, doubts = None, None, None, None
         if concept is not None:  # each answer read whole: one pass over its pairs with the phrasings serves both checks
             read = pair_table(question_texts, [answers[s] for s in block])
             doubts = read_table(concept, read)  # the calibration's evidence (`QuestionGrade.concept_doubt`)
-            reversal = read_table(opposition, read) if opposition is not None else None
-        if reversal is not None:  # one that says the opposite of its question earns no point
-            said = np.repeat(reversal >= opposition.threshold, [len(ss) for ss in segs])
+            if opposition is not None:
+                saying_opposite, reversal = opposite_answers(concept, read, question_texts, [answers[s] for s in block])
+        if saying_opposite is not None:  # one that says the opposite of its question earns no point
+            said = np.repeat(saying_opposite, [len(ss) for ss in segs])
             if said.any():
                 opposite = np.zeros((len(said), len(phrasing_rows)), dtype=bool) if opposite is None else opposite
                 opposite[said] = True
@@ -271,7 +273,7 @@ def _grade_block(
                     replace(m, opposite_probability=probability_of(refuted, i, k, m.opposite))
                     for k, m in enumerate(matches)
                 )
-            if reversal is not None and reversal[i] >= opposition.threshold:
+            if saying_opposite is not None and saying_opposite[i]:
                 probability = float(reversal[i])
                 matches = tuple(replace(m, opposite_probability=probability) if m.opposite else m for m in matches)
             carried = _answer_flags(answer, matches, screens[student].flags, best, i, twins.get(student, ()))

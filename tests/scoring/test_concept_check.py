@@ -329,6 +329,7 @@ def test_shipped_check_records_how_it_was_made_and_beats_the_rules_there():
 def test_grading_uses_the_shipped_check_unless_told_otherwise(monkeypatch):
     said = []
     monkeypatch.delenv("GRADER_CHECKER", raising=False)
+    monkeypatch.setenv("GRADER_CROSS_ENCODER", "off")  # the second reading: tests/scoring/test_cross_reading.py
     assert isinstance(default_checker(None, said.append), ConceptCheck) and said == []
     monkeypatch.setenv("GRADER_CHECKER", "off")
     assert default_checker(None, said.append) is None and said == []
@@ -378,7 +379,8 @@ NOT_REACHED = pytest.mark.xfail(
     strict=True,
     reason="not reached (issue 12): the concept check learned school science; read whole, these answers "
     "score 0.11, 0.06 and 0.02 on the opposition (the model answers 0.01-0.05), far under its threshold "
-    "(0.72); strict, so a check that catches one fails here until the mark goes",
+    "(0.72) and under the gate of the cross-encoder's second reading (0.35), which would not separate them "
+    "either (bench/README.md); strict, so a check that catches one fails here until the mark goes",
 )
 
 
@@ -387,12 +389,12 @@ NOT_REACHED = pytest.mark.xfail(
     ("question", "answer"),
     [pytest.param(*case, marks=() if case[0] in REACHED else NOT_REACHED, id=case[0]) for case in REVERSALS],
 )
-def test_shipped_check_zeroes_our_own_seed_exam_reversals(rubric, encoder, question, answer):
+def test_shipped_check_zeroes_our_own_seed_exam_reversals(rubric, encoder, grading_check, question, answer):
     from grader.exam.submissions import parse_submissions
     from grader.scoring.grade import grade
 
     submissions = parse_submissions(f'student_id,{question}\nx1,"{answer}"\n', "one.csv", rubric.question_ids)
-    checked = grade(rubric, submissions, encoder, checker=load(DEFAULT_DIR))
+    checked = grade(rubric, submissions, encoder, checker=grading_check)
     graded = next(g for g in checked.items if g.question_id == question)
     assert graded.mark == 0, [(p.point_id, p.credit, p.evidence) for p in graded.points]
     assert "contradiction" in {f.code for f in graded.flags}
