@@ -12,7 +12,8 @@ threshold. The other answers are left to the rules.
 
 On SemEval questions neither had seen (five question-grouped folds, thresholds nested) this flags
 41.7-43.5 % of contradictory answers for 2.1-2.7 % of correct ones over three fold deals, where the
-opposition alone flags 38.5-40.2 % (bench/README.md, "The cross-encoder on a GPU"). The stack and its
+opposition alone flags 38.5-40.2 % (bench/README.md, "The cross-encoder on a GPU", "The second reading
+shipped"). The stack and its
 cut are fitted on out-of-fold scores (`fit`; `bench/cross_encoder_gpu.py stack`) and stored beside the
 weights (`stack.json`); without them grading reads with the opposition alone and says so once.
 """
