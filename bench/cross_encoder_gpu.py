@@ -305,11 +305,11 @@ def stack(args: argparse.Namespace) -> None:
         reading[held] = concept_check.reading_of(fold_check, [answers[i] for i in held], kept)
         print(f"fold {k}: {len(held)} answers read", flush=True)
     shipped = concept_check.load(concept_check.DEFAULT_DIR).opposition
-    first = concept_check.reading_probability(shipped, reading)
+    opposition_p = concept_check.reading_probability(shipped, reading)
     rules = concept_check.rules_flag([(a.scored.point, a.scored.segment) for a in answers])
     crossed = cross_reading.cross_features(probabilities, groups)
     weights, cut, gate, report = cross_reading.fit(
-        reading, crossed, first, labels, folds, rules, concept_check.FALSE_ALARMS, cross_reading.SHARE
+        reading, crossed, opposition_p, labels, folds, rules, concept_check.FALSE_ALARMS, cross_reading.SHARE
     )
     meta = {
         "command": f"HF_HUB_OFFLINE=1 .venv/bin/python bench/cross_encoder_gpu.py stack --seed {args.seed}",

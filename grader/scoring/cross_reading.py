@@ -93,13 +93,13 @@ def stacked(stack: np.ndarray, reading: np.ndarray, crossed: np.ndarray) -> np.n
 
 
 def reread(
-    cross: CrossReading, reading: np.ndarray, first: np.ndarray, phrasings: Sequence[str], answers: Sequence[str]
+    cross: CrossReading, reading: np.ndarray, opposition_p: np.ndarray, phrasings: Sequence[str], answers: Sequence[str]
 ) -> tuple[np.ndarray, np.ndarray]:
     """Which answers say the opposite of their question, and with what probability: those the opposition
-    reads at or above the gate (`first`, its P; `reading`, its `READING` features) are read by the
+    reads at or above the gate (`opposition_p`, its P; `reading`, its `READING` features) are read by the
     network against every phrasing and judged by the stack; the others are not flagged (their P stays
     the opposition's). Each distinct pair run once, in one batched call."""
-    said, probability = np.zeros(len(answers), dtype=bool), np.asarray(first, dtype=np.float64).copy()
+    said, probability = np.zeros(len(answers), dtype=bool), np.asarray(opposition_p, dtype=np.float64).copy()
     gated = np.flatnonzero(probability >= cross.gate)
     if len(gated):
         n = len(phrasings)
@@ -121,16 +121,16 @@ def opposite_answers(
     if opposition is None:
         raise ValueError("a check without an opposition reads no answer whole")
     rows = phrasing_features(opposition, pairs)
-    first = reading_probability(opposition, rows)
+    opposition_p = reading_probability(opposition, rows)
     if check.cross is None:
-        return first >= opposition.threshold, first
-    return reread(check.cross, rows, first, phrasings, answers)
+        return opposition_p >= opposition.threshold, opposition_p
+    return reread(check.cross, rows, opposition_p, phrasings, answers)
 
 
 def fit(
     reading: np.ndarray,
     crossed: np.ndarray,
-    first: np.ndarray,
+    opposition_p: np.ndarray,
     labels: np.ndarray,
     folds: np.ndarray,
     rules: np.ndarray,
@@ -142,7 +142,7 @@ def fit(
 
     The cut is chosen as the opposition's is (`concept_check.choose_threshold`, with the rules' flags,
     at `rate` of correct answers) on scores each fold gets from a stack fitted on the others; the gate
-    is the opposition's P (`first`) that `share` of all the answers reach. Returns also what the
+    is the opposition's P (`opposition_p`) that `share` of all the answers reach. Returns also what the
     cascade flags out of fold."""
     from sklearn.linear_model import LogisticRegression
 
@@ -155,12 +155,12 @@ def fit(
         model = LogisticRegression(max_iter=5000).fit(table[fit_on], target[fit_on])
         held_out[folds == k] = model.predict_proba(table[folds == k])[:, 1]
     cut = choose_threshold(held_out[correct], rules[correct], rate)
-    gate = float(np.quantile(first, 1 - share))
+    gate = float(np.quantile(opposition_p, 1 - share))
     model = LogisticRegression(max_iter=5000).fit(table[learn], target[learn])
-    flagged = rules | ((first >= gate) & (held_out >= cut))
+    flagged = rules | ((opposition_p >= gate) & (held_out >= cut))
     report = {
         "answers": len(table),
-        "read_again": round(float((first >= gate).mean()), 4),
+        "read_again": round(float((opposition_p >= gate).mean()), 4),
         "recall": round(float(flagged[contradicts].mean()), 4),
         "false_alarms": round(float(flagged[correct].mean()), 4),
     }

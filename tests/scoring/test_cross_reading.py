@@ -77,30 +77,30 @@ def marked(n: int, seed: int = 0):
     sign = np.select([labels == "entails", labels == "contradicts"], [-1.0, 1.0], 0.0)
     reading = rng.normal(size=(3 * n, len(READING))) + 0.3 * sign[:, None]
     crossed = rng.normal(size=(3 * n, len(CROSS))) + 1.5 * sign[:, None] * (np.arange(len(CROSS)) % 2 == 1)
-    first = 1 / (1 + np.exp(-(sign + rng.normal(size=3 * n))))
+    opposition_p = 1 / (1 + np.exp(-(sign + rng.normal(size=3 * n))))
     folds = np.arange(3 * n) % 5
-    return reading, crossed, first, labels, folds
+    return reading, crossed, opposition_p, labels, folds
 
 
 def test_the_stack_learns_the_separating_features_and_cuts_within_the_rate():
-    reading, crossed, first, labels, folds = marked(300)
+    reading, crossed, opposition_p, labels, folds = marked(300)
     rules = np.zeros(len(labels), dtype=bool)
     rules[:3] = True  # three correct answers the rules flag: the cut leaves room for them
-    stack, cut, gate, report = fit(reading, crossed, first, labels, folds, rules, rate=0.025, share=0.25)
+    stack, cut, gate, report = fit(reading, crossed, opposition_p, labels, folds, rules, rate=0.025, share=0.25)
     assert stack.shape == (len(READING) + len(CROSS) + 1,)
     weights = dict(zip(CROSS, stack[len(READING) : -1]))
     assert min(weights[f"contradicts_{how}"] for how in ("lowest", "mean", "highest", "first")) > 0
     assert report["false_alarms"] <= 0.025 and report["recall"] > 0.1
-    assert np.mean(first >= gate) == pytest.approx(0.25, abs=0.01) and report["read_again"] == pytest.approx(
+    assert np.mean(opposition_p >= gate) == pytest.approx(0.25, abs=0.01) and report["read_again"] == pytest.approx(
         0.25, abs=0.01
     )
 
 
 def test_a_wider_gate_lets_the_stack_flag_more():
-    reading, crossed, first, labels, folds = marked(300, seed=1)
+    reading, crossed, opposition_p, labels, folds = marked(300, seed=1)
     rules = np.zeros(len(labels), dtype=bool)
-    narrow = fit(reading, crossed, first, labels, folds, rules, 0.025, share=0.1)
-    wide = fit(reading, crossed, first, labels, folds, rules, 0.025, share=0.5)
+    narrow = fit(reading, crossed, opposition_p, labels, folds, rules, 0.025, share=0.1)
+    wide = fit(reading, crossed, opposition_p, labels, folds, rules, 0.025, share=0.5)
     assert wide[2] < narrow[2] and wide[3]["recall"] > narrow[3]["recall"]
 
 
@@ -215,12 +215,12 @@ def test_only_the_answers_at_or_above_the_gate_are_read_again_and_the_stack_deci
     ]
     pairs = pair_table(phrasings, answers)
     reading = phrasing_features(grading_check.opposition, pairs)
-    first = read_table(grading_check.opposition, pairs)
-    gate = float(np.sort(first)[-2])  # the two answers the opposition doubts most
+    opposition_p = read_table(grading_check.opposition, pairs)
+    gate = float(np.sort(opposition_p)[-2])  # the two answers the opposition doubts most
     recording = Recording(grading_check.cross.checker)
     cross = replace(grading_check.cross, checker=recording, gate=gate)
-    said, probability = reread(cross, reading, first, phrasings, answers)
-    gated = np.flatnonzero(first >= gate)
+    said, probability = reread(cross, reading, opposition_p, phrasings, answers)
+    gated = np.flatnonzero(opposition_p >= gate)
     assert {a for _, a in recording.pairs} == {answers[i] for i in gated}
     assert len(recording.pairs) == len(gated) * len(phrasings)  # every phrasing, once
     probabilities = grading_check.cross.checker.probabilities([(p, answers[i]) for i in gated for p in phrasings])
@@ -229,7 +229,7 @@ def test_only_the_answers_at_or_above_the_gate_are_read_again_and_the_stack_deci
     assert np.allclose(probability[gated], stacked, atol=1e-6)
     assert (said[gated] == (stacked >= cross.threshold)).all()
     below = np.setdiff1d(np.arange(len(answers)), gated)
-    assert not said[below].any() and np.allclose(probability[below], first[below])  # left to the rules
+    assert not said[below].any() and np.allclose(probability[below], opposition_p[below])  # left to the rules
 
 
 @shipped
