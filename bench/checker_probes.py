@@ -10,6 +10,7 @@
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker_probes.py exam --identity --replay 1000 --epochs 2 --lr 2e-5
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker_probes.py rubric --identity --replay 1000 --out /tmp/checker
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker_probes.py seeds [--checker models/checker]
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/checker_probes.py per-point   # ~3 CPU-minutes
 
 frozen: no fine-tuning. The packaged all-MiniLM-L6-v2 embeds the reference u and the answer v; a
 logistic regression reads (u, v, |u - v|, u * v, cos) and says contradictory or not. Question-grouped
@@ -66,6 +67,11 @@ adding N SemEval pairs of the training questions; then those questions' answers 
 rubric: the same stage on a rubric's pairs (the bundled one), saved to `--out`; then `seeds`.
 seeds: the reversals of tests/scoring/test_checker.py (`REVERSALS`) graded with a checker: mark, flags and
 P(contradicts) against each phrasing of the question.
+
+per-point: the shipped opposition read against each point's own phrasings, beside the whole-answer
+reading grading does. Counts: the bundled rubric's own negated phrasings flagged, our sample's
+full-mark and zero-mark answers flagged, and full-mark alarms on Mohler, SAF and the sample (opposition
+alone, no rules).
 """
 
 from __future__ import annotations
@@ -630,6 +636,99 @@ def between_answers(answers, count: int, seed: int = 0) -> list[Pair]:
     return found
 
 
+def per_point(_: argparse.Namespace) -> None:
+    """The shipped opposition read per point (each point against its own phrasings, its text first) beside
+    the whole-answer reading grading does: the rubric's own negations, our sample's marks, full-mark alarms."""
+    from checker import MARKS, SAMPLE, full_mark_classes
+
+    from grader.exam.submissions import read_submissions
+    from grader.scoring import concept_check
+    from grader.scoring.concept_check import pair_table, question_phrasings, reading_features, reading_probability
+
+    opposition = concept_check.load(concept_check.DEFAULT_DIR).opposition
+    cut = opposition.threshold
+
+    def readings(question, texts: list[str], model_answer: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """(answers,) P read whole, and (answers, points) P read against each point's phrasings."""
+        phrasings = question_phrasings(question)
+        table = pair_table(phrasings, texts)
+        scores = opposition.scores(table.table).reshape(table.answers, table.phrasings)
+        whole = reading_probability(opposition, reading_features(scores, table.opposite))
+        column = {t: i for i, t in enumerate(phrasings)}
+        per = []
+        for point in question.points:
+            own = list(dict.fromkeys([question.model_answer] * model_answer + list(point.phrasings)))
+            at = [column[t] for t in own]
+            per.append(reading_probability(opposition, reading_features(scores[:, at], table.opposite[:, at])))
+        return whole, np.column_stack(per)
+
+    rubric = load_rubric(ROOT / "rubrics" / "dl-midsem.yaml")
+    shorts = [q for q in rubric.questions if isinstance(q, ShortQuestion)]
+    for model_answer in (False, True):
+        negations, whole_hits, point_hits, caught = 0, 0, 0, []
+        for q in shorts:
+            pairs = rubric_pairs(q)
+            for k, point in enumerate(q.points):
+                texts = list(
+                    dict.fromkeys(x.segment for x in pairs if x.label == "contradicts" and x.point in point.phrasings)
+                )
+                if texts:
+                    whole, per = readings(q, texts, model_answer)
+                    negations += len(texts)
+                    whole_hits += int((whole >= cut).sum())
+                    point_hits += int((per[:, k] >= cut).sum())
+                    caught += [f"{q.id} {w:.2f}" for w, p in zip(whole, per[:, k]) if p >= cut]
+        first = "the model answer, then the point's phrasings" if model_answer else "the point's phrasings"
+        print(
+            f"rubric negations ({first}): {negations}; flagged read whole {whole_hits}, on their own point "
+            f"{point_hits} (whole-answer P of those: {', '.join(caught)})"
+        )
+    submissions = read_submissions(SAMPLE, rubric.question_ids)
+    marks = {(r["student_id"], r["question_id"]): float(r["mark"]) for r in csv.DictReader(MARKS.open())}
+    counts = collections.Counter()
+    for q in shorts:
+        students = [s for s in submissions.students if submissions.answer(s, q.id).strip() and (s, q.id) in marks]
+        whole, per = readings(q, [submissions.answer(s, q.id) for s in students])
+        for s, w, p in zip(students, whole, per.max(1)):
+            kind = "full" if marks[(s, q.id)] >= q.marks else "zero" if marks[(s, q.id)] == 0 else "between"
+            counts[kind] += 1
+            counts[kind, "whole"] += int(w >= cut)
+            counts[kind, "point"] += int(p >= cut)
+    for kind in ("full", "zero"):
+        print(
+            f"sample answers we marked {kind}: {counts[kind]}; flagged read whole {counts[kind, 'whole']}, "
+            f"per point {counts[kind, 'point']}"
+        )
+    print(
+        "| full-mark answers | n | points a question | read whole | per point "
+        "| whole-answer P of the per-point alarms (10/50/90 %) |"
+    )
+    print("|---|---|---|---|---|---|")
+    for name, r, subs, keys in full_mark_classes():
+        n, whole_hits, point_hits, wholes, points = 0, 0, 0, [], []
+        for q in [q for q in r.questions if isinstance(q, ShortQuestion)]:
+            students = [
+                s for s in subs.students if subs.answer(s, q.id).strip() and (keys is None or (s, q.id) in keys)
+            ]
+            if not students:
+                continue
+            whole, per = readings(q, [subs.answer(s, q.id) for s in students])
+            flagged = per.max(1) >= cut
+            n, whole_hits, point_hits = (
+                n + len(students),
+                whole_hits + int((whole >= cut).sum()),
+                point_hits + int(flagged.sum()),
+            )
+            wholes += list(whole[flagged])
+            points.append(len(q.points))
+        spread = ", ".join(f"{x:.2f}" for x in np.quantile(wholes, [0.1, 0.5, 0.9])) if wholes else "-"
+        print(
+            f"| {name} | {n} | {np.mean(points):.1f} | {whole_hits} ({whole_hits / n:.1%}) "
+            f"| {point_hits} ({point_hits / n:.1%}) | {spread} |",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -683,6 +782,7 @@ def main() -> None:
         stage_parser.add_argument("--threads", type=int, default=2)
         stage_parser.add_argument("--identity", action="store_true")
         stage_parser.add_argument("--replay", type=int, default=0)
+    sub.add_parser("per-point").set_defaults(run=per_point)
     seeds = sub.add_parser("seeds")
     seeds.add_argument("--checker", default=str(ROOT / "models" / "checker"))
     seeds.set_defaults(run=lambda a: seed_cases(load(Path(a.checker), default_model_path())))
