@@ -342,9 +342,11 @@ def timing(args: argparse.Namespace) -> None:
         started = time.perf_counter()
         grade(r, submissions, encoder, checker=counted)
         extra = time.perf_counter() - started - warm
-        read = ReadCount(both.cross) if getattr(both, "cross", None) is not None else None
+        cross = getattr(both, "cross", None)
+        read = AnswerCount(cross.checker) if cross is not None else None
+        measured = both if read is None else dataclasses.replace(both, cross=dataclasses.replace(cross, checker=read))
         started = time.perf_counter()
-        grade(r, submissions, encoder, checker=both if read is None else dataclasses.replace(both, cross=read))
+        grade(r, submissions, encoder, checker=measured)
         again = time.perf_counter() - started - warm
         answers = len(submissions.students) * len(r.questions)
         print(
@@ -355,21 +357,15 @@ def timing(args: argparse.Namespace) -> None:
     print(f"(load average {os.getloadavg()[0]:.1f} at the end; torch threads {__import__('torch').get_num_threads()})")
 
 
-class ReadCount:
-    """A second reading that counts the answers its network reads (the gate's share of the class)."""
+class AnswerCount:
+    """The second reading's network, counting the distinct answers it is given (the gate's share of a class)."""
 
-    def __init__(self, cross) -> None:
-        self.cross, self.answers = cross, 0
-        self.stack, self.threshold, self.gate = cross.stack, cross.threshold, cross.gate
-        self.checker = self
+    def __init__(self, checker) -> None:
+        self.checker, self.answers = checker, 0
 
     def probabilities(self, pairs):
         self.answers += len({answer for _, answer in pairs})
-        return self.cross.checker.probabilities(pairs)
-
-    @property
-    def summary(self) -> str:
-        return self.cross.summary
+        return self.checker.probabilities(pairs)
 
 
 def marks(args: argparse.Namespace) -> None:

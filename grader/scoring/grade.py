@@ -249,10 +249,11 @@ def _grade_block(
         excluded = np.concatenate([screens[s].excluded for s in block])
         refuted, reversal, saying_opposite, doubts = None, None, None, None
         if concept is not None:  # each answer read whole: one pass over its pairs with the phrasings serves both checks
-            read = pair_table(question_texts, [answers[s] for s in block])
+            written = [answers[s] for s in block]
+            read = pair_table(question_texts, written)
             doubts = read_table(concept, read)  # the calibration's evidence (`QuestionGrade.concept_doubt`)
             if opposition is not None:
-                saying_opposite, reversal = opposite_answers(concept, read, question_texts, [answers[s] for s in block])
+                saying_opposite, reversal = opposite_answers(concept, read, question_texts, written)
         if saying_opposite is not None:  # one that says the opposite of its question earns no point
             said = np.repeat(saying_opposite, [len(ss) for ss in segs])
             if said.any():
