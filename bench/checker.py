@@ -4,6 +4,7 @@
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker.py alarms [--checker models/checker] [--cross off]
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker.py timing [--students 526] [--cross off]
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker.py marks [--split questions|answers]   # ~10 CPU-minutes
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/checker.py reread-marks   # Mohler, SAF: with and without the 2nd reading
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker.py calibrated [--corpora beetle] [--readings first,rubric]
 
 `--no-nearest` (alarms, marks): grade as before `grader.scoring.match.nearest_opposed`, a segment that
@@ -424,6 +425,36 @@ def marks(args: argparse.Namespace) -> None:
     print(table(rows))
 
 
+def reread_marks(args: argparse.Namespace) -> None:
+    """Mohler dev and SAF train, which neither check learned from (unseen questions and answers), graded with
+    the shipped concept check alone and with its second reading: agreement with the human marks, and how
+    many marks and `contradiction` flags the second reading changes."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from corpora import MemoryEncoder, grade_corpus, metrics, mohler, saf, table
+
+    encoder = MemoryEncoder(Encoder.load(device="cpu"))
+    check = load_check(Path(args.checker), default_model_path())
+    checks = (("the concept check", check), ("with its second reading", with_cross(check, args.cross)))
+    rows = []
+    for corpus in (mohler(), saf(0)):
+        graded = {label: grade_corpus(corpus, encoder, MAX_POINTS, TOPIC_WEIGHT, checker=c) for label, c in checks}
+        marks, flags = {}, {}
+        for label, found in graded.items():
+            by_key = {(g.student_id, g.question_id): g for g in found.grades.items}
+            grades = [by_key[key] for key in found.keys]
+            marks[label] = np.array([g.mark for g in grades])
+            flags[label] = np.array([any(f.code == "contradiction" for f in g.flags) for g in grades])
+            rows.append((f"{corpus.name}: {label}", metrics(corpus, marks[label])))
+        before, after = marks.values()
+        flagged_before, flagged_after = flags.values()
+        print(
+            f"{corpus.name}: {int((before != after).sum())} of {len(before)} marks changed; answers flagged "
+            f"contradiction {int(flagged_before.sum())} -> {int(flagged_after.sum())}",
+            flush=True,
+        )
+    print(table(rows))
+
+
 def _with_doubts(graded, doubt: np.ndarray):
     """`graded` (bench/corpora.py's Graded) with each short answer's `concept_doubt` from `doubt` (in
     corpus order; NaN: none)."""
@@ -542,6 +573,9 @@ def main() -> None:
     t.add_argument("--students", type=int, default=526, help="526 students x 19 questions: about 10k answers")
     for measured in (a, t):
         measured.add_argument("--cross", default=str(CROSS_DIR), help="the second reading's folder ('off': none)")
+    again = sub.add_parser("reread-marks")
+    again.add_argument("--checker", default=str(ROOT / "models" / "concept-check"))
+    again.add_argument("--cross", default=str(CROSS_DIR), help="the second reading's folder")
     m = sub.add_parser("marks")
     m.add_argument("--split", choices=("questions", "answers"), default="questions", help="what the check has not seen")
     k = sub.add_parser("calibrated")
@@ -559,7 +593,9 @@ def main() -> None:
         import grader.scoring.match
 
         grader.scoring.match.SPREAD_NEAREST = False
-    {"cv": cv, "alarms": alarms, "timing": timing, "marks": marks, "calibrated": calibrated}[args.what](args)
+    run = {"cv": cv, "alarms": alarms, "timing": timing, "marks": marks, "calibrated": calibrated}
+    run["reread-marks"] = reread_marks
+    run[args.what](args)
 
 
 if __name__ == "__main__":
