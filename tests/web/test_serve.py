@@ -302,15 +302,29 @@ def browsers(tmp_path):
         driver.quit()
 
 
+REPLACED = "does not belong to the document"
+"""Chromium's word for an element read while its page was being replaced (a form posted, a key pressed):
+like a stale element, it means "not yet", though Selenium's waits do not know it as such."""
+
+
 def wait_for(driver, css: str, text: str = ""):
+    """The element `css` once it is shown (and holds `text`), within WAIT seconds."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, WebDriverException
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
-    wait = WebDriverWait(driver, WAIT)
-    if text:
-        wait.until(ec.text_to_be_present_in_element((By.CSS_SELECTOR, css), text))
-    return wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, css)))
+    def shown(driver):
+        try:
+            element = driver.find_element(By.CSS_SELECTOR, css)
+            return element if element.is_displayed() and text in element.text else False
+        except (NoSuchElementException, StaleElementReferenceException):
+            return False
+        except WebDriverException as exc:
+            if REPLACED in str(exc):
+                return False
+            raise
+
+    return WebDriverWait(driver, WAIT).until(shown, f"{css} holding {text!r}")
 
 
 def press(driver, keys: str) -> None:
