@@ -11,6 +11,7 @@
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker_probes.py rubric --identity --replay 1000 --out /tmp/checker
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker_probes.py seeds [--checker models/checker]
     HF_HUB_OFFLINE=1 .venv/bin/python bench/checker_probes.py per-point   # ~3 CPU-minutes
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/checker_probes.py premise     # ~1 CPU-minute
 
 frozen: no fine-tuning. The packaged all-MiniLM-L6-v2 embeds the reference u and the answer v; a
 logistic regression reads (u, v, |u - v|, u * v, cos) and says contradictory or not. Question-grouped
@@ -72,6 +73,10 @@ per-point: the shipped opposition read against each point's own phrasings, besid
 reading grading does. Counts: the bundled rubric's own negated phrasings flagged, our sample's
 full-mark and zero-mark answers flagged, and full-mark alarms on Mohler, SAF and the sample (opposition
 alone, no rules).
+
+premise: two readings that might turn up a reversal without a reader of deep-learning claims, on our
+sample's answers by the marks we gave: the shipped cross-encoder against what a "why" question takes for
+granted (`PREMISES`), and I4's answers with its two compared things swapped (`ROLES`), embedded.
 """
 
 from __future__ import annotations
@@ -729,6 +734,93 @@ def per_point(_: argparse.Namespace) -> None:
         )
 
 
+PREMISES = {
+    "A1a": ("ReLU is necessary.", "ReLU is needed."),
+    "I5": (
+        "The activation function of a single hidden layer MLP has to be non-polynomial.",
+        "The activation must not be a polynomial.",
+    ),
+}
+"""What the two "why" questions of the bundled rubric take for granted, written by hand: an upper bound
+for any rule that would derive them from the prompt."""
+SECOND_WORDINGS = {
+    "A1a": "We do not really need the ReLU; negative evidence is just as useful to show.",
+    "I5": "Polynomial activations are fine, a high enough degree approximates any function.",
+    "I4": "Fourier series can approximate any function, even discontinuous ones, but neural networks fail at them.",
+}
+"""A second wording of each reversal of tests/scoring/test_checker.py, our own."""
+ROLES = (r"neural net\w*|\bD?NNs?\b", r"fourier(?: series)?")
+"""I4's two compared things, as the rubric's phrasings and the sample's answers name them."""
+
+
+def premise(_: argparse.Namespace) -> None:
+    """Two readings that might catch a reversal without a reader of deep-learning claims, on our sample's
+    answers by the mark we gave, beside the reversals' wordings:
+
+    - the question's premise: the shipped cross-encoder reads each answer against what a "why" question
+      takes for granted (A1a, I5); highest P(contradicts) over the premise's two wordings;
+    - the roles swapped: I4's answer with its two compared things exchanged, embedded with the packaged
+      all-MiniLM-L6-v2; how much closer the swapped answer comes to the nearest phrasing of the point
+      (a reversal should come closer)."""
+    import re
+
+    from checker import MARKS, SAMPLE
+
+    from grader.exam.submissions import read_submissions
+    from grader.scoring.cross_reading import DEFAULT_DIR, load_reading
+    from tests.scoring.test_checker import REVERSALS
+
+    rubric = load_rubric(ROOT / "rubrics" / "dl-midsem.yaml")
+    submissions = read_submissions(SAMPLE, rubric.question_ids)
+    marks = {(r["student_id"], r["question_id"]): float(r["mark"]) for r in csv.DictReader(MARKS.open())}
+    reversals = collections.defaultdict(list)
+    for question, answer in [*REVERSALS, *SECOND_WORDINGS.items()]:
+        reversals[question].append(answer)
+
+    def answers(question: str) -> tuple[list[str], list[str]]:
+        """(kinds, texts): our reversals, then the sample's answers by the share of the marks we gave."""
+        students = [s for s in submissions.students if (s, question) in marks and submissions.answer(s, question)]
+        full = rubric.question(question).marks
+        kinds = ["reversal"] * len(reversals[question]) + [
+            "full" if marks[(s, question)] >= full else "zero" if marks[(s, question)] == 0 else "part"
+            for s in students
+        ]
+        return kinds, reversals[question] + [submissions.answer(s, question) for s in students]
+
+    def report(question: str, what: str, kinds: list[str], scores: np.ndarray) -> None:
+        full = scores[np.array(kinds) == "full"]
+        print(
+            f"{question} ({what}): full-mark answers ({len(full)}) "
+            f"median {np.median(full):.3f}, highest {full.max():.3f}"
+        )
+        for kind in ("reversal", "zero"):
+            got = [x for k, x in zip(kinds, scores) if k == kind]
+            above = sum(x > full.max() for x in got)
+            print(
+                f"  {kind}: {len(got)}, above every full-mark answer {above}; {', '.join(f'{x:.3f}' for x in got[:4])}"
+            )
+
+    network = load_reading(DEFAULT_DIR, default_model_path()).checker
+    for question, wordings in PREMISES.items():
+        kinds, texts = answers(question)
+        p = network.probabilities([(w, t) for t in texts for w in wordings])[:, LABELS.index("contradicts")]
+        report(question, "P(contradicts) against its premise", kinds, p.reshape(len(texts), len(wordings)).max(1))
+
+    encoder = Encoder.load(device="cpu")
+    first, second = (re.compile(r, re.IGNORECASE) for r in ROLES)
+
+    def swapped(text: str) -> str:
+        marked = second.sub("\x01", first.sub("\x00", text))
+        return marked.replace("\x00", "Fourier series").replace("\x01", "neural networks")
+
+    kinds, texts = answers("I4")
+    phrasings = list(rubric.question("I4").points[0].phrasings)
+    vectors = encoder.encode(phrasings + texts + [swapped(t) for t in texts])
+    point, plain, turned = vectors[: len(phrasings)], vectors[len(phrasings) : -len(texts)], vectors[-len(texts) :]
+    gain = (turned @ point.T).max(1) - (plain @ point.T).max(1)
+    report("I4", "cosine gained with the roles swapped", kinds, gain)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -783,6 +875,7 @@ def main() -> None:
         stage_parser.add_argument("--identity", action="store_true")
         stage_parser.add_argument("--replay", type=int, default=0)
     sub.add_parser("per-point").set_defaults(run=per_point)
+    sub.add_parser("premise").set_defaults(run=premise)
     seeds = sub.add_parser("seeds")
     seeds.add_argument("--checker", default=str(ROOT / "models" / "checker"))
     seeds.set_defaults(run=lambda a: seed_cases(load(Path(a.checker), default_model_path())))
