@@ -27,9 +27,10 @@ def write_atomically(files: Mapping[str | Path, str | bytes]) -> None:
             check_writable(target)
             fd, temp = _staged(target)
             staged.append((temp, target))
-            os.chmod(temp, _mode_for(target))
             binary = isinstance(text, bytes)
             with os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+                with contextlib.suppress(OSError):  # a file system without modes keeps mkstemp's private 0600
+                    os.fchmod(handle.fileno(), _mode_for(target))
                 handle.write(text)
                 handle.flush()
                 os.fsync(handle.fileno())
