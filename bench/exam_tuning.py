@@ -1,7 +1,7 @@
 """The exam-specific stage of issue 12, tried: the cross-encoder fine-tuned on this exam's own pairs.
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/exam_tuning.py [--rate 5e-5] [--epochs 3] [--zero-marks]  # ~1 min an epoch
-    HF_HUB_OFFLINE=1 .venv/bin/python bench/exam_tuning.py --corpus saf|mohler [--seed N] --epochs 1 --rate 2e-5
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/exam_tuning.py --corpus saf|mohler [--seed N]   # ~5 / ~3 min, 3 epochs
 
 The shipped network (`models/cross-encoder/`, `grader.scoring.cross_reading`) is fine-tuned here, on the
 CPU, every layer, from its weights, on:
@@ -16,6 +16,9 @@ It is then read on the other half's full-mark and zero-mark answers, and on two 
 own per question (not the issue's). Each answer's score is its P(contradicts) averaged over every phrasing of the
 question (then the highest). Before and after fine-tuning. Results: bench/README.md ("The second
 reading shipped").
+
+`--corpus saf|mohler` teaches the same network a public corpus's own marks instead, on half of each
+question's answers, and reads the other half (`corpus`): what a TA's marks would teach it at calibration.
 """
 
 from __future__ import annotations
