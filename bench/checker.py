@@ -65,6 +65,7 @@ DATA = Path(os.environ.get("GRADER_DATASETS", ROOT.parent / "shared" / "datasets
 
 from grader.authoring.reference import MAX_POINTS, Reference, references_to_rubric
 from grader.embedding.encoder import Encoder, default_model_path
+from grader.exam.files import read_human_marks
 from grader.exam.rubric import ShortQuestion, load_rubric
 from grader.exam.submissions import parse_submissions, read_submissions
 from grader.scoring.checker import Checker, contradiction_score, rubric_pairs, tokenizer_for
@@ -202,7 +203,7 @@ def full_mark_classes(limit: int = 0):
         None,
     )
     rubric = load_rubric(RUBRIC)
-    marks = {(r["student_id"], r["question_id"]): float(r["mark"]) for r in csv.DictReader(MARKS.open())}
+    marks = read_human_marks(MARKS)
     full = {
         (s, q)
         for (s, q), m in marks.items()

@@ -101,6 +101,7 @@ DATA = Path(os.environ.get("GRADER_DATASETS", ROOT.parent / "shared" / "datasets
 from checker import folds_of, recall_at_false_alarms, rules_flag  # noqa: E402  (bench/checker.py, beside this script)
 
 from grader.embedding.encoder import Encoder, default_model_path  # noqa: E402
+from grader.exam.files import read_human_marks  # noqa: E402
 from grader.exam.rubric import ShortQuestion, load_rubric  # noqa: E402
 from grader.scoring.checker import LABELS, Checker, Pair, load, rubric_pairs, tokenizer_for  # noqa: E402
 from grader.scoring.checker_train import (  # noqa: E402
@@ -689,7 +690,7 @@ def per_point(_: argparse.Namespace) -> None:
             f"{point_hits} (whole-answer P of those: {', '.join(caught)})"
         )
     submissions = read_submissions(SAMPLE, rubric.question_ids)
-    marks = {(r["student_id"], r["question_id"]): float(r["mark"]) for r in csv.DictReader(MARKS.open())}
+    marks = read_human_marks(MARKS)
     counts = collections.Counter()
     for q in shorts:
         students = [s for s in submissions.students if submissions.answer(s, q.id).strip() and (s, q.id) in marks]
@@ -772,7 +773,7 @@ def premise(_: argparse.Namespace) -> None:
 
     rubric = load_rubric(ROOT / "rubrics" / "dl-midsem.yaml")
     submissions = read_submissions(SAMPLE, rubric.question_ids)
-    marks = {(r["student_id"], r["question_id"]): float(r["mark"]) for r in csv.DictReader(MARKS.open())}
+    marks = read_human_marks(MARKS)
     reversals = collections.defaultdict(list)
     for question, answer in [*REVERSALS, *SECOND_WORDINGS.items()]:
         reversals[question].append(answer)

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import collections
 import copy
-import csv
 import random
 import sys
 import time
@@ -40,6 +39,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from checker import DATA, MARKS, RUBRIC, SAMPLE  # noqa: E402
 
 from grader.embedding.encoder import default_model_path  # noqa: E402
+from grader.exam.files import read_human_marks  # noqa: E402
 from grader.exam.rubric import ShortQuestion, load_rubric  # noqa: E402
 from grader.exam.submissions import read_submissions  # noqa: E402
 from grader.scoring.checker import rubric_pairs  # noqa: E402
@@ -151,32 +151,19 @@ def corpus(args: argparse.Namespace, checker) -> None:
     recall of the low-mark ones at no more than 2 % of the top-mark ones flagged (a threshold chosen on
     those very answers: a measure of separation, not an operating point), beside the shipped network and
     the plain cosine of the packaged embeddings."""
-    import pandas as pd
     from checker import recall_at_false_alarms
+    from corpora import mohler, saf
 
     from grader.embedding.encoder import Encoder
 
-    if args.corpus == "saf":
-        frame = pd.read_csv(DATA / "saf_en_train.csv", dtype=str, keep_default_na=False)
-        rows = [
-            (
-                r.question_id,
-                r.reference_answer,
-                r.student_answer,
-                float(r.score),
-                float(r.max_score_observed_in_question),
-            )
-            for r in frame.itertuples()
-        ]
-        kinds = ["top" if score == top else "low" if score == 0 else "" for _, _, _, score, top in rows]
-    else:
-        frame = pd.read_csv(DATA / "mohler_dev.csv", dtype=str, keep_default_na=False)
-        rows = [(r.id, r.desired_answer, r.student_answer, float(r.score_avg), 5.0) for r in frame.itertuples()]
-        kinds = ["top" if score == 5 else "low" if score <= 2 else "" for _, _, _, score, _ in rows]
+    marked = mohler() if args.corpus == "mohler" else saf(0)
+    of_question = {r.question_id: (r.reference_answer, r.max_mark) for r in marked.references}
+    low_at = 2.0 if args.corpus == "mohler" else 0.0
     by_question = collections.defaultdict(list)
-    for row, kind in zip(rows, kinds):
-        if kind:
-            by_question[row[0]].append((row[1], row[2], kind))
+    for a in marked.answers:
+        reference, top = of_question[a.question_id]
+        if a.human == top or a.human <= low_at:
+            by_question[a.question_id].append((reference, a.text, "top" if a.human == top else "low"))
     rng, learn, held = random.Random(args.seed), [], []
     for question in sorted(by_question):
         items = by_question[question]
@@ -222,7 +209,7 @@ def main() -> None:
         return corpus(args, checker)
     rubric = load_rubric(RUBRIC)
     submissions = read_submissions(SAMPLE, rubric.question_ids)
-    marks = {(m["student_id"], m["question_id"]): float(m["mark"]) for m in csv.DictReader(MARKS.open())}
+    marks = read_human_marks(MARKS)
     shorts = [q for q in rubric.questions if isinstance(q, ShortQuestion)]
     students = sorted(submissions.students)
     random.Random(1).shuffle(students)
