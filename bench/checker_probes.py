@@ -744,12 +744,6 @@ PREMISES = {
 }
 """What the two "why" questions of the bundled rubric take for granted, written by hand: an upper bound
 for any rule that would derive them from the prompt."""
-SECOND_WORDINGS = {
-    "A1a": "We do not really need the ReLU; negative evidence is just as useful to show.",
-    "I5": "Polynomial activations are fine, a high enough degree approximates any function.",
-    "I4": "Fourier series can approximate any function, even discontinuous ones, but neural networks fail at them.",
-}
-"""A second wording of each reversal of tests/scoring/test_checker.py, our own."""
 ROLES = (r"neural net\w*|\bD?NNs?\b", r"fourier(?: series)?")
 """I4's two compared things, as the rubric's phrasings and the sample's answers name them."""
 
@@ -766,27 +760,24 @@ def premise(_: argparse.Namespace) -> None:
     import re
 
     from checker import MARKS, SAMPLE
+    from exam_tuning import REVERSALS
 
     from grader.exam.submissions import read_submissions
     from grader.scoring.cross_reading import DEFAULT_DIR, load_reading
-    from tests.scoring.test_checker import REVERSALS
 
     rubric = load_rubric(ROOT / "rubrics" / "dl-midsem.yaml")
     submissions = read_submissions(SAMPLE, rubric.question_ids)
     marks = read_human_marks(MARKS)
-    reversals = collections.defaultdict(list)
-    for question, answer in [*REVERSALS, *SECOND_WORDINGS.items()]:
-        reversals[question].append(answer)
 
     def answers(question: str) -> tuple[list[str], list[str]]:
         """(kinds, texts): our reversals, then the sample's answers by the share of the marks we gave."""
         students = [s for s in submissions.students if (s, question) in marks and submissions.answer(s, question)]
         full = rubric.question(question).marks
-        kinds = ["reversal"] * len(reversals[question]) + [
+        kinds = ["reversal"] * len(REVERSALS[question]) + [
             "full" if marks[(s, question)] >= full else "zero" if marks[(s, question)] == 0 else "part"
             for s in students
         ]
-        return kinds, reversals[question] + [submissions.answer(s, question) for s in students]
+        return kinds, REVERSALS[question] + [submissions.answer(s, question) for s in students]
 
     def report(question: str, what: str, kinds: list[str], scores: np.ndarray) -> None:
         full = scores[np.array(kinds) == "full"]
