@@ -68,6 +68,7 @@ from grader.embedding.encoder import Encoder, default_model_path
 from grader.exam.files import read_human_marks
 from grader.exam.rubric import ShortQuestion, load_rubric
 from grader.exam.submissions import parse_submissions, read_submissions
+from grader.scoring import premise
 from grader.scoring.checker import Checker, contradiction_score, rubric_pairs, tokenizer_for
 from grader.scoring.checker_train import Marked, read_semeval, recall_at, train_checker
 from grader.scoring.concept_check import ConceptCheck, question_folds, rules_flag
@@ -316,7 +317,9 @@ def timing(args: argparse.Namespace) -> None:
     Encoding three times would encode every text thrice: instead each class is graded (1) cold without
     the checker, through a memory of its vectors, then (2) warm without, (3) warm with the check alone
     and (4) warm with its second reading (the vectors read back from memory). Cold with the check is
-    (1) + (3) - (2), with both (1) + (4) - (2): the checks' cost is all in (3) and (4) - (2)."""
+    (1) + (3) - (2), with both (1) + (4) - (2): the checks' cost is all in (3) and (4) - (2). The rules'
+    reading of the questions' premises (`grader.scoring.premise`) is in every grading; its cost is (2) less
+    (2) graded again without it."""
     sys.path.insert(0, str(ROOT / "bench"))
     from bench_grading import synthetic_class
     from corpora import MemoryEncoder
@@ -329,9 +332,9 @@ def timing(args: argparse.Namespace) -> None:
     classes.append((f"synthetic, {args.students} students", *synthetic_class(args.students, 0)))
     print(
         "| class | answers | without checker (cold) | checker's extra | ratio | pairs asked "
-        "| with the cross-encoder: extra | ratio | answers it read |"
+        "| with the cross-encoder: extra | ratio | answers it read | the premises read (in every column) |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name, r, submissions in classes:
         encoder = MemoryEncoder(base)
         started = time.perf_counter()
@@ -340,6 +343,11 @@ def timing(args: argparse.Namespace) -> None:
         started = time.perf_counter()
         grade(r, submissions, encoder)
         warm = time.perf_counter() - started
+        premise.READ_PREMISE = False  # what reading the questions' premises costs, warm
+        started = time.perf_counter()
+        grade(r, submissions, encoder)
+        unread = time.perf_counter() - started
+        premise.READ_PREMISE = True
         counted = counting(checker)
         started = time.perf_counter()
         grade(r, submissions, encoder, checker=counted)
@@ -353,7 +361,8 @@ def timing(args: argparse.Namespace) -> None:
         answers = len(submissions.students) * len(r.questions)
         print(
             f"| {name} | {answers} | {cold:.1f} s | {extra:.1f} s | {(cold + extra) / cold:.2f} | {counted.asked} "
-            f"| {again:.1f} s | {(cold + again) / cold:.2f} | {read.answers if read else 0} |",
+            f"| {again:.1f} s | {(cold + again) / cold:.2f} | {read.answers if read else 0} "
+            f"| {warm - unread:+.2f} s |",
             flush=True,
         )
     print(f"(load average {os.getloadavg()[0]:.1f} at the end; torch threads {__import__('torch').get_num_threads()})")

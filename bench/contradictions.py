@@ -23,6 +23,8 @@ import io
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 
 import corpora as data
@@ -34,6 +36,7 @@ from grader.embedding.encoder import Encoder
 from grader.exam.files import read_human_marks
 from grader.exam.rubric import ShortQuestion, load_rubric
 from grader.exam.submissions import parse_submissions, read_submissions
+from grader.scoring import premise
 from grader.scoring.grade import Grades, grade
 
 
@@ -63,6 +66,21 @@ def semeval_counts(corpus: data.Corpus, encoder: data.MemoryEncoder, negation: b
     return counts
 
 
+SETTINGS = [("before", False), ("rules, no premise", True), ("after", True)]
+"""No rules; the rules without the question's premise (`grader.scoring.premise`); the rules now."""
+
+
+@contextmanager
+def premises_read(on: bool) -> Iterator[None]:
+    """Grading with or without the question's premise read (`grader.scoring.premise`)."""
+    saved = premise.READ_PREMISE
+    premise.READ_PREMISE = on
+    try:
+        yield
+    finally:
+        premise.READ_PREMISE = saved
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -80,11 +98,12 @@ def main() -> None:
     for name in ("beetle", "sciEntsBank"):
         corpus = data.semeval(name, args.semeval_sample)
         corpus = replace(corpus, answers=[a for a in corpus.answers if a.label in ("correct", "contradictory")])
-        for negation in (False, True):
-            c = semeval_counts(corpus, encoder, negation)
+        for label, negation in SETTINGS:
+            with premises_read(label != "rules, no premise"):
+                c = semeval_counts(corpus, encoder, negation)
             n_con, n_cor = c["contradictory"], c["correct"]
             print(
-                f"| {corpus.name} | {n_con} / {n_cor} | {'after' if negation else 'before'} "
+                f"| {corpus.name} | {n_con} / {n_cor} | {label} "
                 f"| {c[('contradictory', 'flagged')]} ({c[('contradictory', 'flagged')] / n_con:.1%}) "
                 f"| {c[('correct', 'flagged')]} ({c[('correct', 'flagged')] / n_cor:.1%}) "
                 f"| {c[('contradictory', 'marked correct')]} | {c[('correct', 'marked correct')]} |",
@@ -96,12 +115,13 @@ def main() -> None:
     human = read_human_marks(MARKS, set(rubric.question_ids))
     print("\n| development set | answers flagged contradiction | short answers MAE | QWK |")
     print("|---|---|---|---|")
-    for negation in (False, True):
-        grades = grade(rubric, submissions, encoder, negation=negation)
+    for label, negation in SETTINGS:
+        with premises_read(label != "rules, no premise"):
+            grades = grade(rubric, submissions, encoder, negation=negation)
         shorts = [g for g in grades.items if isinstance(rubric.question(g.question_id), ShortQuestion)]
         found = agreement([g.mark for g in shorts], [human[(g.student_id, g.question_id)] for g in shorts], step=0.25)
         flagged = sum(any(f.code == "contradiction" for f in g.flags) for g in grades.items)
-        print(f"| {'after' if negation else 'before'} | {flagged} | {found.mae:.3f} | {found.qwk:.3f} |")
+        print(f"| {label} | {flagged} | {found.mae:.3f} | {found.qwk:.3f} |")
     print(f"\n({time.perf_counter() - start:.0f} s, {len(encoder._rows)} distinct texts encoded)", file=sys.stderr)
 
 

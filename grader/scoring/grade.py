@@ -7,7 +7,8 @@ large length-sorted batches, and then matched as matrix products; what one block
 before the next, so memory stays flat as the class grows.
 
 Before the matching, the checks that read words take pairs out of the score matrix: a segment that
-says the opposite of a phrasing (`grader.scoring.negation`), a keyword list or an instruction to the grader
+says the opposite of a phrasing (`grader.scoring.negation`), an answer that denies what its question takes for
+granted (`grader.scoring.premise`: all its pairs), a keyword list or an instruction to the grader
 (`grader.scoring.gaming`). After it, each answer gets its flags (`grader.scoring.flags`): those checks, a sentence
 too long for the model, an answer unlike every point, a near copy of another student's answer
 (`grader.scoring.collusion`), and a mark near a rounding or credit boundary.
@@ -48,6 +49,8 @@ from grader.scoring.match import (
 )
 from grader.scoring.mcq import read_choice, score_choice
 from grader.scoring.negation import explain, opposed, polarity, verdict
+from grader.scoring.premise import denial, premise
+from grader.scoring.premise import explain as premise_explain
 from grader.watcher import Progress
 
 ENCODE_BLOCK = 16384
@@ -232,6 +235,7 @@ def _grade_block(
     phrasings = QuestionVectors.build(question, lambda t: vectors[row[t]])
     phrasing_rows = [row[t] for p in question.points for t in p.phrasings]
     terms = rubric_terms(question)
+    granted = premise(question.prompt) if negation else None
     screens = {s: screen(question, answers[s], pieces[s], terms) for s in answered}
     graded: dict[tuple[str, str], QuestionGrade] = {}
     concept = checker if isinstance(checker, ConceptCheck) else None
@@ -246,6 +250,11 @@ def _grade_block(
             else pooled.index([answers[s] for s in block], len(rubric_texts))
         )
         opposite = opposed(polar.rows(seg_index), polar.rows(phrasing_rows)) if polar is not None else None
+        denials = [denial(granted, answers[s]) for s in block]
+        if any(denials):  # an answer that denies what its question takes for granted earns no point
+            said = np.repeat([d is not None for d in denials], [len(ss) for ss in segs])
+            opposite = np.zeros((len(said), len(phrasing_rows)), dtype=bool) if opposite is None else opposite
+            opposite[said] = True
         excluded = np.concatenate([screens[s].excluded for s in block])
         refuted, reversal, saying_opposite, doubts = None, None, None, None
         if concept is not None:  # each answer read whole: one pass over its pairs with the phrasings serves both checks
@@ -269,6 +278,10 @@ def _grade_block(
         for i, student in enumerate(block):
             answer = answers[student]
             matches = point_matches(question, answer, segs[i], best, i, curve)
+            if denials[i] is not None:  # flagged with the clause that denies it, the evidence a TA needs to see
+                lost = [m.opposite is not None for m in matches]
+                lost = lost if any(lost) else [k == 0 for k in range(len(matches))]
+                matches = tuple(replace(m, opposite=denials[i]) if x else m for m, x in zip(matches, lost))
             if refuted is not None:
                 matches = tuple(
                     replace(m, opposite_probability=probability_of(refuted, i, k, m.opposite))
@@ -349,8 +362,10 @@ def _short_grade(
 
 
 def _opposite_flag(question: ShortQuestion, match: PointMatch) -> Flag:
+    """Why the segment earns nothing: it opposes the point, or it denies what the question takes for granted."""
     point = next(p for p in question.points if p.id == match.point_id)
     why = next((w for w in (explain(match.opposite, t) for t in point.phrasings) if w), "")
+    why = why or premise_explain(premise(question.prompt), match.opposite)
     if match.opposite_probability is not None:
         learned = f"the learned check reads it as contradicting the point, p = {match.opposite_probability:.2f}"
         why = f"{why}; {learned}" if why else learned

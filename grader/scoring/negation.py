@@ -413,7 +413,8 @@ _ANTONYM = {
 }
 
 
-def _normalise(text: str) -> str:
+def normalise(text: str) -> str:
+    """Lower case, straight quotes, contractions spelled out ("can't" -> "can not"): what the rules read."""
     text = text.lower().replace("’", "'").replace("‘", "'")
     for pattern, replacement in _CONTRACTIONS:
         text = pattern.sub(replacement, text)
@@ -456,7 +457,7 @@ def signed_concepts(text: str) -> dict[str, int]:
     A cue denies the next content word of its clause; "or" and "/" carry the denial on ("not X or Y",
     "no vanishing/exploding"); a second cue before the word flips it back ("not unable to converge").
     """
-    tokens = _WORD.findall(_normalise(text))
+    tokens = _WORD.findall(normalise(text))
     found: dict[str, set[int]] = {}
     denied = False  # a cue waits for the word it denies
     carry = False  # the last word was denied

@@ -242,8 +242,9 @@ def test_bfloat16_reads_pairs_as_float32_does(shipped_checker):
 NOT_REACHED = pytest.mark.xfail(
     strict=True,
     reason="not reached (issue 12): the shipped checker (2.9 % recall in question-grouped 5-fold CV on "
-    "SemEval, 22 % on the one held-out fifth it shipped with) does not read this reversal as contradicting; "
-    "strict, so a checker that catches it fails here until the mark is removed",
+    "SemEval, 22 % on the one held-out fifth it shipped with) does not read this reversal of roles as "
+    "contradicting, and the rules read a clause against the point only inside its sentence (bench/README.md); "
+    "strict, so a check that catches it fails here until the mark is removed",
 )
 
 
@@ -263,9 +264,10 @@ REVERSALS = [
     ),
     ("I3", "The weights are drawn from a uniform distribution between minus and plus sqrt(3/(n_in + n_out))."),
 ]
-REACHED = {"I3"}
-"""Zeroed and flagged by the rules since a segment opposing its nearest phrasing loses the whole point
-(`grader.scoring.match.nearest_opposed`), with or without a learned check."""
+REACHED = {"I3", "A1a", "I5"}
+"""Zeroed and flagged by the rules, with or without a learned check: I3 since a segment opposing its
+nearest phrasing loses the whole point (`grader.scoring.match.nearest_opposed`); A1a and I5 since they
+deny what their question takes for granted (`grader.scoring.premise`)."""
 
 
 @shipped

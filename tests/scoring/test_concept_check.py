@@ -377,10 +377,10 @@ def test_grading_reads_each_short_answer_whole_against_the_model_answer(rubric, 
 
 NOT_REACHED = pytest.mark.xfail(
     strict=True,
-    reason="not reached (issue 12): the concept check learned school science; read whole, these answers "
-    "score 0.11, 0.06 and 0.02 on the opposition (the model answers 0.01-0.05), far under its threshold "
-    "(0.72) and under the gate of the cross-encoder's second reading (0.35), which would not separate them "
-    "either (bench/README.md); strict, so a check that catches one fails here until the mark goes",
+    reason="not reached (issue 12): the concept check learned school science; read whole, this reversal of "
+    "roles scores 0.11 on the opposition (the model answers 0.01-0.05), far under its threshold (0.72) and "
+    "under the gate of the cross-encoder's second reading (0.35), which would not separate it either "
+    "(bench/README.md); strict, so a check that catches it fails here until the mark goes",
 )
 
 

@@ -266,3 +266,51 @@ def test_a_wrong_constant_close_to_another_phrasing_earns_nothing_and_is_flagged
     formula = {s: next(p for p in g.points if p.point_id == "formula") for s, g in graded.items()}
     assert formula["wrong"].credit == 0.0 and "contradiction" in {f.code for f in graded["wrong"].flags}
     assert formula["right"].credit == 1.0 and not any(f.code == "contradiction" for f in graded["right"].flags)
+
+
+DROPOUT_EXAM = {
+    "exam": "Regularisation quiz",
+    "questions": [
+        {
+            "id": "R1",
+            "type": "short",
+            "marks": 1,
+            "step": 0.5,
+            "prompt": "Why is dropout necessary when training a very large network on a small data set?",
+            "model_answer": "A large network memorises a small training set. Dropout randomly switches units off, "
+            "so no unit can rely on others and the network overfits less.",
+            "points": [
+                {"id": "overfit", "marks": 0.5, "text": "A large network overfits a small training set."},
+                {
+                    "id": "co-adapt",
+                    "marks": 0.5,
+                    "text": "Dropping random units stops units from co-adapting, which regularises the network.",
+                },
+            ],
+        }
+    ],
+}
+
+
+def test_an_answer_denying_what_its_question_takes_for_granted_earns_nothing_and_says_why(encoder):
+    # Our own exam and wordings: the denial reuses the points' words (overfitting, units, regularising),
+    # which is what lets it earn marks from the embeddings alone.
+    from grader.exam.rubric import parse_rubric
+
+    rubric = parse_rubric(DROPOUT_EXAM, "dropout.yaml")
+    answers = {
+        "denies": "Dropout is not needed here: a large network does not overfit, the units regularise each other.",
+        "agrees": "Without dropout a large network overfits the small training set; dropping random units stops "
+        "them from co-adapting, so it regularises.",
+        "hedges": "Dropout is not needed if the data set is large, but here the large network overfits, and "
+        "dropping units stops them from co-adapting.",
+    }
+    csv_text = "student_id,R1\n" + "".join(f'{s},"{a}"\n' for s, a in answers.items())
+    graded = {g.student_id: g for g in grade(rubric, parse_submissions(csv_text, "r.csv", ["R1"]), encoder).items}
+    denied = [f for f in graded["denies"].flags if f.code == "contradiction"]
+    assert graded["denies"].mark == 0 and denied
+    assert all("Dropout is not needed here" in f.reason and "takes for granted" in f.reason for f in denied)
+    for kept in ("agrees", "hedges"):
+        assert graded[kept].mark == 1 and not any(f.code == "contradiction" for f in graded[kept].flags), kept
+    without = grade(rubric, parse_submissions(csv_text, "r.csv", ["R1"]), encoder, negation=False).items
+    assert next(g for g in without if g.student_id == "denies").mark > 0  # the embeddings alone pay it
