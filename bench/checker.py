@@ -68,7 +68,7 @@ from grader.embedding.encoder import Encoder, default_model_path
 from grader.exam.files import read_human_marks
 from grader.exam.rubric import ShortQuestion, load_rubric
 from grader.exam.submissions import parse_submissions, read_submissions
-from grader.scoring import premise
+from grader.scoring import comparison, premise
 from grader.scoring.checker import Checker, contradiction_score, rubric_pairs, tokenizer_for
 from grader.scoring.checker_train import Marked, read_semeval, recall_at, train_checker
 from grader.scoring.concept_check import ConceptCheck, question_folds, rules_flag
@@ -318,8 +318,8 @@ def timing(args: argparse.Namespace) -> None:
     the checker, through a memory of its vectors, then (2) warm without, (3) warm with the check alone
     and (4) warm with its second reading (the vectors read back from memory). Cold with the check is
     (1) + (3) - (2), with both (1) + (4) - (2): the checks' cost is all in (3) and (4) - (2). The rules'
-    reading of the questions' premises (`grader.scoring.premise`) is in every grading; its cost is (2) less
-    (2) graded again without it."""
+    reading of the prompts (`grader.scoring.premise`, `grader.scoring.comparison`) is in every grading; its
+    cost is (2) less (2) graded again without it."""
     sys.path.insert(0, str(ROOT / "bench"))
     from bench_grading import synthetic_class
     from corpora import MemoryEncoder
@@ -332,7 +332,7 @@ def timing(args: argparse.Namespace) -> None:
     classes.append((f"synthetic, {args.students} students", *synthetic_class(args.students, 0)))
     print(
         "| class | answers | without checker (cold) | checker's extra | ratio | pairs asked "
-        "| with the cross-encoder: extra | ratio | answers it read | the premises read (in every column) |"
+        "| with the cross-encoder: extra | ratio | answers it read | the prompts read (in every column) |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name, r, submissions in classes:
@@ -343,11 +343,11 @@ def timing(args: argparse.Namespace) -> None:
         started = time.perf_counter()
         grade(r, submissions, encoder)
         warm = time.perf_counter() - started
-        premise.READ_PREMISE = False  # what reading the questions' premises costs, warm
+        premise.READ_PREMISE = comparison.READ_COMPARISONS = False  # what reading the prompts costs, warm
         started = time.perf_counter()
         grade(r, submissions, encoder)
         unread = time.perf_counter() - started
-        premise.READ_PREMISE = True
+        premise.READ_PREMISE = comparison.READ_COMPARISONS = True
         counted = counting(checker)
         started = time.perf_counter()
         grade(r, submissions, encoder, checker=counted)

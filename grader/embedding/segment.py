@@ -18,6 +18,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import numpy as np
+
 # Sentence ends: . ! ? ; followed by space, or line breaks and bullets. Abbreviations and decimals
 # ("e.g. the", "0.5") are protected because the split needs whitespace after the stop.
 _ABBREVIATIONS = re.compile(r"\b(e\.g|i\.e|etc|vs|cf|approx|resp|fig|eq|et al)\.\s", re.IGNORECASE)
@@ -177,3 +179,15 @@ def segment_spans(answer: str) -> list[Segment]:
                         a, b = _trim(sentence, spans[first][0], spans[last][1], " ,;:")
                         add(start + a, start + b)
     return list(found.values())
+
+
+def sentence_overlap(answer: str) -> np.ndarray:
+    """(segments, sentences) booleans, in `segments`' and `sentences`' order: which sentences of the
+    answer each segment shares words with (a clause lies in one; a sentence pair spans two)."""
+    spans = segment_spans(answer)
+    starts, stops = np.array(sentence_spans(answer), dtype=np.int64).reshape(-1, 2).T
+    overlap = np.zeros((len(spans), len(starts)), dtype=bool)
+    for row, segment in enumerate(spans):
+        for a, b in segment.parts:
+            overlap[row] |= (starts < b) & (stops > a)
+    return overlap

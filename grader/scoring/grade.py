@@ -8,7 +8,8 @@ before the next, so memory stays flat as the class grows.
 
 Before the matching, the checks that read words take pairs out of the score matrix: a segment that
 says the opposite of a phrasing (`grader.scoring.negation`), an answer that denies what its question takes for
-granted (`grader.scoring.premise`: all its pairs), a keyword list or an instruction to the grader
+granted (`grader.scoring.premise`: all its pairs) or turns the comparison it asks for around
+(`grader.scoring.comparison`), a keyword list or an instruction to the grader
 (`grader.scoring.gaming`). After it, each answer gets its flags (`grader.scoring.flags`): those checks, a sentence
 too long for the model, an answer unlike every point, a near copy of another student's answer
 (`grader.scoring.collusion`), and a mark near a rounding or credit boundary.
@@ -30,6 +31,8 @@ from grader.exam.submissions import Submissions
 from grader.scoring import flags as flagging
 from grader.scoring.checker import Contradicting, checked_opposite, describe, probability_of
 from grader.scoring.collusion import near_copies
+from grader.scoring.comparison import compared, reversals, withheld
+from grader.scoring.comparison import explain as comparison_explain
 from grader.scoring.concept_check import ConceptCheck, pair_table, question_phrasings, read_table
 from grader.scoring.cross_reading import opposite_answers
 from grader.scoring.flags import Flag, FlagCode
@@ -236,6 +239,7 @@ def _grade_block(
     phrasing_rows = [row[t] for p in question.points for t in p.phrasings]
     terms = rubric_terms(question)
     granted = premise(question.prompt) if negation else None
+    things = compared(question.prompt) if negation else None
     screens = {s: screen(question, answers[s], pieces[s], terms) for s in answered}
     graded: dict[tuple[str, str], QuestionGrade] = {}
     concept = checker if isinstance(checker, ConceptCheck) else None
@@ -251,10 +255,15 @@ def _grade_block(
         )
         opposite = opposed(polar.rows(seg_index), polar.rows(phrasing_rows)) if polar is not None else None
         denials = [denial(granted, answers[s]) for s in block]
-        if any(denials):  # an answer that denies what its question takes for granted earns no point
-            said = np.repeat([d is not None for d in denials], [len(ss) for ss in segs])
-            opposite = np.zeros((len(said), len(phrasing_rows)), dtype=bool) if opposite is None else opposite
-            opposite[said] = True
+        turned = reversals(things, question, [answers[s] for s in block])
+        if any(denials) or any(turned):
+            opposite = np.zeros((len(seg_index), len(phrasing_rows)), dtype=bool) if opposite is None else opposite
+            at = np.concatenate([[0], np.cumsum([len(ss) for ss in segs])])
+            for i, student in enumerate(block):
+                if denials[i] is not None:  # it denies what its question takes for granted: no point
+                    opposite[at[i] : at[i + 1]] = True
+                elif turned[i] is not None:  # it turns the comparison around: see grader.scoring.comparison
+                    opposite[at[i] : at[i + 1]] |= withheld(turned[i], question, answers[student])
         excluded = np.concatenate([screens[s].excluded for s in block])
         refuted, reversal, saying_opposite, doubts = None, None, None, None
         if concept is not None:  # each answer read whole: one pass over its pairs with the phrasings serves both checks
@@ -282,6 +291,9 @@ def _grade_block(
                 lost = [m.opposite is not None for m in matches]
                 lost = lost if any(lost) else [k == 0 for k in range(len(matches))]
                 matches = tuple(replace(m, opposite=denials[i]) if x else m for m, x in zip(matches, lost))
+            elif turned[i] is not None:  # each point it reverses is flagged with the clause that does
+                clause = turned[i].clause
+                matches = tuple(replace(m, opposite=clause) if m.point_id in turned[i].points else m for m in matches)
             if refuted is not None:
                 matches = tuple(
                     replace(m, opposite_probability=probability_of(refuted, i, k, m.opposite))
@@ -362,10 +374,12 @@ def _short_grade(
 
 
 def _opposite_flag(question: ShortQuestion, match: PointMatch) -> Flag:
-    """Why the segment earns nothing: it opposes the point, or it denies what the question takes for granted."""
+    """Why the segment earns nothing: it opposes the point, denies what the question takes for granted, or
+    turns the comparison the question asks for around."""
     point = next(p for p in question.points if p.id == match.point_id)
     why = next((w for w in (explain(match.opposite, t) for t in point.phrasings) if w), "")
     why = why or premise_explain(premise(question.prompt), match.opposite)
+    why = why or comparison_explain(compared(question.prompt), question, match.opposite)
     if match.opposite_probability is not None:
         learned = f"the learned check reads it as contradicting the point, p = {match.opposite_probability:.2f}"
         why = f"{why}; {learned}" if why else learned

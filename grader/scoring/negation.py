@@ -241,6 +241,8 @@ _FUNCTION = _SKIP | {
     "whose",
     "whom",
 }
+FUNCTION_WORDS = frozenset(_FUNCTION)
+"""Words that carry no concept of their own (auxiliaries, determiners, pronouns, prepositions, connectives)."""
 _ANTONYMS = {
     # concept: (words asserting it, words denying it): general English and machine-learning terms.
     # Left out on purpose, after they misfired on the development set: pairs that often name different
@@ -561,26 +563,37 @@ class Polarity:
 
 def polarity(texts: Sequence[str]) -> Polarity:
     """The polarity of each text (one row each, in order), over one shared vocabulary."""
+    return polarity_of(
+        [signed_concepts(t) for t in texts],
+        [numbers(t) for t in texts],
+        np.array([verdict(t) for t in texts], dtype=np.int8),
+    )
+
+
+def polarity_of(
+    concepts: Sequence[dict[str, int]],
+    stated: Sequence[frozenset[str]] | None = None,
+    verdicts: np.ndarray | None = None,
+) -> Polarity:
+    """Rows from what was read: signed concepts, numbers stated (none when not given), verdicts (none)."""
     concept_ids: dict[str, int] = {}
     number_ids: dict[str, int] = {}
     s_rows, s_cols, s_vals, n_rows, n_cols = [], [], [], [], []
-    verdicts = np.zeros(len(texts), dtype=np.int8)
-    for r, text in enumerate(texts):
-        for concept, sign in signed_concepts(text).items():
+    for r, signed in enumerate(concepts):
+        for concept, sign in signed.items():
             s_rows.append(r)
             s_cols.append(concept_ids.setdefault(concept, len(concept_ids)))
             s_vals.append(sign)
-        for n in numbers(text):
+    for r, found in enumerate(stated or ()):
+        for n in found:
             n_rows.append(r)
             n_cols.append(number_ids.setdefault(n, len(number_ids)))
-        verdicts[r] = verdict(text)
-    signs = sparse.csr_matrix(
-        (np.array(s_vals, np.float32), (s_rows, s_cols)), shape=(len(texts), max(1, len(concept_ids)))
+    rows = len(concepts)
+    signs = sparse.csr_matrix((np.array(s_vals, np.float32), (s_rows, s_cols)), shape=(rows, max(1, len(concept_ids))))
+    said = sparse.csr_matrix(
+        (np.ones(len(n_rows), np.float32), (n_rows, n_cols)), shape=(rows, max(1, len(number_ids)))
     )
-    stated = sparse.csr_matrix(
-        (np.ones(len(n_rows), np.float32), (n_rows, n_cols)), shape=(len(texts), max(1, len(number_ids)))
-    )
-    return Polarity(signs, stated, verdicts)
+    return Polarity(signs, said, np.zeros(rows, dtype=np.int8) if verdicts is None else verdicts)
 
 
 def opposed(segments: Polarity, phrasings: Polarity) -> np.ndarray:

@@ -1,4 +1,13 @@
-from grader.embedding.segment import WINDOW_WORDS, clauses, overlong, segment_spans, segments, sentences, windows
+from grader.embedding.segment import (
+    WINDOW_WORDS,
+    clauses,
+    overlong,
+    segment_spans,
+    segments,
+    sentence_overlap,
+    sentences,
+    windows,
+)
 
 
 def test_blank_answer_has_no_segments():
@@ -62,3 +71,13 @@ def test_segment_spans_point_at_the_same_words_in_the_answer():
         assert " ".join(answer[a:b] for a, b in segment.parts).split() == segment.text.split(), segment.text
     pair = next(s for s in found if s.text == "No. second order grads are noisy, so it fails")
     assert answer[pair.parts[0][1] : pair.parts[1][0]] == "\n- "  # the bullet between is not part of it
+
+
+def test_each_segment_knows_the_sentences_it_shares_words_with():
+    answer = "  Boosting lowers bias, bagging lowers variance.\n- Bagging samples with replacement; it is parallel."
+    found, said = segments(answer), sentences(answer)
+    overlap = sentence_overlap(answer)
+    assert overlap.shape == (len(found), len(said)) and overlap.any(axis=1).all()
+    for row, text in zip(overlap, found):
+        assert {said[k] for k in row.nonzero()[0]} == {s for s in said if s in text or text in s}, text
+    assert overlap[found.index("bagging lowers variance.")].tolist() == [True, False, False]

@@ -239,15 +239,6 @@ def test_bfloat16_reads_pairs_as_float32_does(shipped_checker):
     assert (full.argmax(1) == half.argmax(1)).all()
 
 
-NOT_REACHED = pytest.mark.xfail(
-    strict=True,
-    reason="not reached (issue 12): the shipped checker (2.9 % recall in question-grouped 5-fold CV on "
-    "SemEval, 22 % on the one held-out fifth it shipped with) does not read this reversal of roles as "
-    "contradicting, and the rules read a clause against the point only inside its sentence (bench/README.md); "
-    "strict, so a check that catches it fails here until the mark is removed",
-)
-
-
 REVERSALS = [
     # Our own wordings of answers that turn a point around (not from any issue or data set); also read
     # by bench/checker_probes.py.
@@ -264,16 +255,16 @@ REVERSALS = [
     ),
     ("I3", "The weights are drawn from a uniform distribution between minus and plus sqrt(3/(n_in + n_out))."),
 ]
-REACHED = {"I3", "A1a", "I5"}
-"""Zeroed and flagged by the rules, with or without a learned check: I3 since a segment opposing its
-nearest phrasing loses the whole point (`grader.scoring.match.nearest_opposed`); A1a and I5 since they
-deny what their question takes for granted (`grader.scoring.premise`)."""
+"""All four are zeroed and flagged by the rules, with or without a learned check: I3 since a segment
+opposing its nearest phrasing loses the whole point (`grader.scoring.match.nearest_opposed`), A1a and
+I5 since they deny what their question takes for granted (`grader.scoring.premise`), I4 since a clause
+about neural networks says the opposite of what the point says of them (`grader.scoring.comparison`)."""
 
 
 @shipped
 @pytest.mark.parametrize(
     ("question", "answer"),
-    [pytest.param(*case, marks=() if case[0] in REACHED else NOT_REACHED, id=case[0]) for case in REVERSALS],
+    [pytest.param(*case, id=case[0]) for case in REVERSALS],
 )
 def test_shipped_weights_zero_answers_that_turn_a_point_around(rubric, encoder, shipped_checker, question, answer):
     from grader.exam.submissions import parse_submissions

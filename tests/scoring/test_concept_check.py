@@ -31,7 +31,7 @@ from grader.scoring.concept_check import (
 )
 from grader.scoring.engine import default_checker
 from grader.scoring.negation import opposed, polarity, signed_concepts
-from tests.scoring.test_checker import REACHED, REVERSALS
+from tests.scoring.test_checker import REVERSALS
 
 # ---- features ------------------------------------------------------------------------------------
 
@@ -375,19 +375,10 @@ def test_grading_reads_each_short_answer_whole_against_the_model_answer(rubric, 
     assert all(g.concept_doubt is None for g in grade(rubric, one, encoder).items)
 
 
-NOT_REACHED = pytest.mark.xfail(
-    strict=True,
-    reason="not reached (issue 12): the concept check learned school science; read whole, this reversal of "
-    "roles scores 0.11 on the opposition (the model answers 0.01-0.05), far under its threshold (0.72) and "
-    "under the gate of the cross-encoder's second reading (0.35), which would not separate it either "
-    "(bench/README.md); strict, so a check that catches it fails here until the mark goes",
-)
-
-
 @shipped
 @pytest.mark.parametrize(
     ("question", "answer"),
-    [pytest.param(*case, marks=() if case[0] in REACHED else NOT_REACHED, id=case[0]) for case in REVERSALS],
+    [pytest.param(*case, id=case[0]) for case in REVERSALS],
 )
 def test_shipped_check_zeroes_our_own_seed_exam_reversals(rubric, encoder, grading_check, question, answer):
     from grader.exam.submissions import parse_submissions

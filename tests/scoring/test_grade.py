@@ -314,3 +314,32 @@ def test_an_answer_denying_what_its_question_takes_for_granted_earns_nothing_and
         assert graded[kept].mark == 1 and not any(f.code == "contradiction" for f in graded[kept].flags), kept
     without = grade(rubric, parse_submissions(csv_text, "r.csv", ["R1"]), encoder, negation=False).items
     assert next(g for g in without if g.student_id == "denies").mark > 0  # the embeddings alone pay it
+
+
+def test_an_answer_turning_the_comparison_around_loses_the_point_and_says_why(encoder, monkeypatch):
+    # Our own exam and wordings. The reversal keeps the point's words and swaps who does what; its other
+    # sentence makes the second point, which it keeps.
+    from grader.exam.rubric import parse_rubric
+    from tests.scoring.test_comparison import QUESTION
+
+    rubric = parse_rubric(
+        {"exam": "Ensembles", "questions": [QUESTION.model_dump(exclude_none=True)]}, "ensembles.yaml"
+    )
+    answers = {
+        "swaps": "Boosting does not reduce bias, while bagging reduces bias a lot. Bagging trains its models "
+        "independently on bootstrap samples.",
+        "keeps": "Boosting reduces bias, while bagging reduces variance. Bagging trains its models "
+        "independently on bootstrap samples.",
+    }
+    csv_text = "student_id,E1\n" + "".join(f'{s},"{a}"\n' for s, a in answers.items())
+    submissions = parse_submissions(csv_text, "e.csv", ["E1"])
+    graded = {g.student_id: g for g in grade(rubric, submissions, encoder).items}
+    point = {p.point_id: p for p in graded["swaps"].points}
+    assert point["bias"].credit == 0 and point["bias"].opposite == "Boosting does not reduce bias"
+    assert point["samples"].credit == 1
+    flagged = [f.reason for f in graded["swaps"].flags if f.code == "contradiction"]
+    assert flagged and "point bias" in flagged[0]
+    assert graded["keeps"].mark == 1 and not any(f.code == "contradiction" for f in graded["keeps"].flags)
+    monkeypatch.setattr("grader.scoring.comparison.READ_COMPARISONS", False)
+    unread = {g.student_id: g for g in grade(rubric, submissions, encoder).items}
+    assert unread["swaps"].mark == 1  # the sentence whole: the embeddings pay it and the polarity rules see no flip
