@@ -18,9 +18,11 @@ and an answer clause denies the premise when it names X's head noun and
 - says the opposite of Q will do ("a polynomial activation works fine": Q is "non-polynomial").
 
 A clause with a condition or a restriction ("if", "unless", "only", ...) states nothing this strong and
-is not read. The words are read with the polarity rules (`grader.scoring.negation`), so "non-polynomial"
-and "polynomial" are one concept with two signs. Rules over the prompt's form, not over any rubric: a
-question that asks something else has no premise here, and nothing changes for it.
+is not read. In the answer's first clause, "it" or "they" stands for the question's subject ("It is
+not needed."), unless it is the "it" of "it is not needed to ...". The words are read with the
+polarity rules (`grader.scoring.negation`), so "non-polynomial" and "polynomial" are one concept with
+two signs. Rules over the prompt's form, not over any rubric: a question that asks something else has
+no premise here, and nothing changes for it.
 """
 
 from __future__ import annotations
@@ -55,8 +57,14 @@ _FORMS = [
 ]
 _HEAD_END = re.compile(r"\s(?:for|of|in|on|at|with|from|to|by|when|that|which|used|applied)\s")
 """Where a subject's head ends: "the activation function | for a single hidden layer MLP"."""
-_NOT_NEEDED = re.compile(rf"\b(?:is|are)\s+(?:not\s+(?:really\s+)?(?:{_NEEDED})|un(?:necessary|needed)|optional)\b")
-"""After the subject: "X is not needed", "X is unnecessary", "X is optional"."""
+_NOT_NEEDED = re.compile(
+    rf"\b(?:is|are)\s+(?:not\s+(?:really\s+|at\s+all\s+)?(?:{_NEEDED}|important|crucial|mandatory|a\s+must)"
+    r"|un(?:necessary|needed|important)|optional)\b(?!\s+(?:to|for|that|in\s+order)\b)"
+)
+"""After the subject: "X is not needed", "X is unnecessary", "X is optional" (but not "it is not needed to ...",
+which says something else is not needed)."""
+_PRONOUNS = {"it", "they", "this", "that"}
+"""A subject that stands for the question's own, in the answer's first clause: "It is not needed."."""
 _NO_NEED_FOR = re.compile(r"\b(?:no\s+need\s+(?:for|of)|(?:do|does|did|will|would)\s+not\s+need(?!\s+to))\b")
 """Before the subject: "there is no need for X", "we do not need X"."""
 _NEED_NOT_BE = re.compile(
@@ -114,19 +122,23 @@ def denial(found: Premise | None, answer: str) -> str | None:
     """The first clause of `answer` that denies the premise, or None (always None without a premise)."""
     if found is None:
         return None
+    first = True
     for sentence in sentences(answer):
         for clause in clauses(sentence):
-            if _denies(found, clause):
+            if _denies(found, clause, first):
                 return clause
+            first = False
     return None
 
 
-def _denies(found: Premise, clause: str) -> bool:
+def _denies(found: Premise, clause: str, first: bool) -> bool:
     said = normalise(clause)
     if _HEDGES.search(said):
         return False
 
     def names_subject(text: str) -> bool:
+        if first and " ".join(text.split()) in _PRONOUNS:
+            return True
         concepts = signed_concepts(text)
         return any(concepts.get(c, 0) > 0 for c in found.head)
 

@@ -12,6 +12,7 @@ from grader.exam.rubric import McqQuestion, ShortQuestion
 from grader.exam.submissions import parse_submissions
 from grader.scoring.grade import apply_curve, grade
 from grader.scoring.match import DEFAULT_CURVE, CreditCurve, texts_to_encode
+from tests.scoring.test_checker import REVERSALS
 
 MCQ_IDS = ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9", "B10", "I1", "I2"]
 SHORT_IDS = ["I3", "I4", "I5", "A1a", "A1b", "A1c", "A1d"]
@@ -343,3 +344,11 @@ def test_an_answer_turning_the_comparison_around_loses_the_point_and_says_why(en
     monkeypatch.setattr("grader.scoring.comparison.READ_COMPARISONS", False)
     unread = {g.student_id: g for g in grade(rubric, submissions, encoder).items}
     assert unread["swaps"].mark == 1  # the sentence whole: the embeddings pay it and the polarity rules see no flip
+
+
+@pytest.mark.parametrize(("question", "answer"), [pytest.param(*case, id=case[0]) for case in REVERSALS])
+def test_the_rules_alone_zero_and_flag_our_seed_exam_reversals(encoder, rubric, question, answer):
+    # The learned checks' own tests: tests/scoring/test_checker.py and test_concept_check.py.
+    submissions = parse_submissions(f'student_id,{question}\nx1,"{answer}"\n', "one.csv", rubric.question_ids)
+    graded = next(g for g in grade(rubric, submissions, encoder, checker=None).items if g.question_id == question)
+    assert graded.mark == 0 and "contradiction" in {f.code for f in graded.flags}

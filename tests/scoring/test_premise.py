@@ -57,6 +57,9 @@ KERNEL = premise("Why must the kernel be non-negative?")
         (KERNEL, "A negative kernel works fine, the sum still converges.", "A negative kernel works fine"),
         (KERNEL, "The kernel doesn't have to be non-negative.", "The kernel doesn't have to be non-negative."),
         (KERNEL, "Negative kernels are perfectly acceptable", "Negative kernels are perfectly acceptable"),
+        (DROPOUT, "It is not needed at all. Large networks never overfit.", "It is not needed at all."),
+        (KERNEL, "It doesn't have to be non-negative, only bounded.", "It doesn't have to be non-negative"),
+        (DROPOUT, "For large networks dropout is not important", "For large networks dropout is not important"),
     ],
 )
 def test_an_answer_that_denies_the_premise_is_caught_with_its_clause(found, answer, clause):
@@ -81,6 +84,9 @@ def test_an_answer_that_denies_the_premise_is_caught_with_its_clause(found, answ
         (DROPOUT, "Dropout does not need to be tuned much, it regularises the large network."),
         (DROPOUT, "Dropout makes the hidden units redundant, so none can rely on another."),
         (KERNEL, "The kernel does not have to be symmetric, but it must be non-negative."),  # another requirement
+        (DROPOUT, "It is not needed to drop units at test time; in training it regularises."),  # another 'it'
+        (DROPOUT, "Dropout regularises. It is not needed at test time, though."),  # 'it' later: not read so
+        (DROPOUT, "Dropout can be switched off at test time: it is not necessary then."),
         (None, "Dropout is not needed."),  # no premise: nothing to deny
     ],
 )
