@@ -9,7 +9,8 @@ a reason, and none states the premise. The prompt does.
 Only questions that ask why something is required are read, in the forms
 
 - "why is/are X necessary | needed | required | essential", "why do we need X" (X is required), and
-- "why does/do X have to | need to be Q", "why must/should X be Q" (X must be Q),
+- "why does/do X have to | need to be Q", "why must/should X be Q" (X must be Q), "why can't X be Q"
+  (X must be the opposite of Q), "why does A need X" (X is required),
 
 and an answer clause denies the premise when it names X's head noun and
 
@@ -53,6 +54,20 @@ _FORMS = [
     (
         re.compile(r"\bwhy\s+(?:must|should)\s+(?P<subject>[^?.;]{1,80}?)\s+be\s+(?P<required>[^?.;,]{1,60})", re.I),
         "must",
+    ),
+    (
+        re.compile(
+            r"\bwhy\s+(?:can\s*not|can't|must\s+not|mustn't|should\s+not|shouldn't)\s+(?P<subject>[^?.;]{1,80}?)"
+            r"\s+be\s+(?P<required>[^?.;,]{1,60})",
+            re.I,
+        ),
+        "must not",
+    ),
+    (
+        re.compile(
+            r"\bwhy\s+(?:does|do|did)\s+[^?.;]{1,80}?\s+(?:need|require)\s+(?!to\b)(?P<subject>[^?.;,]{1,80})", re.I
+        ),
+        "needed",
     ),
 ]
 _HEAD_END = re.compile(r"\s(?:for|of|in|on|at|with|from|to|by|when|that|which|used|applied)\s")
@@ -112,9 +127,11 @@ def premise(prompt: str | None) -> Premise | None:
             if kind == "needed":
                 return Premise(f"{subject} is necessary", head)
             what = _HEAD_END.split(f" {found.group('required')} ")[0].strip()
-            required = tuple(sorted(signed_concepts(what).items()))
+            flip = -1 if kind == "must not" else 1  # "cannot be linear": it must be non-linear
+            required = tuple(sorted((c, flip * sign) for c, sign in signed_concepts(what).items()))
             if required:
-                return Premise(f"{subject} has to be {what}", head, required)
+                verb = "has to be" if kind == "must" else "cannot be"
+                return Premise(f"{subject} {verb} {what}", head, required)
     return None
 
 

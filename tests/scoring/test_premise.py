@@ -20,6 +20,8 @@ from grader.scoring.premise import denial, explain, premise
         ("Why do we need a validation set?", {"validation", "set"}, ()),
         ("Why must the kernel be non-negative?", {"kernel"}, (("negativ", -1),)),
         ("Why does the step size have to be non-zero for SGD?", {"step", "size"}, (("zero", -1),)),
+        ("Why can't the activation of a deep network be linear?", {"activation"}, (("linear", -1),)),
+        ("Why does Grad-CAM need the ReLU at the end?", {"relu"}, ()),
     ],
 )
 def test_a_question_asking_why_something_is_required_takes_it_for_granted(prompt, head, required):
@@ -44,6 +46,8 @@ def test_other_questions_take_nothing_for_granted(prompt):
 
 DROPOUT = premise("Why is dropout necessary when training a large network?")
 KERNEL = premise("Why must the kernel be non-negative?")
+LINEAR = premise("Why can't the activation of a deep network be linear?")
+NEEDS = premise("Why does Grad-CAM need the ReLU?")
 
 
 @pytest.mark.parametrize(
@@ -60,6 +64,12 @@ KERNEL = premise("Why must the kernel be non-negative?")
         (DROPOUT, "It is not needed at all. Large networks never overfit.", "It is not needed at all."),
         (KERNEL, "It doesn't have to be non-negative, only bounded.", "It doesn't have to be non-negative"),
         (DROPOUT, "For large networks dropout is not important", "For large networks dropout is not important"),
+        (
+            LINEAR,
+            "A linear activation works fine for deep networks.",
+            "A linear activation works fine for deep networks.",
+        ),
+        (NEEDS, "Grad-CAM does not need the ReLU; negatives are informative.", "Grad-CAM does not need the ReLU;"),
     ],
 )
 def test_an_answer_that_denies_the_premise_is_caught_with_its_clause(found, answer, clause):
@@ -87,6 +97,9 @@ def test_an_answer_that_denies_the_premise_is_caught_with_its_clause(found, answ
         (DROPOUT, "It is not needed to drop units at test time; in training it regularises."),  # another 'it'
         (DROPOUT, "Dropout regularises. It is not needed at test time, though."),  # 'it' later: not read so
         (DROPOUT, "Dropout can be switched off at test time: it is not necessary then."),
+        (LINEAR, "If the activation is linear, the layers collapse into one linear map."),
+        (LINEAR, "A linear activation does not work: the layers collapse into one."),
+        (NEEDS, "Grad-CAM needs the ReLU because negative values belong to other classes."),
         (None, "Dropout is not needed."),  # no premise: nothing to deny
     ],
 )
