@@ -167,9 +167,9 @@ def _denies(found: Premise, clause: str, first: bool) -> bool:
     if cue and names_subject(said[: cue.start()]):
         what = signed_concepts(said[cue.end() :])
         return all(what.get(concept, 0) == sign for concept, sign in found.required)
-    concepts = signed_concepts(said)
     if not names_subject(said):
         return False
+    concepts = signed_concepts(said)
     opposite = all(concepts.get(concept, 0) == -sign for concept, sign in found.required)
     return opposite and any(concepts.get(word, 0) > 0 for word in _WILL_DO)
 
